@@ -1,0 +1,165 @@
+/* pool.c — a persistent fork-join thread pool. Workers sleep on a condition variable between jobs; tasks are handed
+ * out through an atomic counter so uneven tasks balance themselves. No thread is created per job. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+
+struct core_pool {
+    int n_threads;
+    pthread_t *threads;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    uint64_t generation; /* bumped for each job, under lock */
+    int stopping;
+    /* the current job */
+    core_task_fn fn;
+    void *ctx;
+    int64_t n_tasks;
+    atomic_int_fast64_t next_task;
+    int active; /* workers still inside the current job, under lock */
+};
+
+static _Thread_local int in_pool_task;
+
+static void run_tasks(core_pool *pool, int thread) {
+    in_pool_task = 1;
+    for (;;) {
+        int64_t t = atomic_fetch_add(&pool->next_task, 1);
+        if (t >= pool->n_tasks) break;
+        pool->fn(pool->ctx, t, thread);
+    }
+    in_pool_task = 0;
+}
+
+typedef struct worker_arg {
+    core_pool *pool;
+    int index;
+} worker_arg;
+
+static void *worker_main(void *arg) {
+    worker_arg wa = *(worker_arg *)arg;
+    free(arg);
+    core_pool *pool = wa.pool;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        while (!pool->stopping && pool->generation == seen) pthread_cond_wait(&pool->wake, &pool->lock);
+        if (pool->stopping) break;
+        seen = pool->generation;
+        pthread_mutex_unlock(&pool->lock);
+        run_tasks(pool, wa.index);
+        pthread_mutex_lock(&pool->lock);
+        if (--pool->active == 0) pthread_cond_signal(&pool->done);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+int core_physical_cores(void) {
+    /* Count distinct (physical id, core id) pairs; fall back to online CPUs. */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    int cores = 0;
+    if (f) {
+        char line[256];
+        int phys = 0, seen_pairs[1024][2], n = 0;
+        while (fgets(line, sizeof line, f)) {
+            int v;
+            if (sscanf(line, "physical id : %d", &v) == 1) phys = v;
+            else if (sscanf(line, "core id : %d", &v) == 1) {
+                int dup = 0;
+                for (int i = 0; i < n; i++)
+                    if (seen_pairs[i][0] == phys && seen_pairs[i][1] == v) dup = 1;
+                if (!dup && n < 1024) {
+                    seen_pairs[n][0] = phys;
+                    seen_pairs[n][1] = v;
+                    n++;
+                }
+            }
+        }
+        fclose(f);
+        cores = n;
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores <= 0 || (online > 0 && cores > online)) cores = online > 0 ? (int)online : 1;
+    return cores;
+}
+
+lens_status core_pool_create(int n_threads, core_pool **out) {
+    *out = NULL;
+    if (n_threads <= 0) n_threads = core_physical_cores();
+    if (n_threads > 256) return core_fail(LENS_ERR_INVALID_ARGUMENT, "thread count %d is above 256", n_threads);
+    core_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory creating thread pool");
+    pool->n_threads = n_threads;
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    pthread_cond_init(&pool->done, NULL);
+    pool->threads = calloc((size_t)n_threads, sizeof(pthread_t));
+    if (!pool->threads) {
+        core_pool_free(pool);
+        return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory creating thread pool");
+    }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa || pthread_create(&pool->threads[i], NULL, worker_main, wa ? (wa->pool = pool, wa->index = i, wa) : NULL)) {
+            free(wa);
+            pool->n_threads = i;
+            core_pool_free(pool);
+            return core_fail(LENS_ERR_OUT_OF_MEMORY, "cannot start thread %d of %d", i, n_threads);
+        }
+    }
+    *out = pool;
+    return LENS_OK;
+}
+
+void core_pool_free(core_pool *pool) {
+    if (!pool) return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = 1;
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->wake);
+    pthread_cond_destroy(&pool->done);
+    free(pool->threads);
+    free(pool);
+}
+
+int core_pool_size(const core_pool *pool) { return pool ? pool->n_threads : 1; }
+
+void core_pool_run(core_pool *pool, int64_t n_tasks, core_task_fn fn, void *ctx) {
+    if (n_tasks <= 0) return;
+    if (!pool || pool->n_threads == 1 || n_tasks == 1 || in_pool_task) {
+        int was = in_pool_task;
+        in_pool_task = 1;
+        for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        in_pool_task = was;
+        return;
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->fn = fn;
+    pool->ctx = ctx;
+    pool->n_tasks = n_tasks;
+    atomic_store(&pool->next_task, 0);
+    pool->active = pool->n_threads - 1;
+    pool->generation++;
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    run_tasks(pool, 0);
+    pthread_mutex_lock(&pool->lock);
+    while (pool->active > 0) pthread_cond_wait(&pool->done, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+double core_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

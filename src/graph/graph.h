@@ -1,0 +1,133 @@
+/* graph.h — the IR every importer targets (values and nodes), its builder API, the passes that rewrite it, and the
+ * plan: concrete shapes for given input shapes, constants folded, one activation arena laid out by liveness.
+ * Includes ops, kernels and core. Knows nothing of file formats. */
+#ifndef LENS_GRAPH_H
+#define LENS_GRAPH_H
+
+#include "../ops/ops.h"
+
+/* ---- IR ------------------------------------------------------------------------------------------------------ */
+
+typedef struct graph_value {
+    const char *name;
+    /* Declared type and shape (from the file); rank -1 = unknown, dims[i] -1 = dynamic. */
+    lens_dtype dtype;
+    int rank;
+    int64_t dims[TENSOR_MAX_RANK];
+    /* Non-NULL for initializers and folded constants; its data is owned by the graph (arena or file mapping). */
+    tensor *constant;
+    int producer; /* node index, or -1 for graph inputs and constants */
+    int n_consumers; /* maintained by graph_update_uses */
+} graph_value;
+
+typedef struct graph_node {
+    op_node op;
+    int n_inputs;
+    int *inputs;  /* value indices; -1 for an omitted optional input */
+    int n_outputs;
+    int *outputs; /* value indices; -1 for an omitted optional output */
+    int removed;  /* set by passes; skipped everywhere */
+} graph_node;
+
+typedef struct graph_opset {
+    const char *domain;
+    int version;
+} graph_opset_import;
+
+typedef struct graph_metadata {
+    const char *key, *value;
+} graph_metadata;
+
+typedef struct graph {
+    core_arena *arena;
+    graph_value *values;
+    int n_values, cap_values;
+    graph_node *nodes;
+    int n_nodes, cap_nodes;
+    int *inputs; /* graph inputs that are not initializers */
+    int n_inputs, cap_inputs;
+    int *outputs;
+    int n_outputs, cap_outputs;
+    graph_opset_import opsets[16];
+    int n_opsets;
+    graph_metadata *metadata;
+    int n_metadata, cap_metadata;
+    const char *format;     /* "onnx", ... */
+    const char *source;     /* file name for messages */
+    const char *producer;   /* producer_name + version, may be "" */
+    /* file mappings released by graph_free */
+    struct { void *addr; size_t len; } mappings[8];
+    int n_mappings;
+} graph;
+
+/* ---- Builder ------------------------------------------------------------------------------------------------- */
+
+lens_status graph_create(const char *format, const char *source, graph **out);
+void graph_free(graph *g);
+
+/* Zeroed arena memory owned by the graph (NULL on out-of-memory). */
+void *graph_alloc(graph *g, size_t bytes);
+char *graph_strdup(graph *g, const char *s);
+char *graph_strndup(graph *g, const char *s, size_t len);
+
+/* The value named name, added (untyped) if absent. Returns its index or -1 on out-of-memory. "" is not a value. */
+int graph_value_find_or_add(graph *g, const char *name);
+/* The index of the value named name, or -1. */
+int graph_value_find(const graph *g, const char *name);
+
+/* Adds or replaces a constant (initializer). t is copied shallowly: t->data must stay valid as long as the graph
+ * (arena memory or a registered mapping). */
+lens_status graph_set_constant(graph *g, const char *name, const tensor *t);
+/* Declares a graph input. dims[i] < 0 marks a dynamic dimension; rank -1 = unknown. */
+lens_status graph_add_input(graph *g, const char *name, lens_dtype dtype, int rank, const int64_t *dims);
+/* Declares a graph output (type optional: rank -1 when unknown). */
+lens_status graph_add_output(graph *g, const char *name, lens_dtype dtype, int rank, const int64_t *dims);
+/* Adds a node. Input and output names "" mark omitted optional ones. attrs are copied shallowly: their payloads
+ * (names, strings, arrays, tensors) must be graph memory. Returns the node index in *index (may be NULL). */
+lens_status graph_add_node(graph *g, const char *name, const char *domain, const char *op_type, int n_inputs,
+                           const char *const *input_names, int n_outputs, const char *const *output_names, int n_attrs,
+                           const op_attr *attrs, int *index);
+lens_status graph_set_opset(graph *g, const char *domain, int version);
+int graph_opset_version(const graph *g, const char *domain); /* 0 when not imported */
+lens_status graph_set_metadata(graph *g, const char *key, const char *value);
+const char *graph_metadata_get(const graph *g, const char *key);
+/* Registers a file mapping to munmap in graph_free. */
+lens_status graph_keep_mapping(graph *g, void *addr, size_t len);
+
+/* ---- Checks and passes ----------------------------------------------------------------------------------------- */
+
+/* Resolves each node's op and opset, sorts nodes topologically, and fails with one message naming every unsupported
+ * op (domain and node) at once. Call after building, before passes. */
+lens_status graph_finalize(graph *g);
+/* Recomputes producer and n_consumers of every value. */
+void graph_update_uses(graph *g);
+
+/* Runs the standard passes: constant folding of initializer-only nodes, BatchNorm into Conv, activation fusion. */
+lens_status graph_optimize(graph *g);
+
+/* Parameter count and bytes of all constants. */
+void graph_weight_stats(const graph *g, int64_t *params, size_t *bytes);
+
+/* ---- Plan and run ---------------------------------------------------------------------------------------------- */
+
+typedef struct graph_plan graph_plan;
+
+/* Plans the graph for concrete input shapes (one tensor per graph input: dtype, rank, dims; data ignored).
+ * Shapes are inferred, nodes whose inputs are all known are folded, and activations share one arena laid out by
+ * liveness. The plan borrows g (and pool) until graph_plan_free. */
+lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs, core_pool *pool, graph_plan **out);
+void graph_plan_free(graph_plan *plan);
+
+/* Runs the plan. inputs[i]->data is read (shapes must equal the planned ones). On success outputs[i] (caller array of
+ * n_outputs = g->n_outputs) describe tensors inside the plan's arena: valid until the next run or graph_plan_free. */
+lens_status graph_plan_run(graph_plan *plan, const tensor *inputs, tensor *outputs);
+
+/* Bytes of the activation arena. */
+size_t graph_plan_arena_bytes(const graph_plan *plan);
+/* Output i's planned shape. */
+const tensor *graph_plan_output(const graph_plan *plan, int i);
+
+/* Per-node timing for profiling: when enabled, graph_plan_run accumulates seconds per node. */
+void graph_plan_enable_profile(graph_plan *plan, int enable);
+
+#endif

@@ -1,0 +1,74 @@
+/* kernels.h — numeric kernels: the scalar references (src/kernels/ref/) and the fast versions chosen at run time by
+ * CPU features (src/kernels/x86/, src/kernels/arm/). Kernels see raw pointers and sizes, never graphs or nodes.
+ * Includes only core. */
+#ifndef LENS_KERNELS_H
+#define LENS_KERNELS_H
+
+#include "../core/core.h"
+
+/* ---- Activations (also used as fused GEMM/conv epilogues) -------------------------------------------------------- */
+
+typedef enum kern_act_kind {
+    KERN_ACT_NONE = 0,
+    KERN_ACT_RELU,
+    KERN_ACT_CLIP,          /* min(max(x, alpha), beta) */
+    KERN_ACT_LEAKY_RELU,    /* x < 0 ? alpha * x : x */
+    KERN_ACT_SIGMOID,
+    KERN_ACT_HARD_SIGMOID,  /* max(0, min(1, alpha * x + beta)) */
+    KERN_ACT_HARD_SWISH,    /* x * max(0, min(1, x / 6 + 0.5)) */
+    KERN_ACT_TANH,
+    KERN_ACT_GELU,          /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
+    KERN_ACT_SILU           /* x * sigmoid(x) */
+} kern_act_kind;
+
+typedef struct kern_activation {
+    kern_act_kind kind;
+    float alpha, beta;
+} kern_activation;
+
+/* Applies a in place to n floats. */
+void kern_activation_apply(const kern_activation *a, float *x, size_t n);
+
+/* ---- GEMM --------------------------------------------------------------------------------------------------------- */
+
+/* What happens to each output after C = alpha * op(A) op(B) + beta * C: add bias, then apply act. */
+typedef struct kern_epilogue {
+    const float *bias; /* NULL, or bias[m] when bias_per_row, else bias[n] */
+    int bias_per_row;
+    kern_activation act;
+} kern_epilogue;
+
+/* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, then the epilogue (ep may be NULL). Row-major; op(X) is X or
+ * Xᵀ by trans_x; lda/ldb/ldc are row strides in elements of the stored matrices. beta == 0 ignores C's old contents
+ * (NaN included). Multithreaded over pool (NULL: one thread). */
+void kern_sgemm(core_pool *pool, int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
+                size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, const kern_epilogue *ep);
+
+/* The scalar reference, same contract, one thread: the oracle for every fast GEMM. */
+void kern_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                    const float *B, size_t ldb, float beta, float *C, size_t ldc, const kern_epilogue *ep);
+
+/* A matrix packed once (at load time) for repeated use as the left operand: conv weights [Cout, Cin*kh*kw]. */
+typedef struct kern_packed_a kern_packed_a;
+/* Packs op(A) [M,K]. Returns NULL on out-of-memory. The result does not reference A. */
+kern_packed_a *kern_sgemm_pack_a(int trans_a, size_t M, size_t K, const float *A, size_t lda);
+void kern_packed_a_free(kern_packed_a *packed);
+size_t kern_packed_a_bytes(const kern_packed_a *packed);
+/* C[M,N] = packed[M,K] * op(B)[K,N] + beta * C, then the epilogue. */
+void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
+                         float beta, float *C, size_t ldc, const kern_epilogue *ep);
+
+/* A matrix packed once for repeated use as the right operand: fully connected weights. */
+typedef struct kern_packed_b kern_packed_b;
+/* Packs op(B) [K,N]. Returns NULL on out-of-memory. */
+kern_packed_b *kern_sgemm_pack_b(int trans_b, size_t K, size_t N, const float *B, size_t ldb);
+void kern_packed_b_free(kern_packed_b *packed);
+size_t kern_packed_b_bytes(const kern_packed_b *packed);
+/* C[M,N] = op(A)[M,K] * packed[K,N] + beta * C, then the epilogue. */
+void kern_sgemm_packed_b(core_pool *pool, int trans_a, size_t M, const float *A, size_t lda, const kern_packed_b *B,
+                         float beta, float *C, size_t ldc, const kern_epilogue *ep);
+
+/* Which GEMM implementation runs here ("avx512", "avx2", "generic"). */
+const char *kern_sgemm_name(void);
+
+#endif

@@ -1,0 +1,38 @@
+/* activation.c — elementwise activations used standalone and as fused GEMM/conv epilogues. Plain C that the
+ * compiler vectorises; erf/exp come from libm so results match the reference ops bit for bit. */
+#include <math.h>
+
+#include "../kernels.h"
+
+void kern_activation_apply(const kern_activation *a, float *x, size_t n) {
+    switch (a->kind) {
+    case KERN_ACT_NONE: return;
+    case KERN_ACT_RELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+        return;
+    case KERN_ACT_CLIP:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] < a->alpha ? a->alpha : x[i] > a->beta ? a->beta : x[i];
+        return;
+    case KERN_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] < 0 ? a->alpha * x[i] : x[i];
+        return;
+    case KERN_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
+        return;
+    case KERN_ACT_HARD_SIGMOID:
+        for (size_t i = 0; i < n; i++) x[i] = fmaxf(0.0f, fminf(1.0f, a->alpha * x[i] + a->beta));
+        return;
+    case KERN_ACT_HARD_SWISH:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] * fmaxf(0.0f, fminf(1.0f, x[i] / 6.0f + 0.5f));
+        return;
+    case KERN_ACT_TANH:
+        for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+        return;
+    case KERN_ACT_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        return;
+    case KERN_ACT_SILU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+        return;
+    }
+}

@@ -1,0 +1,4 @@
+/* act.c — placeholder table until the family lands. */
+#include "ops.h"
+
+const op_def ops_table_act[] = {{0}};

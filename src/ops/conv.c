@@ -1,0 +1,4 @@
+/* conv.c — placeholder table until the family lands. */
+#include "ops.h"
+
+const op_def ops_table_conv[] = {{0}};
