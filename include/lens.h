@@ -141,6 +141,10 @@ typedef struct lens_preprocess {
 
 LENS_API lens_preprocess lens_preprocess_default(void);
 
+/* The preprocessing this model expects: the default, with the crop set to the model's input size when that is fixed
+ * (e.g. 299 → resize 342, crop 299, keeping torchvision's 256/224 ratio). */
+LENS_API lens_preprocess lens_model_preprocess(const lens_model *model);
+
 typedef struct lens_prediction {
     int64_t index;
     float score;       /* softmax probability */

@@ -57,6 +57,8 @@ lens_status graph_create(const char *format, const char *source, graph **out) {
 
 void graph_free(graph *g) {
     if (!g) return;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].state && g->nodes[i].def && g->nodes[i].def->release) g->nodes[i].def->release(g->nodes[i].state);
     for (int i = 0; i < g->n_mappings; i++) munmap(g->mappings[i].addr, g->mappings[i].len);
     free(g->values);
     free(g->nodes);

@@ -27,6 +27,9 @@ typedef struct graph_node {
     int n_outputs;
     int *outputs; /* value indices; -1 for an omitted optional output */
     int removed;  /* set by passes; skipped everywhere */
+    const op_def *def; /* resolved by graph_finalize */
+    void *state;       /* built by def->prepare on first plan, released by graph_free */
+    int prepared;
 } graph_node;
 
 typedef struct graph_opset {
@@ -108,11 +111,22 @@ lens_status graph_optimize(graph *g);
 /* Parameter count and bytes of all constants. */
 void graph_weight_stats(const graph *g, int64_t *params, size_t *bytes);
 
+/* "node 'name' (Op)" or "node Op", for messages. */
+const char *graph_node_label(const graph_node *n, char *buf, size_t size);
+
+/* Evaluates one node outside a plan: infers output shapes, allocates each output with alloc(ctx, bytes), runs it.
+ * Used to fold constants. */
+typedef void *(*graph_alloc_fn)(void *ctx, size_t bytes);
+lens_status graph_node_eval(graph_node *n, const tensor *const *inputs, tensor *const *outputs, core_pool *pool,
+                            graph_alloc_fn alloc, void *alloc_ctx);
+
 /* ---- Plan and run ---------------------------------------------------------------------------------------------- */
 
 typedef struct graph_plan graph_plan;
 
-/* Plans the graph for concrete input shapes (one tensor per graph input: dtype, rank, dims; data ignored).
+/* Plans the graph for concrete input shapes (one tensor per graph input: dtype, rank, dims, and data NULL). An input
+ * given with data is folded as a constant (for inputs that carry shapes, axes or scales): the plan then holds for
+ * those values only, and graph_plan_run ignores what is passed for it.
  * Shapes are inferred, nodes whose inputs are all known are folded, and activations share one arena laid out by
  * liveness. The plan borrows g (and pool) until graph_plan_free. */
 lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs, core_pool *pool, graph_plan **out);

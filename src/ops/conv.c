@@ -1,4 +1,509 @@
-/* conv.c — placeholder table until the family lands. */
+/* conv.c — Conv (1-D, 2-D, 3-D; groups, dilations, strides, pads, auto_pad) with fused bias, residual add and
+ * activation. Three ways to compute it: pointwise convs are one GEMM on the input as it lies; depthwise 2-D convs
+ * use a direct kernel; everything else is im2col in bounded column tiles followed by a GEMM on weights packed once
+ * in prepare. May touch only its inputs, outputs and the scratch it asked for. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "ops.h"
 
-const op_def ops_table_conv[] = {{0}};
+/* im2col tiles are sized to stay in a core's L2 while the GEMM streams them. */
+#define CONV_TILE_BYTES ((size_t)1 << 20)
+#define CONV_TILE_MIN_COLS 16
+/* Every spatial size, kernel, stride, dilation and pad must stay below this so the geometry arithmetic (products
+ * of two of them plus a few sums) cannot overflow int64. */
+#define CONV_DIM_LIMIT ((int64_t)1 << 30)
+
+/* The convolution with its spatial dims right-aligned into (D, H, W): a 2-D conv has D == 1, a 1-D conv
+ * D == H == 1. */
+typedef struct conv_geom {
+    int spatial; /* 1..3 */
+    int64_t batch, cin, cout, group, cin_g, cout_g;
+    int64_t in[3], out[3], k[3], stride[3], dil[3], pad_begin[3], pad_end[3];
+    int64_t in_size, out_size; /* per-channel spatial volumes */
+    int64_t kg;                /* GEMM K: cin_g * kernel volume */
+    int residual;
+    int depthwise; /* group == cin == cout: the direct kernel */
+    int pointwise; /* 1x1, stride 1, no pads: the input is already the GEMM's right operand */
+    int64_t tile_cols;
+    size_t slot_bytes; /* one im2col tile, rounded to 64 bytes */
+} conv_geom;
+
+static int64_t div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static lens_status check_float(const tensor *t, const char *what) {
+    if (t->dtype != LENS_DTYPE_FLOAT32)
+        return core_fail(LENS_ERR_UNSUPPORTED, "input %s has dtype %s; only float32 is supported", what,
+                         dtype_name(t->dtype));
+    return LENS_OK;
+}
+
+/* Reads and checks attributes and input shapes; fills g. Shared by infer, prepare and run. */
+static lens_status conv_parse(const op_call *call, conv_geom *g) {
+    const op_node *node = call->node;
+    memset(g, 0, sizeof *g);
+    if (call->n_inputs < 2 || !call->inputs[0] || !call->inputs[1])
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv needs inputs X and W");
+    if (call->n_outputs < 1 || !call->outputs[0]) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv needs output Y");
+    const tensor *x = call->inputs[0], *w = call->inputs[1];
+    const tensor *b = call->n_inputs > 2 ? call->inputs[2] : NULL;
+    lens_status st;
+    if ((st = check_float(x, "X")) || (st = check_float(w, "W"))) return st;
+    if (b && (st = check_float(b, "B"))) return st;
+    char sx[96], sw[96], sb[96];
+    tensor_shape_string(x, sx, sizeof sx);
+    tensor_shape_string(w, sw, sizeof sw);
+    if (x->rank < 3 || x->rank > 5)
+        return core_fail(LENS_ERR_UNSUPPORTED, "Conv input X %s: only 1-D, 2-D and 3-D convolutions are supported", sx);
+    if (w->rank != x->rank)
+        return core_fail(LENS_ERR_SHAPE, "Conv weights W %s do not match input X %s (rank %d vs %d)", sw, sx, w->rank,
+                         x->rank);
+    int s = x->rank - 2, off = 3 - s;
+    g->spatial = s;
+    g->batch = x->dims[0];
+    g->cin = x->dims[1];
+    g->cout = w->dims[0];
+    g->group = op_attr_int(node, "group", 1);
+    if (g->group < 1 || g->group > CONV_DIM_LIMIT)
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv group %lld is invalid", (long long)g->group);
+    if (g->batch < 0 || g->cin < 1 || g->cout < 1 || g->cin > CONV_DIM_LIMIT || g->cout > CONV_DIM_LIMIT)
+        return core_fail(LENS_ERR_SHAPE, "Conv input X %s and weights W %s: empty or oversized channels", sx, sw);
+    if (w->dims[1] * g->group != g->cin || g->cout % g->group)
+        return core_fail(LENS_ERR_SHAPE,
+                         "Conv weights W %s do not fit input X %s with group %lld (need W[1] * group == C and "
+                         "W[0] divisible by group)",
+                         sw, sx, (long long)g->group);
+    g->cin_g = g->cin / g->group;
+    g->cout_g = g->cout / g->group;
+    if (b && (b->rank != 1 || b->dims[0] != g->cout))
+        return core_fail(LENS_ERR_SHAPE, "Conv bias B %s must be [%lld] for weights W %s",
+                         tensor_shape_string(b, sb, sizeof sb), (long long)g->cout, sw);
+
+    const int64_t *ks, *strides, *dils, *pads;
+    size_t n_ks = op_attr_ints(node, "kernel_shape", &ks), n_strides = op_attr_ints(node, "strides", &strides);
+    size_t n_dils = op_attr_ints(node, "dilations", &dils), n_pads = op_attr_ints(node, "pads", &pads);
+    if ((n_ks && n_ks != (size_t)s) || (n_strides && n_strides != (size_t)s) || (n_dils && n_dils != (size_t)s) ||
+        (n_pads && n_pads != 2 * (size_t)s))
+        return core_fail(LENS_ERR_INVALID_ARGUMENT,
+                         "Conv attributes kernel_shape/strides/dilations/pads have the wrong length for a %d-D conv", s);
+    const char *auto_pad = op_attr_string(node, "auto_pad", "NOTSET");
+    int same_upper = !strcmp(auto_pad, "SAME_UPPER"), same_lower = !strcmp(auto_pad, "SAME_LOWER");
+    int valid = !strcmp(auto_pad, "VALID");
+    if (!same_upper && !same_lower && !valid && strcmp(auto_pad, "NOTSET") && auto_pad[0])
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv auto_pad '%s' is not one of NOTSET, SAME_UPPER, "
+                         "SAME_LOWER, VALID", auto_pad);
+    for (int i = 0; i < 3; i++) {
+        g->in[i] = g->out[i] = g->k[i] = g->stride[i] = g->dil[i] = 1;
+        g->pad_begin[i] = g->pad_end[i] = 0;
+    }
+    for (int i = 0; i < s; i++) {
+        int d = off + i;
+        g->in[d] = x->dims[2 + i];
+        g->k[d] = w->dims[2 + i];
+        if (n_ks && ks[i] != g->k[d])
+            return core_fail(LENS_ERR_SHAPE, "Conv kernel_shape[%d] = %lld does not match weights W %s", i,
+                             (long long)ks[i], sw);
+        g->stride[d] = n_strides ? strides[i] : 1;
+        g->dil[d] = n_dils ? dils[i] : 1;
+        g->pad_begin[d] = n_pads ? pads[i] : 0;
+        g->pad_end[d] = n_pads ? pads[s + i] : 0;
+        if (g->in[d] < 1 || g->in[d] > CONV_DIM_LIMIT || g->k[d] < 1 || g->k[d] > CONV_DIM_LIMIT)
+            return core_fail(LENS_ERR_SHAPE, "Conv input X %s or weights W %s has an empty or oversized spatial dim",
+                             sx, sw);
+        if (g->stride[d] < 1 || g->stride[d] > CONV_DIM_LIMIT || g->dil[d] < 1 || g->dil[d] > CONV_DIM_LIMIT ||
+            g->pad_begin[d] < 0 || g->pad_begin[d] > CONV_DIM_LIMIT || g->pad_end[d] < 0 ||
+            g->pad_end[d] > CONV_DIM_LIMIT)
+            return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv strides, dilations or pads out of range on axis %d", i);
+        int64_t span = (g->k[d] - 1) * g->dil[d] + 1;
+        if (same_upper || same_lower) {
+            g->out[d] = div_ceil(g->in[d], g->stride[d]);
+            int64_t total = (g->out[d] - 1) * g->stride[d] + span - g->in[d];
+            if (total < 0) total = 0;
+            g->pad_begin[d] = same_upper ? total / 2 : total - total / 2;
+            g->pad_end[d] = total - g->pad_begin[d];
+        } else {
+            if (valid) g->pad_begin[d] = g->pad_end[d] = 0;
+            int64_t padded = g->in[d] + g->pad_begin[d] + g->pad_end[d];
+            if (padded < span)
+                return core_fail(LENS_ERR_SHAPE,
+                                 "Conv input X %s is smaller than the dilated kernel (%lld) on spatial axis %d", sx,
+                                 (long long)span, i);
+            g->out[d] = (padded - span) / g->stride[d] + 1;
+        }
+    }
+    g->in_size = g->in[0] * g->in[1] * g->in[2];
+    g->out_size = g->out[0] * g->out[1] * g->out[2];
+    int64_t kvol = g->k[0] * g->k[1] * g->k[2];
+    size_t kg, tmp;
+    if (!core_mul_size((size_t)g->cin_g, (size_t)kvol, &kg) || kg > (size_t)INT64_MAX / 8 ||
+        !core_mul_size((size_t)g->in_size, (size_t)g->cin, &tmp) || !core_mul_size(tmp, 8, &tmp) ||
+        !core_mul_size((size_t)g->out_size, (size_t)g->cout, &tmp) || !core_mul_size(tmp, 8, &tmp))
+        return core_fail(LENS_ERR_SHAPE, "Conv input X %s with weights W %s is too large", sx, sw);
+    g->kg = (int64_t)kg;
+    g->residual = op_attr_int(node, "lens.residual", 0) == 1;
+    g->depthwise = g->group > 1 && g->group == g->cin && g->cout == g->cin && s <= 2;
+    g->pointwise = kvol == 1 && g->stride[0] * g->stride[1] * g->stride[2] == 1 && !g->pad_begin[0] &&
+                   !g->pad_begin[1] && !g->pad_begin[2] && !g->pad_end[0] && !g->pad_end[1] && !g->pad_end[2];
+    size_t cols = CONV_TILE_BYTES / (kg * sizeof(float));
+    cols -= cols % CONV_TILE_MIN_COLS;
+    if (cols < CONV_TILE_MIN_COLS) cols = CONV_TILE_MIN_COLS;
+    if (cols > (size_t)g->out_size) cols = (size_t)g->out_size;
+    g->tile_cols = (int64_t)cols;
+    if (!core_mul_size(kg * sizeof(float), cols, &g->slot_bytes) || g->slot_bytes > SIZE_MAX / 256)
+        return core_fail(LENS_ERR_SHAPE, "Conv weights W %s are too large", sw);
+    g->slot_bytes = (g->slot_bytes + 63) & ~(size_t)63;
+    return LENS_OK;
+}
+
+static lens_status conv_infer(op_call *call) {
+    conv_geom g;
+    lens_status st = conv_parse(call, &g);
+    if (st) return st;
+    tensor *y = call->outputs[0];
+    int64_t dims[5] = {g.batch, g.cout};
+    for (int i = 0; i < g.spatial; i++) dims[2 + i] = g.out[3 - g.spatial + i];
+    ops_set_shape(y, LENS_DTYPE_FLOAT32, g.spatial + 2, dims);
+    if (g.residual) {
+        const tensor *r = call->n_inputs > 3 ? call->inputs[3] : NULL;
+        if (!r) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv with a fused residual needs a 4th input");
+        if ((st = check_float(r, "residual"))) return st;
+        if (!tensor_same_shape(r, y)) {
+            char sr[96], sy[96];
+            return core_fail(LENS_ERR_SHAPE, "Conv residual %s does not match the output %s",
+                             tensor_shape_string(r, sr, sizeof sr), tensor_shape_string(y, sy, sizeof sy));
+        }
+    }
+    call->scratch_bytes = 0;
+    if (!g.depthwise && !g.pointwise) {
+        size_t threads = (size_t)core_pool_size(call->pool);
+        call->scratch_bytes = g.slot_bytes * threads;
+    }
+    return LENS_OK;
+}
+
+/* ---- Prepared weights --------------------------------------------------------------------------------------------- */
+
+typedef struct conv_state {
+    int64_t groups;
+    kern_packed_a *packed[]; /* per group: W[g] as [cout_g, kg] */
+} conv_state;
+
+static void conv_release(void *state) {
+    conv_state *cs = state;
+    if (!cs) return;
+    for (int64_t i = 0; i < cs->groups; i++) kern_packed_a_free(cs->packed[i]);
+    free(cs);
+}
+
+static lens_status conv_prepare(op_call *call, void **state) {
+    *state = NULL;
+    conv_geom g;
+    lens_status st = conv_parse(call, &g);
+    if (st) return st;
+    const float *w = call->inputs[1]->data;
+    if (g.depthwise || !w) return LENS_OK;
+    conv_state *cs = calloc(1, sizeof *cs + (size_t)g.group * sizeof(kern_packed_a *));
+    if (!cs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "Conv: out of memory packing weights");
+    cs->groups = g.group;
+    for (int64_t i = 0; i < g.group; i++) {
+        cs->packed[i] = kern_sgemm_pack_a(0, (size_t)g.cout_g, (size_t)g.kg, w + i * g.cout_g * g.kg, (size_t)g.kg);
+        if (!cs->packed[i]) {
+            conv_release(cs);
+            return core_fail(LENS_ERR_OUT_OF_MEMORY, "Conv: out of memory packing weights");
+        }
+    }
+    *state = cs;
+    return LENS_OK;
+}
+
+/* ---- im2col ------------------------------------------------------------------------------------------------------- */
+
+/* Writes rows [row0, row1) of the im2col matrix of one image's group (x: cin_g channels) for output columns
+ * [col0, col0 + ncols) into dst[row][col - col0] (row stride ncols). Taps outside the input read zero. */
+static void conv_im2col(const conv_geom *g, const float *x, int64_t col0, int64_t ncols, int64_t row0, int64_t row1,
+                        float *dst) {
+    const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2];
+    const int64_t ID = g->in[0], IH = g->in[1], IW = g->in[2];
+    const int64_t OH = g->out[1], OW = g->out[2];
+    const int64_t sw = g->stride[2];
+    for (int64_t r = row0; r < row1; r++) {
+        int64_t j = r % KW, i = (r / KW) % KH, a = (r / (KW * KH)) % KD, c = r / (KW * KH * KD);
+        const float *xc = x + c * g->in_size;
+        float *d = dst + (r - row0) * ncols;
+        /* Output columns ow in [lo, hi) read inside the row: ow * sw + off in [0, IW). */
+        int64_t off = j * g->dil[2] - g->pad_begin[2];
+        int64_t lo = off >= 0 ? 0 : div_ceil(-off, sw);
+        int64_t hi = IW - off <= 0 ? 0 : div_ceil(IW - off, sw);
+        if (hi > OW) hi = OW;
+        if (lo > hi) lo = hi;
+        int64_t p = col0, end = col0 + ncols;
+        int64_t ow0 = p % OW, oh = (p / OW) % OH, od = p / (OW * OH);
+        while (p < end) {
+            int64_t n = OW - ow0 < end - p ? OW - ow0 : end - p;
+            int64_t id = od * g->stride[0] - g->pad_begin[0] + a * g->dil[0];
+            int64_t ih = oh * g->stride[1] - g->pad_begin[1] + i * g->dil[1];
+            if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+                memset(d, 0, (size_t)n * sizeof *d);
+            } else {
+                const float *src = xc + (id * IH + ih) * IW + off;
+                int64_t b0 = lo > ow0 ? lo : ow0, b1 = hi < ow0 + n ? hi : ow0 + n;
+                if (b1 < b0) b1 = b0;
+                float *dd = d - ow0;
+                for (int64_t ow = ow0; ow < b0; ow++) dd[ow] = 0;
+                if (sw == 1) memcpy(dd + b0, src + b0, (size_t)(b1 - b0) * sizeof *d);
+                else
+                    for (int64_t ow = b0; ow < b1; ow++) dd[ow] = src[ow * sw];
+                for (int64_t ow = b1; ow < ow0 + n; ow++) dd[ow] = 0;
+            }
+            d += n;
+            p += n;
+            ow0 = 0;
+            if (++oh == OH) {
+                oh = 0;
+                od++;
+            }
+        }
+    }
+}
+
+/* ---- GEMM paths --------------------------------------------------------------------------------------------------- */
+
+typedef struct conv_job {
+    const conv_geom *g;
+    const conv_state *state;
+    const float *x, *w, *bias, *residual;
+    float *y;
+    kern_activation act;
+    char *scratch;
+    int64_t tiles, tile_cols; /* column tiles per (image, group) */
+    /* serial-tile path: the tile being im2col'd in parallel */
+    const float *xg;
+    int64_t col0, ncols, row_tasks;
+} conv_job;
+
+/* C = W[g] * cols + (residual) + bias, then act, for columns [col0, col0 + ncols) of image n, group gi. */
+static void conv_gemm_tile(const conv_job *job, core_pool *pool, int64_t n, int64_t gi, int64_t col0, int64_t ncols,
+                           const float *cols, size_t ldb) {
+    const conv_geom *g = job->g;
+    float *c = job->y + (n * g->cout + gi * g->cout_g) * g->out_size + col0;
+    float beta = 0;
+    if (job->residual) {
+        const float *r = job->residual + (n * g->cout + gi * g->cout_g) * g->out_size + col0;
+        if (r != c)
+            for (int64_t m = 0; m < g->cout_g; m++)
+                memcpy(c + m * g->out_size, r + m * g->out_size, (size_t)ncols * sizeof *c);
+        beta = 1;
+    }
+    kern_epilogue ep = {job->bias ? job->bias + gi * g->cout_g : NULL, 1, job->act};
+    if (job->state)
+        kern_sgemm_packed_a(pool, job->state->packed[gi], 0, (size_t)ncols, cols, ldb, beta, c, (size_t)g->out_size,
+                            &ep);
+    else
+        kern_sgemm(pool, 0, 0, (size_t)g->cout_g, (size_t)ncols, (size_t)g->kg, 1.0f, job->w + gi * g->cout_g * g->kg,
+                   (size_t)g->kg, cols, ldb, beta, c, (size_t)g->out_size, &ep);
+}
+
+/* One task per (image, group, column tile): im2col into this thread's slot, then a one-thread GEMM. */
+static void conv_tile_task(void *ctx, int64_t task, int thread) {
+    const conv_job *job = ctx;
+    const conv_geom *g = job->g;
+    int64_t t = task % job->tiles, ng = task / job->tiles, gi = ng % g->group, n = ng / g->group;
+    int64_t col0 = t * job->tile_cols;
+    int64_t ncols = g->out_size - col0 < job->tile_cols ? g->out_size - col0 : job->tile_cols;
+    float *slot = (float *)(job->scratch + (size_t)thread * g->slot_bytes);
+    const float *xg = job->x + (n * g->cin + gi * g->cin_g) * g->in_size;
+    conv_im2col(g, xg, col0, ncols, 0, g->kg, slot);
+    conv_gemm_tile(job, NULL, n, gi, col0, ncols, slot, (size_t)ncols);
+}
+
+static void conv_im2col_rows_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const conv_job *job = ctx;
+    int64_t kg = job->g->kg, r0 = kg * task / job->row_tasks, r1 = kg * (task + 1) / job->row_tasks;
+    conv_im2col(job->g, job->xg, job->col0, job->ncols, r0, r1, (float *)job->scratch + r0 * job->ncols);
+}
+
+/* ---- Depthwise ---------------------------------------------------------------------------------------------------- */
+
+/* Hot loops: all K*K taps of output columns [lo, hi) whose taps lie inside rows r[0..K). */
+static void dw_row_3(float *restrict y, const float *restrict r0, const float *restrict r1, const float *restrict r2,
+                     const float *w, int64_t lo, int64_t hi, int64_t stride, int64_t pad) {
+    const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7], w8 = w[8];
+    if (stride == 1) {
+        for (int64_t ow = lo; ow < hi; ow++) {
+            int64_t b = ow - pad;
+            y[ow] += w0 * r0[b] + w1 * r0[b + 1] + w2 * r0[b + 2] + w3 * r1[b] + w4 * r1[b + 1] + w5 * r1[b + 2] +
+                     w6 * r2[b] + w7 * r2[b + 1] + w8 * r2[b + 2];
+        }
+    } else {
+        for (int64_t ow = lo; ow < hi; ow++) {
+            int64_t b = 2 * ow - pad;
+            y[ow] += w0 * r0[b] + w1 * r0[b + 1] + w2 * r0[b + 2] + w3 * r1[b] + w4 * r1[b + 1] + w5 * r1[b + 2] +
+                     w6 * r2[b] + w7 * r2[b + 1] + w8 * r2[b + 2];
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void dw_row_5_body(float *restrict y, const float *restrict const *r,
+                                                                 const float *w, int64_t lo, int64_t hi,
+                                                                 const int64_t stride, int64_t pad) {
+    const float *restrict r0 = r[0], *restrict r1 = r[1], *restrict r2 = r[2], *restrict r3 = r[3],
+                *restrict r4 = r[4];
+    float k[25];
+    for (int i = 0; i < 25; i++) k[i] = w[i];
+    for (int64_t ow = lo; ow < hi; ow++) {
+        int64_t b = stride * ow - pad;
+        float s = 0;
+        for (int j = 0; j < 5; j++)
+            s += k[j] * r0[b + j] + k[5 + j] * r1[b + j] + k[10 + j] * r2[b + j] + k[15 + j] * r3[b + j] +
+                 k[20 + j] * r4[b + j];
+        y[ow] += s;
+    }
+}
+
+static void dw_row_5(float *restrict y, const float *const *r, const float *w, int64_t lo, int64_t hi, int64_t stride,
+                     int64_t pad) {
+    if (stride == 1) dw_row_5_body(y, r, w, lo, hi, 1, pad);
+    else dw_row_5_body(y, r, w, lo, hi, 2, pad);
+}
+
+/* One channel plane: y = conv(x, w) + bias + residual, then act. */
+static void dw_plane(const conv_geom *g, const float *x, const float *w, float bias, const float *res,
+                     const kern_activation *act, float *y) {
+    const int64_t IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
+    const int64_t sh = g->stride[1], sw = g->stride[2], dh = g->dil[1], dw = g->dil[2];
+    const int64_t ph = g->pad_begin[1], pw = g->pad_begin[2];
+    const int fast = KH == KW && (KH == 3 || KH == 5) && sh == sw && (sw == 1 || sw == 2) && dh == 1 && dw == 1;
+    /* Columns whose every tap is inside the row. */
+    int64_t in_lo = div_ceil(pw, sw), in_hi = IW - KW + pw >= 0 ? (IW - KW + pw) / sw + 1 : 0;
+    if (in_hi > OW) in_hi = OW;
+    if (in_lo > in_hi) in_lo = in_hi;
+    for (int64_t oh = 0; oh < OH; oh++) {
+        float *yr = y + oh * OW;
+        if (res)
+            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = res[oh * OW + ow] + bias;
+        else
+            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = bias;
+        int64_t ih0 = oh * sh - ph;
+        if (fast && ih0 >= 0 && ih0 + KH <= IH) {
+            const float *rows[5];
+            for (int64_t i = 0; i < KH; i++) rows[i] = x + (ih0 + i) * IW;
+            if (KH == 3) dw_row_3(yr, rows[0], rows[1], rows[2], w, in_lo, in_hi, sw, pw);
+            else dw_row_5(yr, rows, w, in_lo, in_hi, sw, pw);
+            /* The border columns, tap by tap. */
+            for (int side = 0; side < 2; side++) {
+                int64_t b0 = side ? in_hi : 0, b1 = side ? OW : in_lo;
+                for (int64_t ow = b0; ow < b1; ow++) {
+                    float s = 0;
+                    for (int64_t i = 0; i < KH; i++)
+                        for (int64_t j = 0; j < KW; j++) {
+                            int64_t iw = ow * sw - pw + j;
+                            if (iw >= 0 && iw < IW) s += w[i * KW + j] * rows[i][iw];
+                        }
+                    yr[ow] += s;
+                }
+            }
+            continue;
+        }
+        for (int64_t i = 0; i < KH; i++) {
+            int64_t ih = ih0 + i * dh;
+            if (ih < 0 || ih >= IH) continue;
+            const float *xr = x + ih * IW;
+            for (int64_t j = 0; j < KW; j++) {
+                int64_t off = j * dw - pw;
+                int64_t lo = off >= 0 ? 0 : div_ceil(-off, sw);
+                int64_t hi = IW - off <= 0 ? 0 : div_ceil(IW - off, sw);
+                if (hi > OW) hi = OW;
+                const float wv = w[i * KW + j];
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * sw + off];
+            }
+        }
+    }
+    kern_activation_apply(act, y, (size_t)(OH * OW));
+}
+
+static void conv_depthwise_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const conv_job *job = ctx;
+    const conv_geom *g = job->g;
+    int64_t c = task % g->cin;
+    const float *res = job->residual ? job->residual + task * g->out_size : NULL;
+    dw_plane(g, job->x + task * g->in_size, job->w + c * g->k[1] * g->k[2], job->bias ? job->bias[c] : 0.0f, res,
+             &job->act, job->y + task * g->out_size);
+}
+
+/* ---- run ---------------------------------------------------------------------------------------------------------- */
+
+static lens_status conv_run(op_call *call) {
+    conv_geom g;
+    lens_status st = conv_parse(call, &g);
+    if (st) return st;
+    conv_job job = {0};
+    job.g = &g;
+    job.state = call->state;
+    job.x = call->inputs[0]->data;
+    job.w = call->inputs[1]->data;
+    job.bias = call->n_inputs > 2 && call->inputs[2] ? call->inputs[2]->data : NULL;
+    job.residual = g.residual && call->n_inputs > 3 && call->inputs[3] ? call->inputs[3]->data : NULL;
+    job.y = call->outputs[0]->data;
+    job.act = op_fused_activation(call->node);
+    job.scratch = call->scratch;
+    if (!job.x || !job.w || !job.y) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: missing tensor data");
+    if (g.residual && !job.residual) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: missing residual input");
+    if (job.state && job.state->groups != g.group)
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: prepared weights do not match the node");
+    if (g.batch == 0) return LENS_OK;
+
+    if (g.depthwise) {
+        core_pool_run(call->pool, g.batch * g.cin, conv_depthwise_task, &job);
+        return LENS_OK;
+    }
+    if (g.pointwise) {
+        for (int64_t n = 0; n < g.batch; n++)
+            for (int64_t gi = 0; gi < g.group; gi++)
+                conv_gemm_tile(&job, call->pool, n, gi, 0, g.out_size,
+                               job.x + (n * g.cin + gi * g.cin_g) * g.in_size, (size_t)g.in_size);
+        return LENS_OK;
+    }
+
+    size_t slots = g.slot_bytes ? call->scratch_bytes / g.slot_bytes : 0;
+    if (!call->scratch || slots < 1)
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: scratch of %zu bytes is smaller than the %zu it asked for",
+                         call->scratch_bytes, g.slot_bytes);
+    int64_t threads = core_pool_size(call->pool);
+    job.tile_cols = g.tile_cols;
+    job.tiles = div_ceil(g.out_size, g.tile_cols);
+    int64_t planes = g.batch * g.group;
+    if (threads > 1 && (size_t)threads <= slots && planes * job.tiles >= threads) {
+        /* Enough independent tiles: each thread im2cols its own and runs a one-thread GEMM. Round the tile count
+         * up to a multiple of the thread count when the tiles stay wide. */
+        int64_t tiles = job.tiles;
+        while ((planes * tiles) % threads) tiles++;
+        int64_t width = div_ceil(g.out_size, tiles);
+        width = div_ceil(width, CONV_TILE_MIN_COLS) * CONV_TILE_MIN_COLS;
+        if (tiles != job.tiles && width >= 4 * CONV_TILE_MIN_COLS && width <= g.tile_cols) {
+            job.tile_cols = width;
+            job.tiles = div_ceil(g.out_size, width);
+        }
+        core_pool_run(call->pool, planes * job.tiles, conv_tile_task, &job);
+        return LENS_OK;
+    }
+    /* Few tiles: im2col each in parallel by rows, then a GEMM threaded over the pool. */
+    job.row_tasks = threads < g.kg ? threads : g.kg;
+    for (int64_t n = 0; n < g.batch; n++)
+        for (int64_t gi = 0; gi < g.group; gi++)
+            for (int64_t t = 0; t < job.tiles; t++) {
+                job.xg = job.x + (n * g.cin + gi * g.cin_g) * g.in_size;
+                job.col0 = t * g.tile_cols;
+                job.ncols = g.out_size - job.col0 < g.tile_cols ? g.out_size - job.col0 : g.tile_cols;
+                core_pool_run(call->pool, job.row_tasks, conv_im2col_rows_task, &job);
+                conv_gemm_tile(&job, call->pool, n, gi, job.col0, job.ncols, (const float *)job.scratch,
+                               (size_t)job.ncols);
+            }
+    return LENS_OK;
+}
+
+const op_def ops_table_conv[] = {
+    {"", "Conv", conv_infer, conv_run, conv_prepare, conv_release},
+    {0},
+};

@@ -1,0 +1,83 @@
+/* gemm_bench.c — GFLOP/s of the fp32 GEMM on ResNet-50 shapes (M = Cout, N = H*W, K = Cin*kh*kw, weights packed once
+ * as for a convolution) at 1 and 2 threads, for each code path this CPU runs. Not built by CMake; from the repository
+ * root:
+ *   gcc -std=gnu11 -O2 -DLENS_X86=1 -Iinclude -Isrc -c src/kernels/x86/gemm_avx512.c -o /tmp/gemm_avx512.o \
+ *       -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma
+ *   gcc -std=gnu11 -O2 -DLENS_X86=1 -Iinclude -Isrc -c src/kernels/x86/gemm_avx2.c -o /tmp/gemm_avx2.o -mavx2 -mfma
+ *   gcc -std=gnu11 -O2 -DLENS_X86=1 -Iinclude -Isrc bench/gemm_bench.c src/kernels/gemm.c \
+ *       src/kernels/ref/activation.c src/core/*.c /tmp/gemm_avx512.o /tmp/gemm_avx2.o -lm -lpthread -o /tmp/gemm_bench
+ *   /tmp/gemm_bench [all]      (all: also the AVX2 and portable paths) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/gemm_internal.h"
+
+static float *filled(size_t n) {
+    float *p = core_aligned_alloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    return p;
+}
+
+/* Best time of several runs lasting at least min_seconds in total. */
+typedef enum { RUN_PACKED_A, RUN_SGEMM, RUN_PACKED_B } run_kind;
+
+static double best_seconds(run_kind kind, core_pool *pool, size_t M, size_t N, size_t K, const float *A,
+                           const kern_packed_a *pa, const float *B, const kern_packed_b *pb, float *C) {
+    kern_epilogue ep = {NULL, 1, {KERN_ACT_RELU, 0, 0}};
+    double best = 1e30, total = 0;
+    for (int rep = 0; rep < 1000 && (rep < 3 || total < 0.3); rep++) {
+        double t0 = core_now();
+        switch (kind) {
+        case RUN_PACKED_A: kern_sgemm_packed_a(pool, pa, 0, N, B, N, 0.0f, C, N, &ep); break;
+        case RUN_SGEMM: kern_sgemm(pool, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N, &ep); break;
+        case RUN_PACKED_B: kern_sgemm_packed_b(pool, 0, M, A, K, pb, 0.0f, C, N, &ep); break;
+        }
+        double t = core_now() - t0;
+        total += t;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+static void bench(const char *label, run_kind kind, size_t M, size_t N, size_t K, core_pool *pool2) {
+    float *A = filled(M * K), *B = filled(K * N), *C = filled(M * N);
+    kern_packed_a *pa = kind == RUN_PACKED_A ? kern_sgemm_pack_a(0, M, K, A, K) : NULL;
+    kern_packed_b *pb = kind == RUN_PACKED_B ? kern_sgemm_pack_b(0, K, N, B, N) : NULL;
+    double flops = 2.0 * (double)M * (double)N * (double)K;
+    double t1 = best_seconds(kind, NULL, M, N, K, A, pa, B, pb, C);
+    double t2 = best_seconds(kind, pool2, M, N, K, A, pa, B, pb, C);
+    printf("%-8s %-9s M=%5zu N=%5zu K=%5zu  1T %6.1f GFLOP/s  2T %6.1f GFLOP/s  (x%.2f)\n", kern_sgemm_name(), label,
+           M, N, K, flops / t1 * 1e-9, flops / t2 * 1e-9, t1 / t2);
+    fflush(stdout);
+    kern_packed_a_free(pa);
+    kern_packed_b_free(pb);
+    core_aligned_free(A);
+    core_aligned_free(B);
+    core_aligned_free(C);
+}
+
+int main(int argc, char **argv) {
+    static const size_t conv[][3] = {
+        {64, 12544, 147}, {64, 3136, 64},   {64, 3136, 576},  {256, 3136, 64},  {64, 3136, 256},
+        {128, 784, 1152}, {512, 784, 128},  {128, 784, 512},  {256, 196, 2304}, {1024, 196, 256},
+        {256, 196, 1024}, {512, 49, 4608},  {2048, 49, 512},  {512, 49, 2048},  {1024, 1024, 1024},
+    };
+    core_pool *pool2 = NULL;
+    if (core_pool_create(2, &pool2) != LENS_OK) return 1;
+    kern_gemm_path paths[] = {KERN_GEMM_PATH_AUTO, KERN_GEMM_PATH_AVX2, KERN_GEMM_PATH_GENERIC};
+    int n_paths = argc > 1 && strcmp(argv[1], "all") == 0 ? 3 : 1;
+    for (int p = 0; p < n_paths; p++) {
+        if (!kern_gemm_force_path(paths[p])) continue;
+        for (size_t s = 0; s < sizeof conv / sizeof conv[0]; s++)
+            bench("packed_a", RUN_PACKED_A, conv[s][0], conv[s][1], conv[s][2], pool2);
+        bench("sgemm", RUN_SGEMM, 256, 3136, 576, pool2);
+        bench("sgemm", RUN_SGEMM, 197, 768, 768, pool2);
+        bench("sgemm", RUN_SGEMM, 197, 3072, 768, pool2);
+        bench("packed_b", RUN_PACKED_B, 1, 1000, 2048, pool2);
+        bench("packed_b", RUN_PACKED_B, 8, 1000, 2048, pool2);
+    }
+    kern_gemm_force_path(KERN_GEMM_PATH_AUTO);
+    core_pool_free(pool2);
+    return 0;
+}

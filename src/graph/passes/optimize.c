@@ -1,0 +1,240 @@
+/* optimize.c — graph rewrites run once after import: constant folding of nodes whose inputs are all constants,
+ * BatchNormalization folded into the Conv before it, and activations fused into the Conv/Gemm before them.
+ * Rewrites only the IR: originals stay untouched (they may be read-only file mappings); new constants live in the
+ * graph's arena. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../graph.h"
+
+static void *arena_alloc_cb(void *ctx, size_t bytes) { return graph_alloc(ctx, bytes ? bytes : 1); }
+
+static lens_status node_failed(graph *g, const graph_node *n, lens_status st) {
+    char label[256];
+    return core_fail_context(st, "%s: %s", g->source, graph_node_label(n, label, sizeof label));
+}
+
+/* ---- Constant folding --------------------------------------------------------------------------------------------- */
+
+static lens_status fold_constants(graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (n->removed || n->n_outputs > 8) continue;
+        int all_const = 1;
+        const tensor *inputs[32] = {0};
+        if (n->n_inputs > 32) continue;
+        for (int k = 0; k < n->n_inputs && all_const; k++) {
+            if (n->inputs[k] < 0) continue;
+            if (!(inputs[k] = g->values[n->inputs[k]].constant)) all_const = 0;
+        }
+        if (!all_const) continue;
+        tensor outs[8], *out_ptrs[8];
+        for (int k = 0; k < n->n_outputs; k++) out_ptrs[k] = &outs[k];
+        lens_status st = graph_node_eval(n, inputs, out_ptrs, NULL, arena_alloc_cb, g);
+        if (st) return node_failed(g, n, st);
+        for (int k = 0; k < n->n_outputs; k++) {
+            int v = n->outputs[k];
+            if (v < 0) continue;
+            if ((st = graph_set_constant(g, g->values[v].name, &outs[k]))) return st;
+        }
+        n->removed = 1;
+    }
+    return LENS_OK;
+}
+
+/* ---- Use lists ------------------------------------------------------------------------------------------------------ */
+
+static int is_graph_output(const graph *g, int v) {
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v) return 1;
+    return 0;
+}
+
+/* The single live node reading value v, or -1 when there are several, none, or v is a graph output. */
+static int sole_consumer(const graph *g, int v) {
+    if (is_graph_output(g, v)) return -1;
+    int found = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] == v) {
+                if (found >= 0 && found != i) return -1;
+                found = i;
+            }
+    }
+    return found;
+}
+
+static const tensor *const_f32(const graph *g, const graph_node *n, int k) {
+    if (k >= n->n_inputs || n->inputs[k] < 0) return NULL;
+    const tensor *t = g->values[n->inputs[k]].constant;
+    return t && t->dtype == LENS_DTYPE_FLOAT32 ? t : NULL;
+}
+
+static int only_first_output_used(const graph_node *n) {
+    for (int k = 1; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0) return 0;
+    return 1;
+}
+
+/* ---- BatchNormalization into Conv ------------------------------------------------------------------------------------ */
+
+static lens_status add_constant(graph *g, const char *base, const char *what, const tensor *t, int *value) {
+    char name[512];
+    for (int i = 0;; i++) {
+        snprintf(name, sizeof name, "lens::%s/%s/%d", base, what, i);
+        if (graph_value_find(g, name) < 0) break;
+    }
+    lens_status st = graph_set_constant(g, name, t);
+    if (st) return st;
+    *value = graph_value_find(g, name);
+    return LENS_OK;
+}
+
+static lens_status fold_batchnorm(graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *conv = &g->nodes[i];
+        if (conv->removed || strcmp(conv->op.op_type, "Conv") || conv->op.domain[0] || conv->n_outputs != 1) continue;
+        const tensor *w = const_f32(g, conv, 1), *b = conv->n_inputs > 2 ? const_f32(g, conv, 2) : NULL;
+        if (!w || w->rank < 3 || (conv->n_inputs > 2 && !b)) continue;
+        int c = sole_consumer(g, conv->outputs[0]);
+        if (c < 0) continue;
+        graph_node *bn = &g->nodes[c];
+        if (strcmp(bn->op.op_type, "BatchNormalization") || bn->op.domain[0] || bn->n_inputs != 5 ||
+            bn->inputs[0] != conv->outputs[0] || !only_first_output_used(bn) ||
+            op_attr_int(&bn->op, "training_mode", 0))
+            continue;
+        const tensor *scale = const_f32(g, bn, 1), *shift = const_f32(g, bn, 2), *mean = const_f32(g, bn, 3),
+                     *var = const_f32(g, bn, 4);
+        int64_t cout = w->dims[0], per_out = tensor_numel(w) / (cout ? cout : 1);
+        if (!scale || !shift || !mean || !var || tensor_numel(scale) != cout || tensor_numel(shift) != cout ||
+            tensor_numel(mean) != cout || tensor_numel(var) != cout || (b && tensor_numel(b) != cout))
+            continue;
+        float eps = op_attr_float(&bn->op, "epsilon", 1e-5f);
+        tensor nw = *w, nb = {.dtype = LENS_DTYPE_FLOAT32, .rank = 1, .dims = {cout}};
+        nw.data = graph_alloc(g, tensor_bytes(w));
+        nb.data = graph_alloc(g, (size_t)cout * sizeof(float));
+        if (!nw.data || !nb.data) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding BatchNormalization");
+        const float *wd = w->data, *sd = scale->data, *hd = shift->data, *md = mean->data, *vd = var->data;
+        float *nwd = nw.data, *nbd = nb.data;
+        for (int64_t o = 0; o < cout; o++) {
+            float s = sd[o] / sqrtf(vd[o] + eps);
+            for (int64_t j = 0; j < per_out; j++) nwd[o * per_out + j] = wd[o * per_out + j] * s;
+            nbd[o] = ((b ? ((const float *)b->data)[o] : 0.0f) - md[o]) * s + hd[o];
+        }
+        int wv, bv;
+        const char *base = conv->op.name[0] ? conv->op.name : "conv";
+        lens_status st;
+        if ((st = add_constant(g, base, "weight", &nw, &wv)) || (st = add_constant(g, base, "bias", &nb, &bv))) return st;
+        int *inputs = graph_alloc(g, 3 * sizeof(int));
+        if (!inputs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding BatchNormalization");
+        inputs[0] = conv->inputs[0];
+        inputs[1] = wv;
+        inputs[2] = bv;
+        conv = &g->nodes[i]; /* graph_set_constant may have grown values, not nodes; re-read for clarity */
+        conv->inputs = inputs;
+        conv->n_inputs = 3;
+        conv->outputs[0] = bn->outputs[0];
+        bn->removed = 1;
+    }
+    return LENS_OK;
+}
+
+/* ---- Activation fusion ------------------------------------------------------------------------------------------------ */
+
+/* Describes node a as a fusable activation; returns 0 when it is not one. */
+static int as_activation(const graph *g, const graph_node *a, const char **name, float *alpha, float *beta) {
+    const char *t = a->op.op_type;
+    if (a->op.domain[0] || !only_first_output_used(a)) return 0;
+    *alpha = 0;
+    *beta = 0;
+    if (!strcmp(t, "Relu") || !strcmp(t, "Sigmoid") || !strcmp(t, "HardSwish") || !strcmp(t, "Tanh")) {
+        *name = t;
+        return a->n_inputs == 1;
+    }
+    if (!strcmp(t, "LeakyRelu")) {
+        *name = t;
+        *alpha = op_attr_float(&a->op, "alpha", 0.01f);
+        return a->n_inputs == 1;
+    }
+    if (!strcmp(t, "HardSigmoid")) {
+        *name = t;
+        *alpha = op_attr_float(&a->op, "alpha", 0.2f);
+        *beta = op_attr_float(&a->op, "beta", 0.5f);
+        return a->n_inputs == 1;
+    }
+    if (!strcmp(t, "Clip")) {
+        *name = t;
+        *alpha = -INFINITY;
+        *beta = INFINITY;
+        if (a->op.opset < 11) {
+            *alpha = op_attr_float(&a->op, "min", -INFINITY);
+            *beta = op_attr_float(&a->op, "max", INFINITY);
+            return 1;
+        }
+        for (int k = 1; k < a->n_inputs; k++) {
+            if (a->inputs[k] < 0) continue;
+            const tensor *c = g->values[a->inputs[k]].constant;
+            if (!c || c->dtype != LENS_DTYPE_FLOAT32 || tensor_numel(c) != 1) return 0;
+            *(k == 1 ? alpha : beta) = *(const float *)c->data;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static lens_status fuse_activations(graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *p = &g->nodes[i];
+        if (p->removed || p->op.domain[0] || p->n_outputs != 1 || op_attr_find(&p->op, "lens.activation")) continue;
+        if (strcmp(p->op.op_type, "Conv") && strcmp(p->op.op_type, "Gemm")) continue;
+        int c = sole_consumer(g, p->outputs[0]);
+        if (c < 0) continue;
+        graph_node *a = &g->nodes[c];
+        const char *name;
+        float alpha, beta;
+        if (a->inputs[0] != p->outputs[0] || !as_activation(g, a, &name, &alpha, &beta)) continue;
+        op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(p->op.n_attrs + 3));
+        if (!attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing activations");
+        memcpy(attrs, p->op.attrs, sizeof(op_attr) * (size_t)p->op.n_attrs);
+        op_attr *x = &attrs[p->op.n_attrs];
+        x[0] = (op_attr){.name = "lens.activation", .type = OP_ATTR_STRING, .s = name, .s_len = strlen(name)};
+        x[1] = (op_attr){.name = "lens.activation_alpha", .type = OP_ATTR_FLOAT, .f = alpha};
+        x[2] = (op_attr){.name = "lens.activation_beta", .type = OP_ATTR_FLOAT, .f = beta};
+        p->op.attrs = attrs;
+        p->op.n_attrs += 3;
+        p->outputs[0] = a->outputs[0];
+        a->removed = 1;
+    }
+    return LENS_OK;
+}
+
+/* ---- Identity removal ------------------------------------------------------------------------------------------------- */
+
+/* Identity and inference-mode Dropout forward their input: readers of the output read the input instead. */
+static void remove_identities(graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (n->removed || n->op.domain[0] || n->n_inputs < 1 || n->inputs[0] < 0 || !only_first_output_used(n)) continue;
+        if (strcmp(n->op.op_type, "Identity") && strcmp(n->op.op_type, "Dropout")) continue;
+        if (!strcmp(n->op.op_type, "Dropout") && n->n_inputs > 2) continue; /* training_mode input */
+        int from = n->outputs[0], to = n->inputs[0];
+        if (from < 0 || is_graph_output(g, from)) continue;
+        for (int j = 0; j < g->n_nodes; j++)
+            for (int k = 0; k < g->nodes[j].n_inputs; k++)
+                if (g->nodes[j].inputs[k] == from) g->nodes[j].inputs[k] = to;
+        n->removed = 1;
+    }
+}
+
+lens_status graph_optimize(graph *g) {
+    lens_status st;
+    remove_identities(g);
+    if ((st = fold_constants(g))) return st;
+    if ((st = fold_batchnorm(g))) return st;
+    if ((st = fuse_activations(g))) return st;
+    graph_update_uses(g);
+    return LENS_OK;
+}

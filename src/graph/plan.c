@@ -1,0 +1,309 @@
+/* plan.c — fixes every shape for concrete input shapes, folds what is then known (Shape/Gather/Concat chains that
+ * PyTorch exports), lets ops prepare state (packed weights) once per node, and lays out all activations in one arena
+ * by liveness so buffers are reused. graph_plan_run then walks the steps: the hot loop. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+enum { VALUE_UNDEFINED, VALUE_CONSTANT, VALUE_INPUT, VALUE_FOLDED, VALUE_ACTIVATION };
+
+typedef struct plan_step {
+    int node;
+    const tensor **inputs;
+    tensor **outputs;
+} plan_step;
+
+struct graph_plan {
+    graph *g;
+    core_pool *pool;
+    int n_slots;           /* g->n_values, then one slot per omitted optional output */
+    tensor *t;             /* per slot: concrete type, shape and data */
+    unsigned char *kind;   /* per slot: VALUE_* */
+    plan_step *steps;
+    int n_steps;
+    unsigned char *arena;
+    size_t arena_bytes;
+    void *scratch;
+    size_t scratch_bytes;
+    void **owned; /* buffers of folded values */
+    int n_owned, cap_owned;
+    double *profile; /* seconds per step, when enabled */
+};
+
+static lens_status oom(void) { return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory planning the graph"); }
+
+static void *owned_alloc(void *ctx, size_t bytes) {
+    graph_plan *p = ctx;
+    if (p->n_owned == p->cap_owned) {
+        int cap = p->cap_owned ? p->cap_owned * 2 : 64;
+        void **o = realloc(p->owned, sizeof(void *) * (size_t)cap);
+        if (!o) return NULL;
+        p->owned = o;
+        p->cap_owned = cap;
+    }
+    void *b = core_aligned_alloc(bytes ? bytes : 1);
+    if (b) p->owned[p->n_owned++] = b;
+    return b;
+}
+
+void graph_plan_free(graph_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < p->n_owned; i++) core_aligned_free(p->owned[i]);
+    free(p->owned);
+    if (p->steps)
+        for (int i = 0; i < p->n_steps; i++) {
+            free(p->steps[i].inputs);
+            free(p->steps[i].outputs);
+        }
+    free(p->steps);
+    free(p->t);
+    free(p->kind);
+    core_aligned_free(p->arena);
+    core_aligned_free(p->scratch);
+    free(p->profile);
+    free(p);
+}
+
+static lens_status bind_inputs(graph_plan *p, const tensor *shapes, int n) {
+    graph *g = p->g;
+    if (n != g->n_inputs)
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "%s: the model has %d inputs, %d given", g->source, g->n_inputs, n);
+    for (int i = 0; i < n; i++) {
+        const graph_value *v = &g->values[g->inputs[i]];
+        const tensor *s = &shapes[i];
+        char have[160], want[160];
+        tensor declared = {.rank = v->rank};
+        if (v->rank > 0) memcpy(declared.dims, v->dims, sizeof declared.dims);
+        if (v->dtype && s->dtype != v->dtype)
+            return core_fail(LENS_ERR_SHAPE, "%s: input '%s' must be %s, not %s", g->source, v->name,
+                             dtype_name(v->dtype), dtype_name(s->dtype));
+        int bad = s->rank < 0 || s->rank > TENSOR_MAX_RANK || (v->rank >= 0 && s->rank != v->rank);
+        for (int d = 0; !bad && v->rank >= 0 && d < v->rank; d++)
+            if (s->dims[d] < 0 || (v->dims[d] >= 0 && s->dims[d] != v->dims[d])) bad = 1;
+        if (bad)
+            return core_fail(LENS_ERR_SHAPE, "%s: input '%s' has shape %s; the model expects %s (-1 = any)", g->source,
+                             v->name, tensor_shape_string(s, have, sizeof have),
+                             v->rank >= 0 ? tensor_shape_string(&declared, want, sizeof want) : "any shape");
+        tensor *t = &p->t[g->inputs[i]];
+        *t = *s;
+        t->data = NULL;
+        p->kind[g->inputs[i]] = VALUE_INPUT;
+        if (s->data) {
+            size_t bytes = tensor_bytes(s);
+            if (bytes == SIZE_MAX || !(t->data = owned_alloc(p, bytes))) return oom();
+            memcpy(t->data, s->data, bytes);
+            p->kind[g->inputs[i]] = VALUE_FOLDED;
+        }
+    }
+    return LENS_OK;
+}
+
+static int is_shape_only_op(const graph_node *n) {
+    return !n->op.domain[0] && (!strcmp(n->op.op_type, "Shape") || !strcmp(n->op.op_type, "Size"));
+}
+
+/* Greedy best-fit by size: each buffer goes at the lowest offset that overlaps no placed buffer alive at the same
+ * time. */
+static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *death) {
+    int n = 0;
+    int *order = malloc(sizeof(int) * (size_t)(p->n_slots + 1));
+    size_t *offset = calloc((size_t)p->n_slots + 1, sizeof(size_t)), *size = calloc((size_t)p->n_slots + 1, sizeof(size_t));
+    int *placed = malloc(sizeof(int) * (size_t)(p->n_slots + 1));
+    if (!order || !offset || !size || !placed) {
+        free(order), free(offset), free(size), free(placed);
+        return oom();
+    }
+    for (int v = 0; v < p->n_slots; v++)
+        if (p->kind[v] == VALUE_ACTIVATION) {
+            size_t bytes = tensor_bytes(&p->t[v]);
+            size[v] = (bytes + 63) & ~(size_t)63;
+            order[n++] = v;
+        }
+    /* sort by size descending (insertion sort is fine for a few thousand values) */
+    for (int i = 1; i < n; i++) {
+        int v = order[i], j = i - 1;
+        while (j >= 0 && size[order[j]] < size[v]) {
+            order[j + 1] = order[j];
+            j--;
+        }
+        order[j + 1] = v;
+    }
+    size_t total = 0;
+    int n_placed = 0;
+    for (int i = 0; i < n; i++) {
+        int v = order[i];
+        size_t at = 0;
+        for (int again = 1; again;) {
+            again = 0;
+            for (int j = 0; j < n_placed; j++) {
+                int u = placed[j];
+                if (birth[u] > death[v] || birth[v] > death[u]) continue;
+                if (at < offset[u] + size[u] && offset[u] < at + size[v]) {
+                    at = offset[u] + size[u];
+                    again = 1;
+                }
+            }
+        }
+        offset[v] = at;
+        placed[n_placed++] = v;
+        if (at + size[v] > total) total = at + size[v];
+    }
+    p->arena_bytes = total;
+    lens_status st = LENS_OK;
+    if (total && !(p->arena = core_aligned_alloc(total))) st = oom();
+    for (int i = 0; !st && i < n; i++) p->t[order[i]].data = p->arena + offset[order[i]];
+    free(order), free(offset), free(size), free(placed);
+    return st;
+}
+
+lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs, core_pool *pool, graph_plan **out) {
+    *out = NULL;
+    graph_plan *p = calloc(1, sizeof *p);
+    if (!p) return oom();
+    p->g = g;
+    p->pool = pool;
+    int extra = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_outputs; k++)
+            if (g->nodes[i].outputs[k] < 0) extra++;
+    p->n_slots = g->n_values + extra;
+    p->t = calloc((size_t)p->n_slots + 1, sizeof(tensor));
+    p->kind = calloc((size_t)p->n_slots + 1, 1);
+    p->steps = calloc((size_t)g->n_nodes + 1, sizeof(plan_step));
+    int *birth = calloc((size_t)p->n_slots + 1, sizeof(int)), *death = calloc((size_t)p->n_slots + 1, sizeof(int));
+    lens_status st = LENS_OK;
+    if (!p->t || !p->kind || !p->steps || !birth || !death) {
+        st = oom();
+        goto done;
+    }
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].constant) {
+            p->t[v] = *g->values[v].constant;
+            p->kind[v] = VALUE_CONSTANT;
+        }
+    if ((st = bind_inputs(p, input_shapes, n_inputs))) goto done;
+
+    int next_extra = g->n_values;
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        const tensor **ins = calloc((size_t)n->n_inputs + 1, sizeof *ins);
+        tensor **outs = calloc((size_t)n->n_outputs + 1, sizeof *outs);
+        if (!ins || !outs) {
+            free(ins), free(outs);
+            st = oom();
+            goto done;
+        }
+        int known = 1;
+        for (int k = 0; k < n->n_inputs; k++) {
+            int v = n->inputs[k];
+            if (v < 0) continue;
+            ins[k] = &p->t[v];
+            if (p->kind[v] != VALUE_CONSTANT && p->kind[v] != VALUE_FOLDED) known = 0;
+        }
+        for (int k = 0; k < n->n_outputs; k++) {
+            int v = n->outputs[k] >= 0 ? n->outputs[k] : next_extra++;
+            outs[k] = &p->t[v];
+        }
+        char label[256];
+        if (known || is_shape_only_op(n)) {
+            st = graph_node_eval(n, (const tensor *const *)ins, (tensor *const *)outs, pool, owned_alloc, p);
+            for (int k = 0; k < n->n_outputs; k++) p->kind[outs[k] - p->t] = VALUE_FOLDED;
+            free(ins), free(outs);
+            if (st) {
+                core_fail_context(st, "%s: %s", g->source, graph_node_label(n, label, sizeof label));
+                goto done;
+            }
+            continue;
+        }
+        plan_step *step = &p->steps[p->n_steps];
+        step->node = i;
+        step->inputs = ins;
+        step->outputs = outs;
+        p->n_steps++;
+        op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = (const tensor *const *)ins,
+                        .n_outputs = n->n_outputs, .outputs = (tensor *const *)outs, .pool = pool};
+        for (int k = 0; k < n->n_outputs; k++) *outs[k] = (tensor){0};
+        if ((st = n->def->infer(&call))) {
+            core_fail_context(st, "%s: %s", g->source, graph_node_label(n, label, sizeof label));
+            goto done;
+        }
+        if (call.scratch_bytes > p->scratch_bytes) p->scratch_bytes = call.scratch_bytes;
+        for (int k = 0; k < n->n_outputs; k++) {
+            int v = (int)(outs[k] - p->t);
+            if (tensor_bytes(outs[k]) == SIZE_MAX) {
+                st = core_fail(LENS_ERR_SHAPE, "%s: %s: output %d has an invalid shape", g->source,
+                               graph_node_label(n, label, sizeof label), k);
+                goto done;
+            }
+            p->kind[v] = VALUE_ACTIVATION;
+            birth[v] = death[v] = p->n_steps - 1;
+        }
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0) death[n->inputs[k]] = p->n_steps - 1;
+        if (n->def->prepare && !n->prepared) {
+            void *state = NULL;
+            if ((st = n->def->prepare(&call, &state))) {
+                core_fail_context(st, "%s: %s", g->source, graph_node_label(n, label, sizeof label));
+                goto done;
+            }
+            n->state = state;
+            n->prepared = 1;
+        }
+    }
+    for (int i = 0; i < g->n_outputs; i++) death[g->outputs[i]] = p->n_steps;
+    if ((st = lay_out_arena(p, birth, death))) goto done;
+    if (p->scratch_bytes && !(p->scratch = core_aligned_alloc(p->scratch_bytes))) st = oom();
+done:
+    free(birth);
+    free(death);
+    if (st) {
+        graph_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return LENS_OK;
+}
+
+lens_status graph_plan_run(graph_plan *p, const tensor *inputs, tensor *outputs) {
+    graph *g = p->g;
+    for (int i = 0; i < g->n_inputs; i++) {
+        tensor *t = &p->t[g->inputs[i]];
+        if (inputs[i].dtype != t->dtype || !tensor_same_shape(&inputs[i], t)) {
+            char have[160], want[160];
+            return core_fail(LENS_ERR_SHAPE, "%s: input '%s' has shape %s; the plan was made for %s", g->source,
+                             g->values[g->inputs[i]].name, tensor_shape_string(&inputs[i], have, sizeof have),
+                             tensor_shape_string(t, want, sizeof want));
+        }
+        if (p->kind[g->inputs[i]] == VALUE_INPUT) t->data = inputs[i].data;
+    }
+    /* The hot loop: one op call per step, no allocation. */
+    for (int s = 0; s < p->n_steps; s++) {
+        plan_step *step = &p->steps[s];
+        graph_node *n = &g->nodes[step->node];
+        op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = (const tensor *const *)step->inputs,
+                        .n_outputs = n->n_outputs, .outputs = (tensor *const *)step->outputs, .pool = p->pool,
+                        .state = n->state, .scratch = p->scratch, .scratch_bytes = p->scratch_bytes};
+        double t0 = p->profile ? core_now() : 0;
+        lens_status st = n->def->run(&call);
+        if (p->profile) p->profile[s] += core_now() - t0;
+        if (st) {
+            char label[256];
+            return core_fail_context(st, "%s: %s", g->source, graph_node_label(n, label, sizeof label));
+        }
+    }
+    for (int i = 0; i < g->n_outputs; i++) outputs[i] = p->t[g->outputs[i]];
+    return LENS_OK;
+}
+
+size_t graph_plan_arena_bytes(const graph_plan *p) { return p->arena_bytes; }
+const tensor *graph_plan_output(const graph_plan *p, int i) { return &p->t[p->g->outputs[i]]; }
+
+void graph_plan_enable_profile(graph_plan *p, int enable) {
+    if (enable && !p->profile) p->profile = calloc((size_t)p->n_steps + 1, sizeof(double));
+    if (!enable) {
+        free(p->profile);
+        p->profile = NULL;
+    }
+}

@@ -1,0 +1,473 @@
+/* gemm.c — the fp32 GEMM driver: picks a micro-kernel by CPU features (AVX-512, AVX2+FMA, portable C), packs A and B
+ * into micro-panels, blocks for the caches GotoBLAS-style (KC x NR panel of B in L1, MC x KC block of A in L2),
+ * splits C over the thread pool, and applies the epilogue (bias, activation) to each tile as it is finished.
+ * Compiled without ISA flags: the intrinsics live in x86/gemm_avx*.c. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_internal.h"
+
+/* ---- Kernels ---------------------------------------------------------------------------------------------------- */
+
+typedef struct gemm_kernel {
+    const char *name;
+    kern_gemm_path path;
+    size_t mr, nr;               /* micro-tile */
+    size_t mc, kc;               /* cache blocks: mc a multiple of mr */
+    double fma_lanes_per_cycle;  /* for the thread-split cost model only */
+    kern_gemm_ukernel_fn ukernel;
+} gemm_kernel;
+
+/* The portable micro-kernel: small enough for SSE2's 16 registers after auto-vectorisation. */
+#define GENERIC_MR 4
+#define GENERIC_NR 8
+
+static float generic_finish(float x, const float *cp, const kern_gemm_tile *t, float bias) {
+    if (t->load_c) x += t->beta * *cp;
+    x += bias;
+    switch (t->act) {
+    case KERN_GEMM_TILE_ACT_RELU: return x > 0 ? x : 0;
+    case KERN_GEMM_TILE_ACT_CLIP: return x < t->act_alpha ? t->act_alpha : x > t->act_beta ? t->act_beta : x;
+    case KERN_GEMM_TILE_ACT_LEAKY: return x < 0 ? t->act_alpha * x : x;
+    default: return x;
+    }
+}
+
+static void generic_ukernel(size_t kc, const float *a, const kern_gemm_b *bsrc, float *c, size_t ldc, size_t m,
+                            size_t n, const kern_gemm_tile *t) {
+    float acc[GENERIC_MR][GENERIC_NR] = {{0}};
+    const float *b = bsrc->b;
+    float *copy = bsrc->ldb ? bsrc->copy : NULL;
+    for (size_t k = 0; k < kc; k++) {
+        float bk[GENERIC_NR] = {0};
+        for (size_t j = 0; j < GENERIC_NR; j++) bk[j] = !bsrc->ldb || j < n ? b[j] : 0.0f;
+        if (copy) {
+            memcpy(copy, bk, sizeof bk);
+            copy += GENERIC_NR;
+        }
+        for (int i = 0; i < GENERIC_MR; i++)
+            for (int jj = 0; jj < GENERIC_NR; jj++) acc[i][jj] += a[i] * bk[jj];
+        a += GENERIC_MR;
+        b += bsrc->ldb ? bsrc->ldb : GENERIC_NR;
+    }
+    for (size_t i = 0; i < m; i++)
+        for (size_t jj = 0; jj < n; jj++) {
+            float bias = (t->bias_row ? t->bias_row[i] : 0) + (t->bias_col ? t->bias_col[jj] : 0);
+            c[i * ldc + jj] = generic_finish(acc[i][jj], &c[i * ldc + jj], t, bias);
+        }
+}
+
+static const gemm_kernel kernel_generic = {
+    "generic", KERN_GEMM_PATH_GENERIC, GENERIC_MR, GENERIC_NR, 64, 256, 4, generic_ukernel,
+};
+
+#if defined(LENS_X86)
+/* Zen 4 / Skylake-X: the 12 x 32 A micro-panel (12 KiB at KC=256) ... see the report in gemm_bench.c. */
+static const gemm_kernel kernel_avx512 = {
+    "avx512", KERN_GEMM_PATH_AVX512, KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, 144, 256, 16,
+    kern_gemm_ukernel_avx512,
+};
+static const gemm_kernel kernel_avx2 = {
+    "avx2", KERN_GEMM_PATH_AVX2, KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, 96, 256, 16, kern_gemm_ukernel_avx2,
+};
+#endif
+
+static const gemm_kernel *kernel_for(kern_gemm_path path) {
+    const core_cpu *cpu = core_cpu_features();
+    (void)cpu;
+    switch (path) {
+    case KERN_GEMM_PATH_AUTO:
+#if defined(LENS_X86)
+        if (cpu->avx512f) return &kernel_avx512;
+        if (cpu->avx2 && cpu->fma) return &kernel_avx2;
+#endif
+        return &kernel_generic;
+    case KERN_GEMM_PATH_GENERIC: return &kernel_generic;
+#if defined(LENS_X86)
+    case KERN_GEMM_PATH_AVX2: return cpu->avx2 && cpu->fma ? &kernel_avx2 : NULL;
+    case KERN_GEMM_PATH_AVX512: return cpu->avx512f ? &kernel_avx512 : NULL;
+#endif
+    default: return NULL;
+    }
+}
+
+static const gemm_kernel *forced_kernel;
+
+static const gemm_kernel *active_kernel(void) { return forced_kernel ? forced_kernel : kernel_for(KERN_GEMM_PATH_AUTO); }
+
+bool kern_gemm_force_path(kern_gemm_path path) {
+    const gemm_kernel *k = kernel_for(path);
+    if (!k) return false;
+    forced_kernel = path == KERN_GEMM_PATH_AUTO ? NULL : k;
+    return true;
+}
+
+const char *kern_sgemm_name(void) { return active_kernel()->name; }
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
+
+/* ---- Packing ---------------------------------------------------------------------------------------------------- */
+
+/* Packs rows [i0, i0+m) and columns [p0, p0+kc) of op(A), times alpha, into ceil(m/mr) panels of kc x mr floats, the
+ * panel of rows ir starting at dst + (ir/mr) * panel_stride. Rows past m are zero. */
+static void pack_a(const gemm_kernel *kern, int trans_a, const float *A, size_t lda, size_t i0, size_t m, size_t p0,
+                   size_t kc, float alpha, float *dst, size_t panel_stride) {
+    const size_t mr = kern->mr;
+    for (size_t ir = 0; ir < m; ir += mr) {
+        size_t rows = min_size(mr, m - ir);
+        float *d = dst + (ir / mr) * panel_stride;
+        if (!trans_a) {
+            /* A row is contiguous in k: read rows in groups of four k so each store run stays short. */
+            for (size_t i = 0; i < rows; i++) {
+                const float *src = A + (i0 + ir + i) * lda + p0;
+                for (size_t k = 0; k < kc; k++) d[k * mr + i] = alpha * src[k];
+            }
+        } else {
+            for (size_t k = 0; k < kc; k++) {
+                const float *src = A + (p0 + k) * lda + i0 + ir;
+                for (size_t i = 0; i < rows; i++) d[k * mr + i] = alpha * src[i];
+            }
+        }
+        if (rows < mr)
+            for (size_t k = 0; k < kc; k++) memset(d + k * mr + rows, 0, (mr - rows) * sizeof(float));
+    }
+}
+
+/* Packs rows [p0, p0+kc) and columns [j0, j0+n) of op(B) into ceil(n/nr) panels of kc x nr floats, the panel of
+ * columns jr starting at dst + (jr/nr) * panel_stride. Columns past n are zero. */
+static void pack_b(const gemm_kernel *kern, int trans_b, const float *B, size_t ldb, size_t p0, size_t kc, size_t j0,
+                   size_t n, float *dst, size_t panel_stride) {
+    const size_t nr = kern->nr;
+    for (size_t jr = 0; jr < n; jr += nr) {
+        size_t cols = min_size(nr, n - jr);
+        float *d = dst + (jr / nr) * panel_stride;
+        if (!trans_b) {
+            for (size_t k = 0; k < kc; k++) {
+                memcpy(d + k * nr, B + (p0 + k) * ldb + j0 + jr, cols * sizeof(float));
+                if (cols < nr) memset(d + k * nr + cols, 0, (nr - cols) * sizeof(float));
+            }
+        } else {
+            for (size_t j = 0; j < cols; j++) {
+                const float *src = B + (j0 + jr + j) * ldb + p0;
+                for (size_t k = 0; k < kc; k++) d[k * nr + j] = src[k];
+            }
+            if (cols < nr)
+                for (size_t k = 0; k < kc; k++) memset(d + k * nr + cols, 0, (nr - cols) * sizeof(float));
+        }
+    }
+}
+
+/* ---- The blocked product ---------------------------------------------------------------------------------------- */
+
+typedef struct gemm_job {
+    const gemm_kernel *kern;
+    size_t M, N, K;
+    /* op(A): either the source (packed per block, scaled by alpha) or whole-K panels packed once */
+    int trans_a;
+    const float *A;
+    size_t lda;
+    float alpha;
+    const float *a_packed; /* panel p (rows p*mr..) at a_packed + p*K*mr */
+    /* op(B): likewise */
+    int trans_b;
+    const float *B;
+    size_t ldb;
+    const float *b_packed; /* panel p (columns p*nr..) at b_packed + p*K*nr */
+    float beta;
+    float *C;
+    size_t ldc;
+    const kern_epilogue *ep;
+    /* blocking and split */
+    size_t mc, kc;
+    size_t tile_m, tile_n, grid_n; /* each task owns a tile_m x tile_n block of C */
+    /* packing buffers: one slot per thread that runs a task, taken on its first task */
+    float *scratch;
+    size_t scratch_a, scratch_b; /* floats per slot */
+    int slots;
+    atomic_int next_slot;
+    int slot_of_thread[256]; /* -1 until taken; written only by that thread (core_pool_create caps threads at 256) */
+} gemm_job;
+
+static int tile_act(const kern_activation *act) {
+    switch (act->kind) {
+    case KERN_ACT_NONE: return KERN_GEMM_TILE_ACT_NONE;
+    case KERN_ACT_RELU: return KERN_GEMM_TILE_ACT_RELU;
+    case KERN_ACT_CLIP: return KERN_GEMM_TILE_ACT_CLIP;
+    case KERN_ACT_LEAKY_RELU: return KERN_GEMM_TILE_ACT_LEAKY;
+    default: return -1; /* applied after the tile is stored */
+    }
+}
+
+/* C[m0:m1, n0:n1] (m0 a multiple of mr, n0 of nr). abuf holds an mc x kc block of A, bbuf one kc x nr panel of B.
+ * Loop order: K blocks, then MC blocks of A (packed once, kept in L2), then NR-wide column panels of B, each
+ * packed into bbuf by its first tile (or read from the packed matrix) and reused from L1 by the tiles below it. */
+static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_t n1, float *abuf, float *bbuf) {
+    const gemm_kernel *kern = j->kern;
+    const size_t mr = kern->mr, nr = kern->nr, K = j->K;
+    const kern_epilogue *ep = j->ep;
+    int fused_act = ep ? tile_act(&ep->act) : KERN_GEMM_TILE_ACT_NONE;
+    int late_act = fused_act < 0;
+    int direct_b = !j->b_packed && !j->trans_b && j->ldb != 0;
+
+    for (size_t pc = 0; pc < K; pc += j->kc) {
+        size_t kc = min_size(j->kc, K - pc);
+        int first = pc == 0, last = pc + kc == K;
+        kern_gemm_tile t = {
+            .beta = first ? j->beta : 1.0f,
+            .load_c = !first || j->beta != 0,
+            .act = KERN_GEMM_TILE_ACT_NONE,
+        };
+        if (last && ep) {
+            t.act = late_act ? KERN_GEMM_TILE_ACT_NONE : fused_act;
+            t.act_alpha = ep->act.alpha;
+            t.act_beta = ep->act.beta;
+        }
+        for (size_t ic = m0; ic < m1; ic += j->mc) {
+            size_t mc = min_size(j->mc, m1 - ic);
+            const float *ap;
+            size_t a_stride;
+            if (j->a_packed) {
+                ap = j->a_packed + (ic / mr) * K * mr + pc * mr;
+                a_stride = K * mr;
+            } else {
+                pack_a(kern, j->trans_a, j->A, j->lda, ic, mc, pc, kc, j->alpha, abuf, kc * mr);
+                ap = abuf;
+                a_stride = kc * mr;
+            }
+            for (size_t jr = n0; jr < n1; jr += nr) {
+                size_t n = min_size(nr, n1 - jr);
+                kern_gemm_b panel = {bbuf, 0, NULL}, first_tile;
+                if (j->b_packed) panel.b = j->b_packed + (jr / nr) * K * nr + pc * nr;
+                else if (!direct_b) pack_b(kern, j->trans_b, j->B, j->ldb, pc, kc, jr, n, bbuf, kc * nr);
+                first_tile = panel;
+                if (direct_b) {
+                    first_tile.b = j->B + pc * j->ldb + jr;
+                    first_tile.ldb = j->ldb;
+                    first_tile.copy = mc > mr ? bbuf : NULL;
+                }
+                for (size_t ir = 0; ir < mc; ir += mr) {
+                    size_t m = min_size(mr, mc - ir);
+                    float *c = j->C + (ic + ir) * j->ldc + jr;
+                    if (last && ep && ep->bias) {
+                        t.bias_row = ep->bias_per_row ? ep->bias + ic + ir : NULL;
+                        t.bias_col = ep->bias_per_row ? NULL : ep->bias + jr;
+                    }
+                    kern->ukernel(kc, ap + (ir / mr) * a_stride, ir == 0 ? &first_tile : &panel, c, j->ldc, m, n, &t);
+                    if (last && late_act)
+                        for (size_t i = 0; i < m; i++) kern_activation_apply(&ep->act, c + i * j->ldc, n);
+                }
+            }
+        }
+    }
+}
+
+static void gemm_task(void *ctx, int64_t task, int thread) {
+    gemm_job *j = ctx;
+    size_t tm = (size_t)task / j->grid_n, tn = (size_t)task % j->grid_n;
+    size_t m0 = tm * j->tile_m, n0 = tn * j->tile_n;
+    size_t m1 = min_size(j->M, m0 + j->tile_m), n1 = min_size(j->N, n0 + j->tile_n);
+    if (j->slot_of_thread[thread] < 0) j->slot_of_thread[thread] = atomic_fetch_add(&j->next_slot, 1);
+    float *abuf = j->scratch + (size_t)j->slot_of_thread[thread] * (j->scratch_a + j->scratch_b);
+    gemm_block(j, m0, m1, n0, n1, abuf, abuf + j->scratch_a);
+}
+
+/* Chooses tile_m x tile_n blocks of C, one per task, minimising an estimate of the time of the slowest thread:
+ * rounds of tasks times (FMA cycles + packing + a fixed cost per task), plus the cost of waking the pool. Small M
+ * gives a grid of one row (split over N), small N one column. */
+static void choose_split(gemm_job *j, int threads) {
+    const gemm_kernel *kern = j->kern;
+    const size_t mr = kern->mr, nr = kern->nr;
+    size_t mt = div_up(j->M, mr), nt = div_up(j->N, nr); /* micro-tile rows and columns */
+    j->tile_m = mt * mr;
+    j->tile_n = nt * nr;
+    j->grid_n = 1;
+    if (threads <= 1) return;
+    const double task_cost = 2000, wake_cost = 20000, pack_cost = 0.5;
+    double best = (double)j->tile_m * (double)j->tile_n * (double)j->K / kern->fma_lanes_per_cycle +
+                  pack_cost * (double)j->K * ((j->a_packed ? 0 : (double)j->tile_m) + (j->b_packed ? 0 : (double)j->tile_n));
+    size_t max_gm = min_size(mt, 4 * (size_t)threads);
+    for (size_t gm = 1; gm <= max_gm; gm++) {
+        size_t tm = div_up(mt, gm), real_gm = div_up(mt, tm);
+        for (size_t want = 1; want <= 4; want++) {
+            size_t gn = min_size(nt, div_up(want * (size_t)threads, real_gm));
+            size_t tn = div_up(nt, gn), real_gn = div_up(nt, tn);
+            size_t tasks = real_gm * real_gn;
+            if (tasks < 2) continue;
+            double rounds = (double)div_up(tasks, (size_t)threads);
+            double per_task = (double)(tm * mr) * (double)(tn * nr) * (double)j->K / kern->fma_lanes_per_cycle +
+                              pack_cost * (double)j->K *
+                                  ((j->a_packed ? 0 : (double)(tm * mr)) + (j->b_packed ? 0 : (double)(tn * nr))) +
+                              task_cost;
+            double cost = rounds * per_task + wake_cost;
+            if (cost < best) {
+                best = cost;
+                j->tile_m = tm * mr;
+                j->tile_n = tn * nr;
+                j->grid_n = real_gn;
+            }
+        }
+    }
+}
+
+/* C = beta * C then the epilogue, for K == 0. */
+static void gemm_no_k(size_t M, size_t N, float beta, float *C, size_t ldc, const kern_epilogue *ep) {
+    for (size_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        for (size_t jj = 0; jj < N; jj++) {
+            float v = beta != 0 ? beta * c[jj] : 0.0f;
+            if (ep && ep->bias) v += ep->bias_per_row ? ep->bias[i] : ep->bias[jj];
+            c[jj] = v;
+        }
+        if (ep && ep->act.kind != KERN_ACT_NONE) kern_activation_apply(&ep->act, c, N);
+    }
+}
+
+static void gemm_run(core_pool *pool, gemm_job *j) {
+    if (j->M == 0 || j->N == 0) return;
+    if (j->K == 0) {
+        gemm_no_k(j->M, j->N, j->beta, j->C, j->ldc, j->ep);
+        return;
+    }
+    const gemm_kernel *kern = j->kern;
+    int threads = core_pool_size(pool);
+    if (threads > 256) { /* core_pool_create refuses more; stay inside slot_of_thread regardless */
+        pool = NULL;
+        threads = 1;
+    }
+    j->kc = min_size(kern->kc, j->K);
+    choose_split(j, threads);
+    j->mc = min_size(kern->mc, j->tile_m);
+    size_t tasks = div_up(j->M, j->tile_m) * j->grid_n;
+    j->slots = (int)min_size(tasks, (size_t)threads);
+    atomic_init(&j->next_slot, 0);
+    for (int t = 0; t < threads; t++) j->slot_of_thread[t] = -1;
+    j->scratch_a = j->a_packed ? 0 : round_up(j->mc * j->kc, 16);
+    j->scratch_b = j->b_packed ? 0 : round_up(j->kc * kern->nr, 16);
+    size_t floats = (j->scratch_a + j->scratch_b) * (size_t)j->slots;
+    j->scratch = floats ? core_aligned_alloc(floats * sizeof(float)) : NULL;
+    if (floats && !j->scratch) {
+        /* Out of memory: one thread, blocks small enough for the stack. */
+        _Alignas(64) float stack[256 * (KERN_GEMM_AVX512_MR + KERN_GEMM_AVX512_NR)];
+        _Static_assert(GENERIC_MR <= KERN_GEMM_AVX512_MR && GENERIC_NR <= KERN_GEMM_AVX512_NR, "stack fallback size");
+        j->kc = min_size(j->K, 256);
+        j->mc = kern->mr;
+        j->tile_m = round_up(j->M, kern->mr);
+        j->tile_n = round_up(j->N, kern->nr);
+        j->grid_n = 1;
+        j->scratch = stack;
+        j->scratch_a = j->a_packed ? 0 : j->mc * j->kc;
+        j->scratch_b = j->b_packed ? 0 : j->kc * kern->nr;
+        gemm_task(j, 0, 0);
+        return;
+    }
+    core_pool_run(pool, (int64_t)tasks, gemm_task, j);
+    core_aligned_free(j->scratch);
+}
+
+/* ---- Public entry points ---------------------------------------------------------------------------------------- */
+
+void kern_sgemm(core_pool *pool, int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha, const float *A,
+                size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, const kern_epilogue *ep) {
+    gemm_job j = {
+        .kern = active_kernel(), .M = M, .N = N, .K = K,
+        .trans_a = trans_a, .A = A, .lda = lda, .alpha = alpha,
+        .trans_b = trans_b, .B = B, .ldb = ldb,
+        .beta = beta, .C = C, .ldc = ldc, .ep = ep,
+    };
+    gemm_run(pool, &j);
+}
+
+struct kern_packed_a {
+    const gemm_kernel *kern;
+    size_t M, K;
+    size_t bytes;
+    float *data; /* ceil(M/mr) panels of K x mr */
+};
+
+kern_packed_a *kern_sgemm_pack_a(int trans_a, size_t M, size_t K, const float *A, size_t lda) {
+    const gemm_kernel *kern = active_kernel();
+    size_t floats, bytes;
+    if (M > SIZE_MAX - kern->mr || !core_mul_size(round_up(M, kern->mr), K, &floats) || !core_mul_size(floats, sizeof(float), &bytes))
+        return NULL;
+    kern_packed_a *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->data = core_aligned_alloc(bytes);
+    if (!p->data) {
+        free(p);
+        return NULL;
+    }
+    p->kern = kern;
+    p->M = M;
+    p->K = K;
+    p->bytes = bytes + sizeof *p;
+    if (M && K) pack_a(kern, trans_a, A, lda, 0, M, 0, K, 1.0f, p->data, K * kern->mr);
+    return p;
+}
+
+void kern_packed_a_free(kern_packed_a *packed) {
+    if (!packed) return;
+    core_aligned_free(packed->data);
+    free(packed);
+}
+
+size_t kern_packed_a_bytes(const kern_packed_a *packed) { return packed ? packed->bytes : 0; }
+
+void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
+                         float beta, float *C, size_t ldc, const kern_epilogue *ep) {
+    gemm_job j = {
+        .kern = A->kern, .M = A->M, .N = N, .K = A->K,
+        .alpha = 1.0f, .a_packed = A->data,
+        .trans_b = trans_b, .B = B, .ldb = ldb,
+        .beta = beta, .C = C, .ldc = ldc, .ep = ep,
+    };
+    gemm_run(pool, &j);
+}
+
+struct kern_packed_b {
+    const gemm_kernel *kern;
+    size_t K, N;
+    size_t bytes;
+    float *data; /* ceil(N/nr) panels of K x nr */
+};
+
+kern_packed_b *kern_sgemm_pack_b(int trans_b, size_t K, size_t N, const float *B, size_t ldb) {
+    const gemm_kernel *kern = active_kernel();
+    size_t floats, bytes;
+    if (N > SIZE_MAX - kern->nr || !core_mul_size(round_up(N, kern->nr), K, &floats) || !core_mul_size(floats, sizeof(float), &bytes))
+        return NULL;
+    kern_packed_b *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->data = core_aligned_alloc(bytes);
+    if (!p->data) {
+        free(p);
+        return NULL;
+    }
+    p->kern = kern;
+    p->K = K;
+    p->N = N;
+    p->bytes = bytes + sizeof *p;
+    if (N && K) pack_b(kern, trans_b, B, ldb, 0, K, 0, N, p->data, K * kern->nr);
+    return p;
+}
+
+void kern_packed_b_free(kern_packed_b *packed) {
+    if (!packed) return;
+    core_aligned_free(packed->data);
+    free(packed);
+}
+
+size_t kern_packed_b_bytes(const kern_packed_b *packed) { return packed ? packed->bytes : 0; }
+
+void kern_sgemm_packed_b(core_pool *pool, int trans_a, size_t M, const float *A, size_t lda, const kern_packed_b *B,
+                         float beta, float *C, size_t ldc, const kern_epilogue *ep) {
+    gemm_job j = {
+        .kern = B->kern, .M = M, .N = B->N, .K = B->K,
+        .trans_a = trans_a, .A = A, .lda = lda, .alpha = 1.0f,
+        .b_packed = B->data,
+        .beta = beta, .C = C, .ldc = ldc, .ep = ep,
+    };
+    gemm_run(pool, &j);
+}

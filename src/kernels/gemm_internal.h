@@ -1,0 +1,65 @@
+/* gemm_internal.h — what the GEMM driver (gemm.c) shares with its ISA micro-kernels (x86/gemm_avx2.c,
+ * x86/gemm_avx512.c) and with tests: the micro-kernel contract and a hook that forces one code path. Not installed;
+ * only the kernels layer and its tests include it. */
+#ifndef LENS_GEMM_INTERNAL_H
+#define LENS_GEMM_INTERNAL_H
+
+#include "kernels.h"
+
+/* Activations simple enough for a micro-kernel to apply in registers before its store. Anything else the driver
+ * applies with kern_activation_apply on the finished tile while it is still in cache. */
+enum { KERN_GEMM_TILE_ACT_NONE = 0, KERN_GEMM_TILE_ACT_RELU, KERN_GEMM_TILE_ACT_CLIP, KERN_GEMM_TILE_ACT_LEAKY };
+
+/* How a micro-kernel finishes its tile: C = acc (+ beta * C when load_c) (+ bias) then act. */
+typedef struct kern_gemm_tile {
+    float beta;              /* only read when load_c */
+    int load_c;              /* 0: C's old contents are never read (they may be NaN) */
+    const float *bias_row;   /* bias of the tile's first row (one value per row), or NULL */
+    const float *bias_col;   /* bias of the tile's first column (one value per column), or NULL */
+    int act;                 /* KERN_GEMM_TILE_ACT_* */
+    float act_alpha, act_beta;
+} kern_gemm_tile;
+
+/* Where a micro-kernel reads B from. Packed: kc groups of NR floats (padding columns zero). Direct (ldb != 0):
+ * straight from op(B) rows with stride ldb, only the n valid columns read, and when copy is not NULL the panel is
+ * also written there in packed form (zero padded) for the next tiles of the same columns: packing B costs no
+ * separate pass over memory. */
+typedef struct kern_gemm_b {
+    const float *b;
+    size_t ldb;  /* 0: b is packed */
+    float *copy; /* direct only: where to write the packed panel, or NULL */
+} kern_gemm_b;
+
+/* Computes one m x n tile of C (1 <= m <= MR, 1 <= n <= NR) from kc steps: a holds kc groups of MR floats (row i
+ * of step k at a[k*MR + i], padding rows zero), b as above. kc may be 0. c is row-major with stride ldc; only the
+ * m x n tile is read or written. */
+typedef void (*kern_gemm_ukernel_fn)(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
+                                     size_t n, const kern_gemm_tile *tile);
+
+#define KERN_GEMM_AVX512_MR 12
+#define KERN_GEMM_AVX512_NR 32
+#define KERN_GEMM_AVX2_MR 6
+#define KERN_GEMM_AVX2_NR 16
+
+#if defined(LENS_X86)
+void kern_gemm_ukernel_avx512(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
+                              size_t n, const kern_gemm_tile *tile);
+void kern_gemm_ukernel_avx2(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
+                            size_t n, const kern_gemm_tile *tile);
+#endif
+
+/* ---- Test hooks ----------------------------------------------------------------------------------------------- */
+
+typedef enum kern_gemm_path {
+    KERN_GEMM_PATH_AUTO = 0, /* the best this CPU runs */
+    KERN_GEMM_PATH_GENERIC,
+    KERN_GEMM_PATH_AVX2,
+    KERN_GEMM_PATH_AVX512
+} kern_gemm_path;
+
+/* Makes later kern_sgemm* calls and packings use path. Returns false (and changes nothing) when this CPU or build
+ * cannot run it. Not thread-safe: for tests and benchmarks, called while no GEMM runs. Packed matrices keep the
+ * path they were packed for. */
+bool kern_gemm_force_path(kern_gemm_path path);
+
+#endif

@@ -1,0 +1,166 @@
+/* gemm_avx512.c — the AVX-512 fp32 GEMM micro-kernel: a 12 x 32 tile of C held in 24 zmm accumulators, fed from
+ * panels packed by gemm.c, or with B read straight from its rows and packed on the way. Edge tiles get their own
+ * row count (no FMAs wasted on padding rows) and masked column loads/stores. Compiled with -mavx512f -mfma; only
+ * called after a CPU check. */
+#include <immintrin.h>
+
+#include "../gemm_internal.h"
+
+#define MR KERN_GEMM_AVX512_MR
+#define NR KERN_GEMM_AVX512_NR
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE __m512 finish(__m512 x, const float *cp, __mmask16 mask, const kern_gemm_tile *t, __m512 bias_col,
+                            __m512 beta, __m512 lo, __m512 hi) {
+    if (t->load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask, cp), x);
+    x = _mm512_add_ps(x, bias_col);
+    switch (t->act) {
+    case KERN_GEMM_TILE_ACT_RELU: x = _mm512_max_ps(x, _mm512_setzero_ps()); break; /* NaN -> 0, as the reference */
+    case KERN_GEMM_TILE_ACT_CLIP: x = _mm512_min_ps(hi, _mm512_max_ps(lo, x)); break; /* NaN passes through */
+    case KERN_GEMM_TILE_ACT_LEAKY: {
+        __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+        x = _mm512_mask_mul_ps(x, neg, x, lo);
+        break;
+    }
+    default: break;
+    }
+    return x;
+}
+
+/* Loads step k's B vectors (and in direct mode copies them to the packed panel). */
+ALWAYS_INLINE void load_b(const int vecs, const int direct, const float *b, float *copy, __mmask16 m0, __mmask16 m1,
+                          __m512 *b0, __m512 *b1) {
+    if (!direct) {
+        *b0 = _mm512_loadu_ps(b);
+        *b1 = vecs > 1 ? _mm512_loadu_ps(b + 16) : *b0;
+        return;
+    }
+    /* the next panel's slice of this row: by the time its first tile runs, it is in cache (never faults) */
+    _mm_prefetch((const char *)(b + NR), _MM_HINT_T0);
+    _mm_prefetch((const char *)(b + NR + 16), _MM_HINT_T0);
+    *b0 = _mm512_maskz_loadu_ps(m0, b);
+    *b1 = vecs > 1 ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();
+    if (copy) {
+        _mm512_storeu_ps(copy, *b0);
+        _mm512_storeu_ps(copy + 16, *b1);
+    }
+}
+
+/* The body every variant shares; rows, vecs and direct are compile-time constants after inlining, so the
+ * accumulator array lives in registers. This is the hot loop of every convolution and fully connected layer. */
+ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, size_t kc, const float *restrict a,
+                             const kern_gemm_b *bsrc, float *restrict c, size_t ldc, size_t n,
+                             const kern_gemm_tile *t) {
+    const float *b = bsrc->b;
+    float *copy = direct ? bsrc->copy : NULL;
+    const size_t b_step = direct ? bsrc->ldb : NR;
+    __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    __m512 acc[MR][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
+    size_t k = 0;
+    /* Short rows leave the FMA latency exposed; a second accumulator set over odd k hides it. */
+    if (rows <= 2) {
+        __m512 acc2[MR][2];
+#pragma GCC unroll 16
+        for (int i = 0; i < rows; i++) {
+            acc2[i][0] = _mm512_setzero_ps();
+            acc2[i][1] = _mm512_setzero_ps();
+        }
+        for (; k + 2 <= kc; k += 2) {
+            __m512 b0, b1, b2, b3;
+            load_b(vecs, direct, b, copy, m0, m1, &b0, &b1);
+            load_b(vecs, direct, b + b_step, copy ? copy + NR : NULL, m0, m1, &b2, &b3);
+#pragma GCC unroll 16
+            for (int i = 0; i < rows; i++) {
+                __m512 ai = _mm512_set1_ps(a[i]), aj = _mm512_set1_ps(a[MR + i]);
+                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+                acc2[i][0] = _mm512_fmadd_ps(aj, b2, acc2[i][0]);
+                if (vecs > 1) {
+                    acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+                    acc2[i][1] = _mm512_fmadd_ps(aj, b3, acc2[i][1]);
+                }
+            }
+            a += 2 * MR;
+            b += 2 * b_step;
+            if (copy) copy += 2 * NR;
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < rows; i++) {
+            acc[i][0] = _mm512_add_ps(acc[i][0], acc2[i][0]);
+            acc[i][1] = _mm512_add_ps(acc[i][1], acc2[i][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (; k < kc; k++) {
+        __m512 b0, b1;
+        load_b(vecs, direct, b, copy, m0, m1, &b0, &b1);
+#pragma GCC unroll 16
+        for (int i = 0; i < rows; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            if (vecs > 1) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += MR;
+        b += b_step;
+        if (copy) copy += NR;
+    }
+
+    __m512 beta = _mm512_set1_ps(t->beta);
+    __m512 lo = _mm512_set1_ps(t->act_alpha);
+    __m512 hi = _mm512_set1_ps(t->act_beta);
+    __m512 bc0 = _mm512_setzero_ps(), bc1 = _mm512_setzero_ps();
+    if (t->bias_col) {
+        bc0 = _mm512_maskz_loadu_ps(m0, t->bias_col);
+        if (vecs > 1) bc1 = _mm512_maskz_loadu_ps(m1, t->bias_col + 16);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        float *cp = c + (size_t)i * ldc;
+        __m512 br = t->bias_row ? _mm512_set1_ps(t->bias_row[i]) : _mm512_setzero_ps();
+        __m512 x0 = finish(acc[i][0], cp, m0, t, _mm512_add_ps(bc0, br), beta, lo, hi);
+        _mm512_mask_storeu_ps(cp, m0, x0);
+        if (vecs > 1) {
+            __m512 x1 = finish(acc[i][1], cp + 16, m1, t, _mm512_add_ps(bc1, br), beta, lo, hi);
+            _mm512_mask_storeu_ps(cp + 16, m1, x1);
+        }
+    }
+}
+
+#define VARIANT(R, V, D)                                                                                               \
+    static void tile_##R##_##V##_##D(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t n,  \
+                                     const kern_gemm_tile *t) {                                                        \
+        tile_body(R, V, D, kc, a, b, c, ldc, n, t);                                                                    \
+    }
+#define VARIANTS(R) VARIANT(R, 1, 0) VARIANT(R, 2, 0) VARIANT(R, 1, 1) VARIANT(R, 2, 1)
+#define ROW(R) {{tile_##R##_1_0, tile_##R##_1_1}, {tile_##R##_2_0, tile_##R##_2_1}}
+
+VARIANTS(1)
+VARIANTS(2)
+VARIANTS(3)
+VARIANTS(4)
+VARIANTS(5)
+VARIANTS(6)
+VARIANTS(7)
+VARIANTS(8)
+VARIANTS(9)
+VARIANTS(10)
+VARIANTS(11)
+VARIANTS(12)
+
+typedef void (*tile_fn)(size_t, const float *, const kern_gemm_b *, float *, size_t, size_t, const kern_gemm_tile *);
+
+/* [rows - 1][n > 16][direct] */
+static const tile_fn tiles[MR][2][2] = {ROW(1), ROW(2), ROW(3), ROW(4),  ROW(5),  ROW(6),
+                                        ROW(7), ROW(8), ROW(9), ROW(10), ROW(11), ROW(12)};
+_Static_assert(MR == 12 && NR == 32, "the variant table above is written for a 12 x 32 tile");
+
+void kern_gemm_ukernel_avx512(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
+                              size_t n, const kern_gemm_tile *tile) {
+    tiles[m - 1][n > 16][b->ldb != 0](kc, a, b, c, ldc, n, tile);
+}

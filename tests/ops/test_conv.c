@@ -1,0 +1,325 @@
+/* test_conv.c — the Conv op (through its op_def: infer, prepare, run) against the scalar reference kern_conv2d_ref on
+ * many geometries: pointwise, im2col + GEMM, grouped, depthwise, dilated, padded (explicit and auto_pad), with bias,
+ * fused activations and residual, with and without prepared weights and a thread pool. */
+#include <string.h>
+
+#include "kernels/conv_ref.h"
+#include "ops/ops.h"
+#include "test.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+static float *random_array(size_t n) {
+    float *p = malloc(n * sizeof *p + 4);
+    for (size_t i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+
+typedef struct conv_case {
+    int64_t n, c, h, w, m, kh, kw, group, sh, sw, dh, dw;
+    int64_t pads[4]; /* top, left, bottom, right */
+    const char *auto_pad;
+    int bias, residual;
+    const char *act; /* NULL, "Relu", "Clip", "HardSwish" */
+} conv_case;
+
+typedef struct attr_list {
+    op_attr a[16];
+    int n;
+    int64_t ints[4][4];
+} attr_list;
+
+static void add_ints(attr_list *l, const char *name, int slot, const int64_t *v, size_t count) {
+    memcpy(l->ints[slot], v, count * sizeof *v);
+    l->a[l->n++] = (op_attr){.name = name, .type = OP_ATTR_INTS, .ints = l->ints[slot], .count = count};
+}
+
+static core_pool *pool2;
+
+/* Runs the op on one case; returns the max error relative to the magnitude bound (<= 1 passes). */
+static void run_case(const conv_case *k, int use_pool, int use_prepare) {
+    int64_t cin_g = k->c / k->group;
+    /* Expected geometry, computed independently of the op. */
+    int64_t in[2] = {k->h, k->w}, kk[2] = {k->kh, k->kw}, s[2] = {k->sh, k->sw}, d[2] = {k->dh, k->dw};
+    int64_t pb[2] = {k->pads[0], k->pads[1]}, pe[2] = {k->pads[2], k->pads[3]}, out[2];
+    for (int i = 0; i < 2; i++) {
+        int64_t span = (kk[i] - 1) * d[i] + 1;
+        if (k->auto_pad && strcmp(k->auto_pad, "VALID")) {
+            out[i] = (in[i] + s[i] - 1) / s[i];
+            int64_t total = (out[i] - 1) * s[i] + span - in[i];
+            if (total < 0) total = 0;
+            pb[i] = !strcmp(k->auto_pad, "SAME_UPPER") ? total / 2 : (total + 1) / 2;
+        } else {
+            if (k->auto_pad) pb[i] = pe[i] = 0;
+            out[i] = (in[i] + pb[i] + pe[i] - span) / s[i] + 1;
+        }
+    }
+    size_t nx = (size_t)(k->n * k->c * k->h * k->w), nw = (size_t)(k->m * cin_g * k->kh * k->kw);
+    size_t ny = (size_t)(k->n * k->m * out[0] * out[1]);
+    float *x = random_array(nx), *w = random_array(nw), *b = random_array((size_t)k->m), *r = random_array(ny);
+    float *y = malloc(ny * sizeof *y + 4), *yref = malloc(ny * sizeof *y + 4), *mag = malloc(ny * sizeof *y + 4);
+    float *ax = malloc(nx * sizeof *x), *aw = malloc(nw * sizeof *w);
+    for (size_t i = 0; i < nx; i++) ax[i] = fabsf(x[i]);
+    for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
+    for (size_t i = 0; i < ny; i++) y[i] = NAN;
+
+    tensor tx = {LENS_DTYPE_FLOAT32, 4, {k->n, k->c, k->h, k->w}, x};
+    tensor tw = {LENS_DTYPE_FLOAT32, 4, {k->m, cin_g, k->kh, k->kw}, w};
+    tensor tb = {LENS_DTYPE_FLOAT32, 1, {k->m}, b};
+    tensor tr = {LENS_DTYPE_FLOAT32, 4, {k->n, k->m, out[0], out[1]}, r};
+    tensor ty = {0};
+    const tensor *ins[4] = {&tx, &tw, k->bias ? &tb : NULL, k->residual ? &tr : NULL};
+    tensor *outs[1] = {&ty};
+
+    attr_list al = {.n = 0};
+    int64_t v[4];
+    if (k->kh != 3 || k->kw != 3 || k->c > 8) { /* sometimes leave kernel_shape for the op to infer from W */
+        v[0] = k->kh, v[1] = k->kw;
+        add_ints(&al, "kernel_shape", 0, v, 2);
+    }
+    v[0] = k->sh, v[1] = k->sw;
+    add_ints(&al, "strides", 1, v, 2);
+    if (k->dh != 1 || k->dw != 1) {
+        v[0] = k->dh, v[1] = k->dw;
+        add_ints(&al, "dilations", 2, v, 2);
+    }
+    if (k->auto_pad) al.a[al.n++] = (op_attr){.name = "auto_pad", .type = OP_ATTR_STRING, .s = k->auto_pad};
+    else add_ints(&al, "pads", 3, k->pads, 4);
+    al.a[al.n++] = (op_attr){.name = "group", .type = OP_ATTR_INT, .i = k->group};
+    kern_activation act = {KERN_ACT_NONE, 0, 0};
+    if (k->act) {
+        al.a[al.n++] = (op_attr){.name = "lens.activation", .type = OP_ATTR_STRING, .s = k->act};
+        if (!strcmp(k->act, "Relu")) act.kind = KERN_ACT_RELU;
+        if (!strcmp(k->act, "HardSwish")) act.kind = KERN_ACT_HARD_SWISH;
+        if (!strcmp(k->act, "Clip")) {
+            act = (kern_activation){KERN_ACT_CLIP, 0, 6};
+            al.a[al.n++] = (op_attr){.name = "lens.activation_alpha", .type = OP_ATTR_FLOAT, .f = 0};
+            al.a[al.n++] = (op_attr){.name = "lens.activation_beta", .type = OP_ATTR_FLOAT, .f = 6};
+        }
+    }
+    if (k->residual) al.a[al.n++] = (op_attr){.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+    op_node node = {"conv", "Conv", "", 13, al.n, al.a};
+    const op_def *def = ops_lookup("", "Conv");
+    CHECK(def != NULL);
+    if (!def) return;
+    op_call call = {&node, k->residual ? 4 : 3, ins, 1, outs, use_pool ? pool2 : NULL, NULL, NULL, 0};
+    lens_status st = def->infer(&call);
+    CHECK_MSG(st == LENS_OK, "infer: %s", core_last_error());
+    CHECK(ty.rank == 4 && ty.dims[0] == k->n && ty.dims[1] == k->m && ty.dims[2] == out[0] && ty.dims[3] == out[1]);
+    CHECK(call.scratch_bytes <= (size_t)8 << 20);
+    void *state = NULL;
+    if (use_prepare && def->prepare) {
+        st = def->prepare(&call, &state);
+        CHECK_MSG(st == LENS_OK, "prepare: %s", core_last_error());
+    }
+    call.state = state;
+    call.scratch = call.scratch_bytes ? core_aligned_alloc(call.scratch_bytes) : NULL;
+    ty.data = y;
+    st = def->run(&call);
+    CHECK_MSG(st == LENS_OK, "run: %s", core_last_error());
+    if (def->release) def->release(state);
+    core_aligned_free(call.scratch);
+
+    kern_conv2d_params p = {k->n, k->c, k->h, k->w, k->m, out[0], out[1], k->kh, k->kw, k->group,
+                            k->sh, k->sw, k->dh, k->dw, pb[0], pb[1]};
+    kern_conv2d_ref(&p, x, w, k->bias ? b : NULL, k->residual ? r : NULL, &act, yref);
+    kern_conv2d_ref(&p, ax, aw, NULL, NULL, NULL, mag);
+    double worst = 0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < ny; i++) {
+        double bound = mag[i] + (k->bias ? fabsf(b[i / (size_t)(out[0] * out[1]) % (size_t)k->m]) : 0) +
+                       (k->residual ? fabsf(r[i]) : 0) + 1e-6;
+        double e = fabs((double)y[i] - yref[i]) / bound;
+        if (!(e <= worst)) worst = e, worst_i = i; /* NaN lands here too */
+    }
+    CHECK_MSG(worst <= 2e-5,
+              "case n%lld c%lld %lldx%lld m%lld k%lldx%lld g%lld s%lld,%lld d%lld,%lld pool %d prep %d: rel err %g at "
+              "%zu (%g vs %g)",
+              (long long)k->n, (long long)k->c, (long long)k->h, (long long)k->w, (long long)k->m, (long long)k->kh,
+              (long long)k->kw, (long long)k->group, (long long)k->sh, (long long)k->sw, (long long)k->dh,
+              (long long)k->dw, use_pool, use_prepare, worst, worst_i, y[worst_i], yref[worst_i]);
+    free(x), free(w), free(b), free(r), free(y), free(yref), free(mag), free(ax), free(aw);
+}
+
+/* 1-D and 3-D convs against direct loops written here. */
+static void test_conv_1d_3d(void) {
+    /* 1-D: x [2, 3, 11], w [4, 3, 3], stride 2, pads 1/2, dilation 2 */
+    {
+        float *x = random_array(2 * 3 * 11), *w = random_array(4 * 3 * 3), y[2 * 4 * 8], e[2 * 4 * 8];
+        int64_t L = 11, K = 3, S = 2, D = 2, P0 = 1, P1 = 2;
+        int64_t OL = (L + P0 + P1 - ((K - 1) * D + 1)) / S + 1;
+        for (int64_t n = 0; n < 2; n++)
+            for (int64_t m = 0; m < 4; m++)
+                for (int64_t o = 0; o < OL; o++) {
+                    double s = 0;
+                    for (int64_t c = 0; c < 3; c++)
+                        for (int64_t j = 0; j < K; j++) {
+                            int64_t i = o * S - P0 + j * D;
+                            if (i >= 0 && i < L) s += (double)w[(m * 3 + c) * K + j] * x[(n * 3 + c) * L + i];
+                        }
+                    e[(n * 4 + m) * OL + o] = (float)s;
+                }
+        tensor tx = {LENS_DTYPE_FLOAT32, 3, {2, 3, 11}, x}, tw = {LENS_DTYPE_FLOAT32, 3, {4, 3, 3}, w}, ty = {0};
+        const tensor *ins[2] = {&tx, &tw};
+        tensor *outs[1] = {&ty};
+        int64_t strides[1] = {S}, dil[1] = {D}, pads[2] = {P0, P1};
+        op_attr attrs[3] = {{.name = "strides", .type = OP_ATTR_INTS, .ints = strides, .count = 1},
+                            {.name = "dilations", .type = OP_ATTR_INTS, .ints = dil, .count = 1},
+                            {.name = "pads", .type = OP_ATTR_INTS, .ints = pads, .count = 2}};
+        op_node node = {"", "Conv", "", 13, 3, attrs};
+        const op_def *def = ops_lookup("", "Conv");
+        op_call call = {&node, 2, ins, 1, outs, pool2, NULL, NULL, 0};
+        CHECK(def->infer(&call) == LENS_OK);
+        CHECK(ty.rank == 3 && ty.dims[2] == OL && OL == 5);
+        call.scratch = core_aligned_alloc(call.scratch_bytes);
+        ty.data = y;
+        CHECK(def->run(&call) == LENS_OK);
+        core_aligned_free(call.scratch);
+        for (int64_t i = 0; i < 2 * 4 * OL; i++) CHECK_NEAR(y[i], e[i], 1e-5);
+        free(x), free(w);
+    }
+    /* 3-D: x [1, 2, 5, 6, 4], w [3, 2, 2, 3, 3], strides (1, 2, 1), pads 1 everywhere */
+    {
+        int64_t C = 2, M = 3, ID = 5, IH = 6, IW = 4, KD = 2, KH = 3, KW = 3;
+        int64_t OD = (ID + 2 - KD) + 1, OH = (IH + 2 - KH) / 2 + 1, OW = (IW + 2 - KW) + 1;
+        float *x = random_array((size_t)(C * ID * IH * IW)), *w = random_array((size_t)(M * C * KD * KH * KW));
+        float *b = random_array((size_t)M);
+        size_t ny = (size_t)(M * OD * OH * OW);
+        float *y = malloc(ny * sizeof *y), *e = malloc(ny * sizeof *e);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t od = 0; od < OD; od++)
+                for (int64_t oh = 0; oh < OH; oh++)
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        double s = b[m];
+                        for (int64_t c = 0; c < C; c++)
+                            for (int64_t a = 0; a < KD; a++)
+                                for (int64_t i = 0; i < KH; i++)
+                                    for (int64_t j = 0; j < KW; j++) {
+                                        int64_t id = od - 1 + a, ih = oh * 2 - 1 + i, iw = ow - 1 + j;
+                                        if (id < 0 || id >= ID || ih < 0 || ih >= IH || iw < 0 || iw >= IW) continue;
+                                        s += (double)w[(((m * C + c) * KD + a) * KH + i) * KW + j] *
+                                             x[((c * ID + id) * IH + ih) * IW + iw];
+                                    }
+                        e[((m * OD + od) * OH + oh) * OW + ow] = (float)s;
+                    }
+        tensor tx = {LENS_DTYPE_FLOAT32, 5, {1, C, ID, IH, IW}, x};
+        tensor tw = {LENS_DTYPE_FLOAT32, 5, {M, C, KD, KH, KW}, w}, tb = {LENS_DTYPE_FLOAT32, 1, {M}, b}, ty = {0};
+        const tensor *ins[3] = {&tx, &tw, &tb};
+        tensor *outs[1] = {&ty};
+        int64_t strides[3] = {1, 2, 1}, pads[6] = {1, 1, 1, 1, 1, 1};
+        op_attr attrs[2] = {{.name = "strides", .type = OP_ATTR_INTS, .ints = strides, .count = 3},
+                            {.name = "pads", .type = OP_ATTR_INTS, .ints = pads, .count = 6}};
+        op_node node = {"", "Conv", "", 13, 2, attrs};
+        const op_def *def = ops_lookup("", "Conv");
+        op_call call = {&node, 3, ins, 1, outs, NULL, NULL, NULL, 0};
+        CHECK(def->infer(&call) == LENS_OK);
+        CHECK(ty.rank == 5 && ty.dims[2] == OD && ty.dims[3] == OH && ty.dims[4] == OW);
+        void *state = NULL;
+        CHECK(def->prepare(&call, &state) == LENS_OK);
+        call.state = state;
+        call.scratch = core_aligned_alloc(call.scratch_bytes);
+        ty.data = y;
+        CHECK(def->run(&call) == LENS_OK);
+        def->release(state);
+        core_aligned_free(call.scratch);
+        double worst = 0;
+        for (size_t i = 0; i < ny; i++) worst = fmax(worst, fabs(y[i] - e[i]));
+        CHECK_MSG(worst < 1e-4, "3-D conv max error %g", worst);
+        free(x), free(w), free(b), free(y), free(e);
+    }
+}
+
+static void test_errors(void) {
+    float buf[64] = {0};
+    tensor tx = {LENS_DTYPE_FLOAT32, 4, {1, 4, 4, 4}, buf}, tw = {LENS_DTYPE_FLOAT32, 4, {2, 3, 3, 3}, buf}, ty = {0};
+    const tensor *ins[4] = {&tx, &tw, NULL, NULL};
+    tensor *outs[1] = {&ty};
+    op_node node = {"", "Conv", "", 13, 0, NULL};
+    const op_def *def = ops_lookup("", "Conv");
+    op_call call = {&node, 2, ins, 1, outs, NULL, NULL, NULL, 0};
+    CHECK(def->infer(&call) == LENS_ERR_SHAPE); /* W has 3 input channels, X 4 */
+    CHECK(strstr(core_last_error(), "[2,3,3,3]") && strstr(core_last_error(), "[1,4,4,4]"));
+    tw.dims[1] = 4;
+    tx.dtype = LENS_DTYPE_FLOAT64;
+    CHECK(def->infer(&call) == LENS_ERR_UNSUPPORTED);
+    CHECK(strstr(core_last_error(), "float64") != NULL);
+    tx.dtype = LENS_DTYPE_FLOAT32;
+    tx.dims[2] = 2; /* input smaller than the kernel */
+    CHECK(def->infer(&call) == LENS_ERR_SHAPE);
+    tx.dims[2] = 4;
+    CHECK(def->infer(&call) == LENS_OK);
+    CHECK(ty.dims[2] == 2 && ty.dims[3] == 2);
+    /* residual of the wrong shape */
+    tensor tr = {LENS_DTYPE_FLOAT32, 4, {1, 2, 3, 3}, buf};
+    ins[3] = &tr;
+    op_attr ra = {.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+    node.n_attrs = 1, node.attrs = &ra;
+    call.n_inputs = 4;
+    CHECK(def->infer(&call) == LENS_ERR_SHAPE);
+    int64_t bad_pads[2] = {1, 1};
+    op_attr pa = {.name = "pads", .type = OP_ATTR_INTS, .ints = bad_pads, .count = 2};
+    node.attrs = &pa, call.n_inputs = 2;
+    CHECK(def->infer(&call) == LENS_ERR_INVALID_ARGUMENT);
+    op_attr ap = {.name = "auto_pad", .type = OP_ATTR_STRING, .s = "SAME"};
+    node.attrs = &ap;
+    CHECK(def->infer(&call) == LENS_ERR_INVALID_ARGUMENT);
+    /* negative stride */
+    int64_t bad_strides[2] = {1, -1};
+    op_attr sa = {.name = "strides", .type = OP_ATTR_INTS, .ints = bad_strides, .count = 2};
+    node.attrs = &sa;
+    CHECK(def->infer(&call) == LENS_ERR_INVALID_ARGUMENT);
+}
+
+int main(void) {
+    CHECK(core_pool_create(2, &pool2) == LENS_OK);
+    static const conv_case cases[] = {
+        /* n  c   h   w   m  kh kw  g  sh sw dh dw  pads           auto_pad       bias res act */
+        {1, 16, 7, 7, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},            /* pointwise */
+        {3, 8, 13, 13, 5, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 0, 1, "Relu"},          /* pointwise, residual */
+        {1, 32, 56, 56, 16, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "Relu"},
+        {1, 8, 13, 13, 6, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},            /* 1x1 stride 2 */
+        {1, 8, 1, 1, 6, 1, 1, 2, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},              /* 1x1 on 1x1, grouped */
+        {1, 3, 13, 13, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},            /* 3x3 s1 */
+        {1, 5, 7, 7, 8, 3, 3, 1, 2, 2, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, "Clip"},            /* 3x3 s2 */
+        {3, 4, 13, 7, 6, 3, 3, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 0, 0, NULL},             /* batch 3, no pad */
+        {1, 3, 13, 13, 4, 5, 5, 1, 1, 1, 1, 1, {2, 2, 2, 2}, NULL, 1, 0, "HardSwish"},     /* 5x5 */
+        {1, 3, 56, 56, 16, 7, 7, 1, 2, 2, 1, 1, {3, 3, 3, 3}, NULL, 1, 0, "Relu"},         /* 7x7 s2 pad 3 (stem) */
+        {1, 8, 13, 13, 6, 3, 3, 2, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},            /* groups 2 */
+        {3, 8, 7, 13, 8, 3, 3, 4, 2, 1, 1, 1, {1, 0, 0, 1}, NULL, 1, 1, "Relu"},           /* groups 4, asym pads */
+        {1, 8, 13, 13, 16, 3, 3, 8, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},           /* depth multiplier 2 */
+        {1, 16, 13, 13, 16, 3, 3, 16, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, "Clip"},       /* depthwise 3x3 s1 */
+        {1, 16, 56, 56, 16, 3, 3, 16, 2, 2, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},       /* depthwise 3x3 s2 */
+        {3, 6, 7, 7, 6, 3, 3, 6, 2, 2, 1, 1, {0, 0, 1, 1}, NULL, 0, 0, NULL},              /* dw s2 TF-style pads */
+        {1, 6, 13, 7, 6, 5, 5, 6, 1, 1, 1, 1, {2, 2, 2, 2}, NULL, 1, 1, "HardSwish"},      /* depthwise 5x5 s1 */
+        {1, 6, 13, 13, 6, 5, 5, 6, 2, 2, 1, 1, {2, 2, 2, 2}, NULL, 1, 0, NULL},            /* depthwise 5x5 s2 */
+        {1, 4, 1, 13, 4, 3, 3, 4, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},             /* depthwise, H = 1 */
+        {1, 4, 13, 13, 4, 3, 3, 4, 1, 1, 2, 2, {2, 2, 2, 2}, NULL, 1, 0, NULL},            /* depthwise dilated */
+        {1, 4, 13, 13, 4, 7, 7, 4, 1, 1, 1, 1, {3, 3, 3, 3}, NULL, 1, 0, NULL},            /* depthwise 7x7 */
+        {1, 4, 2, 2, 4, 3, 3, 4, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},              /* depthwise, tiny */
+        {1, 4, 13, 13, 4, 3, 3, 4, 2, 1, 1, 1, {0, 1, 2, 0}, NULL, 1, 0, NULL},            /* dw mixed strides */
+        {1, 3, 13, 13, 4, 3, 3, 1, 1, 1, 2, 2, {2, 2, 2, 2}, NULL, 1, 0, NULL},            /* dilation 2 */
+        {1, 3, 13, 13, 4, 3, 3, 1, 1, 1, 2, 1, {0, 1, 0, 1}, NULL, 0, 0, NULL},            /* dilation (2, 1) */
+        {1, 3, 13, 13, 4, 3, 3, 1, 2, 2, 1, 1, {0, 0, 0, 0}, "SAME_UPPER", 1, 0, NULL},
+        {1, 3, 13, 13, 4, 4, 4, 1, 2, 2, 1, 1, {0, 0, 0, 0}, "SAME_LOWER", 1, 0, NULL},
+        {1, 3, 13, 13, 4, 2, 2, 1, 1, 1, 1, 1, {0, 0, 0, 0}, "SAME_UPPER", 1, 0, NULL},
+        {1, 4, 12, 12, 4, 3, 3, 4, 2, 2, 1, 1, {0, 0, 0, 0}, "SAME_UPPER", 1, 0, NULL},     /* dw, SAME */
+        {1, 3, 13, 13, 4, 3, 3, 1, 2, 2, 1, 1, {5, 5, 5, 5}, "VALID", 1, 0, NULL},
+        {1, 3, 1, 1, 4, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},              /* 1x1 image */
+        {1, 2, 1, 7, 3, 1, 3, 1, 1, 1, 1, 1, {0, 1, 0, 1}, NULL, 1, 0, NULL},
+        {1, 64, 13, 13, 64, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},
+        {1, 160, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, "Relu"},         /* K large, few cols */
+        {2, 32, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},
+        {1, 256, 56, 56, 4, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 0, 0, NULL},          /* many column tiles */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int mode = 0; mode < 4; mode++) run_case(&cases[i], mode & 1, mode >> 1);
+    test_conv_1d_3d();
+    test_errors();
+    core_pool_free(pool2);
+    return test_finish("test_conv");
+}

@@ -1,0 +1,106 @@
+/* test_core.c — the core layer: thread pool (every task once, nested calls), arena, half-precision conversion, error
+ * messages, overflow-checked sizes, the graph builder's name index and the liveness arena planner. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "graph/graph.h"
+#include "test.h"
+
+static atomic_int hits[1000], bad_thread;
+static core_pool *shared_pool;
+
+static void count_task(void *ctx, int64_t task, int thread) {
+    (void)ctx;
+    if (thread < 0 || thread >= core_pool_size(shared_pool)) atomic_fetch_add(&bad_thread, 1);
+    atomic_fetch_add(&hits[task], 1);
+}
+
+static void nested_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    core_pool_run(shared_pool, 10, count_task, ctx); /* runs inline */
+    atomic_fetch_add(&hits[500 + task], 1);
+}
+
+static void test_pool(void) {
+    CHECK(core_pool_create(3, &shared_pool) == LENS_OK);
+    CHECK(core_pool_size(shared_pool) == 3);
+    for (int round = 0; round < 50; round++) {
+        memset(hits, 0, sizeof hits);
+        core_pool_run(shared_pool, 1000, count_task, NULL);
+        int ok = 1;
+        for (int i = 0; i < 1000; i++) ok &= hits[i] == 1;
+        CHECK(ok);
+    }
+    memset(hits, 0, sizeof hits);
+    core_pool_run(shared_pool, 20, nested_task, NULL);
+    CHECK(bad_thread == 0);
+    CHECK(hits[0] == 20 && hits[9] == 20 && hits[10] == 0 && hits[500] == 1 && hits[519] == 1);
+    core_pool_free(shared_pool);
+    core_pool_free(NULL);
+    CHECK(core_pool_size(NULL) == 1);
+    CHECK(core_physical_cores() >= 1);
+}
+
+static void test_half(void) {
+    CHECK(core_f16_to_f32(0x3c00) == 1.0f);
+    CHECK(core_f16_to_f32(0xc000) == -2.0f);
+    CHECK(core_f16_to_f32(0x0001) == 5.9604644775390625e-08f);
+    CHECK(isinf(core_f16_to_f32(0x7c00)));
+    CHECK(core_f32_to_f16(1.0f) == 0x3c00);
+    CHECK(core_f32_to_f16(65504.0f) == 0x7bff);
+    CHECK(core_f32_to_f16(1e6f) == 0x7c00);
+    CHECK(core_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00); /* tie rounds to even */
+    CHECK(core_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02);
+    int round_trip = 1;
+    for (uint32_t h = 0; h < 0x7c00; h++) round_trip &= core_f32_to_f16(core_f16_to_f32((uint16_t)h)) == h;
+    CHECK(round_trip);
+    CHECK(core_bf16_to_f32(0x3f80) == 1.0f);
+    CHECK(core_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(core_f32_to_bf16(1.00390625f) == 0x3f80); /* tie to even */
+}
+
+static void test_errors_and_sizes(void) {
+    CHECK(core_fail(LENS_ERR_FORMAT, "x.onnx: bad %d", 7) == LENS_ERR_FORMAT);
+    CHECK(!strcmp(lens_last_error(), "x.onnx: bad 7"));
+    core_fail_context(LENS_ERR_FORMAT, "outer");
+    CHECK(!strcmp(lens_last_error(), "outer: x.onnx: bad 7"));
+    size_t s;
+    CHECK(!core_mul_size(SIZE_MAX / 2, 3, &s));
+    CHECK(core_mul_size(1000, 1000, &s) && s == 1000000);
+    tensor t = {.dtype = LENS_DTYPE_FLOAT32, .rank = 2, .dims = {INT64_MAX / 2, 4}};
+    CHECK(tensor_numel(&t) == -1 && tensor_bytes(&t) == SIZE_MAX);
+    char buf[64];
+    t.dims[0] = 3;
+    CHECK(!strcmp(tensor_shape_string(&t, buf, sizeof buf), "[3,4]"));
+}
+
+static void test_arena(void) {
+    core_arena *a = core_arena_create();
+    char *p = core_arena_alloc(a, 100000), *q = core_arena_alloc(a, 10);
+    CHECK(p && q && ((uintptr_t)p & 63) == 0 && ((uintptr_t)q & 63) == 0 && p[99999] == 0);
+    CHECK(!strcmp(core_arena_strdup(a, "hello"), "hello"));
+    core_arena_free(a);
+    core_arena_free(NULL);
+}
+
+static void test_graph_names(void) {
+    graph *g;
+    CHECK(graph_create("test", "test", &g) == LENS_OK);
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof name, "v%d", i);
+        CHECK_MSG(graph_value_find_or_add(g, name) == i, "%s", name);
+    }
+    CHECK(graph_value_find(g, "v4321") == 4321 && graph_value_find(g, "nope") == -1);
+    CHECK(graph_value_find_or_add(g, "v17") == 17);
+    graph_free(g);
+}
+
+int main(void) {
+    test_pool();
+    test_half();
+    test_errors_and_sizes();
+    test_arena();
+    test_graph_names();
+    return test_finish("test_core");
+}
