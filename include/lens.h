@@ -131,12 +131,12 @@ typedef struct lens_preprocess {
     int crop_size;            /* centre crop, square; 0 = none */
     float crop_fraction;      /* if > 0, resize_size = floor(crop_size / crop_fraction) */
     lens_interpolation interpolation;
-    float mean[3];            /* per-channel, applied after scaling */
+    float mean[3];            /* per output channel, applied after scaling (with bgr, mean[0] is blue's) */
     float std[3];
     float scale;              /* pixel values are multiplied by this first (1/255) */
     int bgr;                  /* channel order BGR instead of RGB */
     int apply_exif;           /* honour EXIF orientation (default 1) */
-    int64_t max_pixels;       /* images with more pixels are refused before decoding (default 100,000,000) */
+    int64_t max_pixels;       /* more pixels are refused before decoding (default 100,000,000; <= 0: no limit) */
 } lens_preprocess;
 
 LENS_API lens_preprocess lens_preprocess_default(void);
@@ -172,6 +172,15 @@ LENS_API int lens_top_k(const lens_model *model, const float *logits, int64_t n,
  * the caller frees. *classes receives the class count. */
 LENS_API lens_status lens_model_run_batch(lens_model *model, const float *images, int n, int height, int width,
                                           float **logits, int64_t *classes);
+
+/* ---- Profiling ------------------------------------------------------------------------------------------------- */
+
+/* Starts (enable != 0) or stops timing every layer of the model's runs; starting resets the accumulated times. */
+LENS_API void lens_model_set_profiling(lens_model *model, int enable);
+
+/* Time per op type and per layer accumulated since profiling started, slowest first; as JSON when json != 0.
+ * Returns a malloc'd string the caller frees with free(), or NULL when nothing ran or on failure. */
+LENS_API char *lens_model_profile_report(lens_model *model, int json);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,7 @@ struct lens_model {
     int64_t n_labels;
     char *labels_text;
     int outputs_probabilities; /* the graph ends in Softmax: do not apply it again */
+    int profiling;
     int64_t params;           /* as loaded, before passes */
     size_t weight_bytes;
 };
@@ -69,6 +70,31 @@ static lens_status split_labels(lens_model *m, char *text) {
     return LENS_OK;
 }
 
+static lens_status ensure_plan(lens_model *m, const tensor *shape);
+
+/* The input shape used when the caller has not given one: dynamic batch = batch, other dynamic dims = 224. */
+static tensor default_input_shape(const lens_model *m, int64_t batch) {
+    const lens_tensor_info *in = &m->inputs[0];
+    tensor shape = {.dtype = in->dtype ? in->dtype : LENS_DTYPE_FLOAT32, .rank = in->rank > 0 ? in->rank : 0};
+    for (int d = 0; d < shape.rank; d++) shape.dims[d] = in->dims[d] >= 0 ? in->dims[d] : d == 0 ? batch : 224;
+    return shape;
+}
+
+/* Passes that need shapes run on a probe plan at batch 1. A model whose shapes cannot be probed keeps the plain
+ * passes; its errors surface when it runs. */
+static lens_status optimize_with_probe(lens_model *m) {
+    if (m->g->n_inputs != 1 || m->inputs[0].rank < 0) return LENS_OK;
+    tensor shape = default_input_shape(m, 1);
+    if (ensure_plan(m, &shape)) {
+        core_clear_error();
+        return LENS_OK;
+    }
+    lens_status st = graph_optimize_with_shapes(m->g, m->plan);
+    graph_plan_free(m->plan);
+    m->plan = NULL;
+    return st;
+}
+
 static const char *const label_metadata_keys[] = {"labels", "class_names", "classes"};
 
 lens_status lens_model_load(const char *path, const lens_model_options *opts, lens_model **out) {
@@ -83,8 +109,9 @@ lens_status lens_model_load(const char *path, const lens_model_options *opts, le
     if (!st) st = graph_optimize(m->g);
     if (!st && m->g->n_inputs < 1) st = core_fail(LENS_ERR_UNSUPPORTED, "%s: the model has no inputs", path);
     if (!st) st = fill_infos(m->g, m->g->inputs, m->g->n_inputs, &m->inputs);
-    if (!st) st = fill_infos(m->g, m->g->outputs, m->g->n_outputs, &m->outputs);
     if (!st) st = core_pool_create(opts ? opts->threads : 0, &m->pool);
+    if (!st) st = optimize_with_probe(m);
+    if (!st) st = fill_infos(m->g, m->g->outputs, m->g->n_outputs, &m->outputs);
     for (size_t i = 0; !st && i < sizeof label_metadata_keys / sizeof *label_metadata_keys; i++) {
         const char *text = graph_metadata_get(m->g, label_metadata_keys[i]);
         if (!text) continue;
@@ -205,6 +232,7 @@ static lens_status ensure_plan(lens_model *m, const tensor *shape) {
     m->plan_shape.data = NULL;
     lens_status st = graph_plan_create(m->g, &m->plan_shape, 1, m->pool, &m->plan);
     if (st) return st;
+    if (m->profiling) graph_plan_enable_profile(m->plan, 1);
     return LENS_OK;
 }
 
@@ -432,10 +460,8 @@ char *lens_model_describe(lens_model *m, int json) {
     }
     /* activation memory at batch 1 */
     long long arena = -1;
-    const lens_tensor_info *in = &m->inputs[0];
-    if (g->n_inputs == 1 && in->rank >= 0) {
-        tensor shape = {.dtype = in->dtype ? in->dtype : LENS_DTYPE_FLOAT32, .rank = in->rank};
-        for (int d = 0; d < in->rank; d++) shape.dims[d] = in->dims[d] >= 0 ? in->dims[d] : d == 0 ? 1 : 224;
+    if (g->n_inputs == 1 && m->inputs[0].rank >= 0) {
+        tensor shape = default_input_shape(m, 1);
         if (!ensure_plan(m, &shape)) arena = (long long)graph_plan_arena_bytes(m->plan);
     }
     text_buffer b = {0};
@@ -473,6 +499,89 @@ char *lens_model_describe(lens_model *m, int json) {
     if (b.failed || !b.data) {
         free(b.data);
         core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory describing the model");
+        return NULL;
+    }
+    return b.data;
+}
+
+/* ---- Profiling ---------------------------------------------------------------------------------------------------- */
+
+void lens_model_set_profiling(lens_model *m, int enable) {
+    if (!m) return;
+    m->profiling = enable != 0;
+    if (m->plan) graph_plan_enable_profile(m->plan, m->profiling);
+}
+
+typedef struct time_entry {
+    const char *name; /* op type, or layer name */
+    const char *op;
+    double seconds;
+    int count;
+} time_entry;
+
+static int by_time_desc(const void *a, const void *b) {
+    double x = ((const time_entry *)a)->seconds, y = ((const time_entry *)b)->seconds;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+char *lens_model_profile_report(lens_model *m, int json) {
+    if (!m || !m->plan || !m->profiling) {
+        core_fail(LENS_ERR_INVALID_ARGUMENT, "no profile: enable profiling and run the model first");
+        return NULL;
+    }
+    int n = graph_plan_step_count(m->plan), n_types = 0;
+    time_entry *layers = calloc((size_t)n + 1, sizeof *layers), *types = calloc((size_t)n + 1, sizeof *types);
+    double total = 0;
+    for (int i = 0; layers && types && i < n; i++) {
+        double sec;
+        const graph_node *node = graph_plan_step(m->plan, i, &sec);
+        layers[i] = (time_entry){.name = node->op.name[0] ? node->op.name : node->op.op_type, .op = node->op.op_type,
+                                 .seconds = sec, .count = 1};
+        total += sec;
+        int j = 0;
+        while (j < n_types && strcmp(types[j].name, node->op.op_type)) j++;
+        if (j == n_types) types[n_types++] = (time_entry){.name = node->op.op_type};
+        types[j].seconds += sec;
+        types[j].count++;
+    }
+    text_buffer b = {0};
+    if (layers && types) {
+        qsort(types, (size_t)n_types, sizeof *types, by_time_desc);
+        qsort(layers, (size_t)n, sizeof *layers, by_time_desc);
+        if (json) {
+            append(&b, "{\"total_ms\": %.3f, \"op_types\": [", total * 1e3);
+            for (int j = 0; j < n_types; j++) {
+                append(&b, "%s{\"op\": ", j ? ", " : "");
+                append_json_string(&b, types[j].name);
+                append(&b, ", \"count\": %d, \"ms\": %.3f}", types[j].count, types[j].seconds * 1e3);
+            }
+            append(&b, "], \"layers\": [");
+            for (int i = 0; i < n; i++) {
+                append(&b, "%s{\"name\": ", i ? ", " : "");
+                append_json_string(&b, layers[i].name);
+                append(&b, ", \"op\": ");
+                append_json_string(&b, layers[i].op);
+                append(&b, ", \"ms\": %.3f}", layers[i].seconds * 1e3);
+            }
+            append(&b, "]}\n");
+        } else {
+            append(&b, "time per op type (all runs, %.1f ms in total):\n", total * 1e3);
+            for (int j = 0; j < n_types; j++)
+                append(&b, "  %-24s %5d layers %10.3f ms %5.1f%%\n", types[j].name, types[j].count,
+                       types[j].seconds * 1e3, total > 0 ? 100 * types[j].seconds / total : 0);
+            append(&b, "slowest layers:\n");
+            for (int i = 0; i < n && i < 25; i++)
+                append(&b, "  %-40s %-20s %10.3f ms %5.1f%%\n", layers[i].name, layers[i].op, layers[i].seconds * 1e3,
+                       total > 0 ? 100 * layers[i].seconds / total : 0);
+        }
+    } else {
+        b.failed = 1;
+    }
+    free(layers);
+    free(types);
+    if (b.failed || !b.data) {
+        free(b.data);
+        core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory writing the profile");
         return NULL;
     }
     return b.data;

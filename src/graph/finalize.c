@@ -30,9 +30,9 @@ void graph_update_uses(graph *g) {
 
 static const char *domain_label(const char *domain) { return domain[0] ? domain : "ai.onnx"; }
 
-/* Lists every unsupported op in one message. */
+/* Lists every unsupported op in one message: each op type with its domain and the nodes that use it. */
 static lens_status check_ops(graph *g) {
-    char msg[1024];
+    char msg[2048];
     size_t used = 0;
     int missing = 0;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -40,16 +40,33 @@ static lens_status check_ops(graph *g) {
         n->op.opset = graph_opset_version(g, n->op.domain);
         if (!n->op.opset && !n->op.domain[0]) n->op.opset = 1;
         n->def = ops_lookup(n->op.domain, n->op.op_type);
-        if (n->def) continue;
-        if (missing++ < 12 && used < sizeof msg) {
-            char label[256];
-            used += (size_t)snprintf(msg + used, sizeof msg - used, "%s%s: op '%s' (domain %s) is not supported",
-                                     missing > 1 ? "; " : "", graph_node_label(n, label, sizeof label),
-                                     n->op.op_type, domain_label(n->op.domain));
-        }
+        missing += !n->def;
     }
     if (!missing) return LENS_OK;
-    if (missing > 12 && used < sizeof msg) snprintf(msg + used, sizeof msg - used, "; and %d more", missing - 12);
+    for (int i = 0; i < g->n_nodes && used < sizeof msg; i++) {
+        const graph_node *n = &g->nodes[i];
+        int first = 1;
+        for (int j = 0; j < i && first; j++) /* report each (domain, op) once, at its first node */
+            if (!g->nodes[j].def && !strcmp(g->nodes[j].op.op_type, n->op.op_type) &&
+                !strcmp(g->nodes[j].op.domain, n->op.domain))
+                first = 0;
+        if (n->def || !first) continue;
+        int count = 0;
+        for (int j = i; j < g->n_nodes; j++)
+            count += !g->nodes[j].def && !strcmp(g->nodes[j].op.op_type, n->op.op_type) &&
+                     !strcmp(g->nodes[j].op.domain, n->op.domain);
+        used += (size_t)snprintf(msg + used, sizeof msg - used, "%sop '%s' (domain %s) is not supported (node%s ",
+                                 used ? "; " : "", n->op.op_type, domain_label(n->op.domain), count > 1 ? "s" : "");
+        int listed = 0;
+        for (int j = i; j < g->n_nodes && listed < 3 && used < sizeof msg; j++) {
+            const graph_node *m = &g->nodes[j];
+            if (m->def || strcmp(m->op.op_type, n->op.op_type) || strcmp(m->op.domain, n->op.domain)) continue;
+            used += (size_t)snprintf(msg + used, sizeof msg - used, "%s'%s'", listed++ ? ", " : "",
+                                     m->op.name[0] ? m->op.name : "(unnamed)");
+        }
+        if (used < sizeof msg)
+            used += (size_t)snprintf(msg + used, sizeof msg - used, count > 3 ? ", ... %d in all)" : ")", count);
+    }
     return core_fail(LENS_ERR_UNSUPPORTED, "%s: %s", g->source, msg);
 }
 

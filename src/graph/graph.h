@@ -108,6 +108,12 @@ void graph_update_uses(graph *g);
 /* Runs the standard passes: constant folding of initializer-only nodes, BatchNorm into Conv, activation fusion. */
 lens_status graph_optimize(graph *g);
 
+typedef struct graph_plan graph_plan;
+/* Passes that need shapes, taken from a plan of the optimized graph (any batch size): an Add of a Conv's output and
+ * another tensor of the same shape becomes the Conv's fused residual (and a Relu after it the Conv's activation).
+ * Invalidate plans made before: the caller frees them and plans again. */
+lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe);
+
 /* Parameter count and bytes of all constants. */
 void graph_weight_stats(const graph *g, int64_t *params, size_t *bytes);
 
@@ -121,8 +127,6 @@ lens_status graph_node_eval(graph_node *n, const tensor *const *inputs, tensor *
                             graph_alloc_fn alloc, void *alloc_ctx);
 
 /* ---- Plan and run ---------------------------------------------------------------------------------------------- */
-
-typedef struct graph_plan graph_plan;
 
 /* Plans the graph for concrete input shapes (one tensor per graph input: dtype, rank, dims, and data NULL). An input
  * given with data is folded as a constant (for inputs that carry shapes, axes or scales): the plan then holds for
@@ -138,10 +142,16 @@ lens_status graph_plan_run(graph_plan *plan, const tensor *inputs, tensor *outpu
 
 /* Bytes of the activation arena. */
 size_t graph_plan_arena_bytes(const graph_plan *plan);
+/* The planned tensor of graph value v (shape and dtype; data valid while the plan lives), or NULL when the plan does
+ * not compute it. */
+const tensor *graph_plan_value(const graph_plan *plan, int v);
 /* Output i's planned shape. */
 const tensor *graph_plan_output(const graph_plan *plan, int i);
 
-/* Per-node timing for profiling: when enabled, graph_plan_run accumulates seconds per node. */
+/* Per-node timing for profiling: when enabled, graph_plan_run accumulates seconds per step (enabling resets them). */
 void graph_plan_enable_profile(graph_plan *plan, int enable);
+int graph_plan_step_count(const graph_plan *plan);
+/* Step i's node and accumulated seconds (0 when profiling is off). */
+const graph_node *graph_plan_step(const graph_plan *plan, int i, double *seconds);
 
 #endif

@@ -301,9 +301,17 @@ size_t graph_plan_arena_bytes(const graph_plan *p) { return p->arena_bytes; }
 const tensor *graph_plan_output(const graph_plan *p, int i) { return &p->t[p->g->outputs[i]]; }
 
 void graph_plan_enable_profile(graph_plan *p, int enable) {
-    if (enable && !p->profile) p->profile = calloc((size_t)p->n_steps + 1, sizeof(double));
-    if (!enable) {
-        free(p->profile);
-        p->profile = NULL;
-    }
+    free(p->profile);
+    p->profile = enable ? calloc((size_t)p->n_steps + 1, sizeof(double)) : NULL;
+}
+
+const tensor *graph_plan_value(const graph_plan *p, int v) {
+    return v >= 0 && v < p->g->n_values && p->kind[v] != VALUE_UNDEFINED ? &p->t[v] : NULL;
+}
+
+int graph_plan_step_count(const graph_plan *p) { return p->n_steps; }
+
+const graph_node *graph_plan_step(const graph_plan *p, int i, double *seconds) {
+    *seconds = p->profile ? p->profile[i] : 0;
+    return &p->g->nodes[p->steps[i].node];
 }

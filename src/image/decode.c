@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "image.h"
 
@@ -101,23 +102,32 @@ lens_status img_decode_memory(const void *data_, size_t size, const char *name, 
     return LENS_OK;
 }
 
-/* Reads a whole file into a malloc'd buffer. */
+/* Reads a whole file into a malloc'd buffer: in one read when it is a regular file of known size, else growing. */
 static lens_status read_file(const char *path, uint8_t **data, size_t *size) {
     *data = NULL;
     *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return core_fail(LENS_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat info;
+    size_t cap = 1 << 16;
+    if (fstat(fileno(f), &info) == 0 && S_ISREG(info.st_mode)) {
+        if ((int64_t)info.st_size > IMG_MAX_FILE_BYTES) {
+            fclose(f);
+            return core_fail(LENS_ERR_LIMIT, "%s: file is larger than %lld bytes", path, (long long)IMG_MAX_FILE_BYTES);
+        }
+        cap = (size_t)info.st_size + 1; /* + 1 so a file that grew meanwhile shows as a short final read */
+    }
     lens_status st = LENS_OK;
     uint8_t *buf = NULL;
-    size_t cap = 0, len = 0;
+    size_t len = 0;
     for (;;) {
-        if (len == cap) {
-            if ((int64_t)cap >= IMG_MAX_FILE_BYTES) {
+        if (len == cap || !buf) {
+            size_t new_cap = buf ? cap * 2 : cap;
+            if ((int64_t)new_cap > IMG_MAX_FILE_BYTES + 1) {
                 st = core_fail(LENS_ERR_LIMIT, "%s: file is larger than %lld bytes", path,
                                (long long)IMG_MAX_FILE_BYTES);
                 break;
             }
-            size_t new_cap = cap ? cap * 2 : 1 << 16;
             uint8_t *grown = realloc(buf, new_cap);
             if (!grown) {
                 st = core_fail(LENS_ERR_OUT_OF_MEMORY, "%s: out of memory reading the file", path);

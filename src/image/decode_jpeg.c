@@ -17,6 +17,7 @@ typedef struct jpeg_state {
     jmp_buf jump;
     const char *name;
     int hit_eof;        /* the source manager ran out of data and inserted a fake EOI */
+    int too_many_scans; /* a progressive file with more scans than any real encoder writes */
     uint8_t *row;       /* a CMYK or grayscale scanline */
     img_image image;
     struct jpeg_decompress_struct cinfo;
@@ -34,6 +35,17 @@ static void on_message(j_common_ptr cinfo, int level) {
 }
 
 static void on_output(j_common_ptr cinfo) { (void)cinfo; }
+
+/* A progressive JPEG of thousands of tiny scans takes minutes to decode; real encoders write about ten. */
+#define JPEG_MAX_SCANS 500
+
+static void on_progress(j_common_ptr cinfo) {
+    jpeg_state *s = (jpeg_state *)cinfo->err;
+    if (cinfo->is_decompressor && ((j_decompress_ptr)cinfo)->input_scan_number > JPEG_MAX_SCANS) {
+        s->too_many_scans = 1;
+        longjmp(s->jump, 1);
+    }
+}
 
 /* PIL reads Adobe CMYK as inverted ("CMYK;I"), then converts with r = (255 - k) - (c * (255 - k)) / 255, where the
  * division is its rounded MULDIV255. */
@@ -120,13 +132,18 @@ lens_status img_decode_jpeg(const uint8_t *data, size_t size, const char *name, 
     s->err.error_exit = on_error;
     s->err.emit_message = on_message;
     s->err.output_message = on_output;
+    struct jpeg_progress_mgr progress = {.progress_monitor = on_progress};
     lens_status st;
     if (setjmp(s->jump)) {
         char message[JMSG_LENGTH_MAX];
         s->err.format_message((j_common_ptr)&s->cinfo, message);
-        st = core_fail(LENS_ERR_FORMAT, "%s: %s", name, message);
+        if (s->too_many_scans)
+            st = core_fail(LENS_ERR_LIMIT, "%s: progressive JPEG has more than %d scans", name, JPEG_MAX_SCANS);
+        else
+            st = core_fail(LENS_ERR_FORMAT, "%s: %s", name, message);
     } else {
         jpeg_create_decompress(&s->cinfo);
+        s->cinfo.progress = &progress;
         st = decode(s, data, size, max_pixels, orientation);
     }
     jpeg_destroy_decompress(&s->cinfo);

@@ -53,6 +53,8 @@ static int exif_orientation(png_state *s) {
     return 1;
 }
 
+/* Reads the chunks after the image data, giving up quietly on damage there. Its jump buffer stays installed after it
+ * returns, so only libpng calls that cannot fail (png_get_*, png_destroy_*) may follow it. */
 static void read_end(png_state *s) {
     if (setjmp(png_jmpbuf(s->png))) return;
     png_read_end(s->png, s->info);
@@ -78,8 +80,7 @@ static lens_status decode(png_state *s, int64_t max_pixels, int *orientation) {
     if (depth == 16 && !grey16) png_set_strip_16(png); /* keeps the high byte, as PIL's "RGB;16B" unpacker */
     png_set_strip_alpha(png);                          /* also drops the alpha palette_to_rgb makes from tRNS */
     if (!grey16 && (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA)) png_set_gray_to_rgb(png);
-    int passes = png_set_interlace_handling(png);
-    (void)passes;
+    png_set_interlace_handling(png);
     png_read_update_info(png, info);
 
     size_t rowbytes = png_get_rowbytes(png, info);

@@ -247,6 +247,11 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
                     first_tile.b = j->B + pc * j->ldb + jr;
                     first_tile.ldb = j->ldb;
                     first_tile.copy = mc > mr ? bbuf : NULL;
+                    /* rows of B no longer than a packed row: B itself is as compact as its packed copy */
+                    if (j->ldb <= nr) {
+                        first_tile.copy = NULL;
+                        panel = first_tile;
+                    }
                 }
                 for (size_t ir = 0; ir < mc; ir += mr) {
                     size_t m = min_size(mr, mc - ir);

@@ -1,14 +1,14 @@
 /* act.c — activations (Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, Erf, Elu, Selu, Celu, Softplus,
- * Softsign, ThresholdedRelu, Shrink, Clip; com.microsoft Gelu, FastGelu, BiasGelu, QuickGelu) and Softmax /
- * LogSoftmax. Float32 except Clip, which takes every numeric dtype. Large tensors are cut into chunks for the pool.
- * Touches only the tensors of the call. */
+ * Softsign, ThresholdedRelu, Shrink, Clip; com.microsoft Gelu, FastGelu, BiasGelu, QuickGelu) and Softmax,
+ * LogSoftmax, Hardmax. Float32 except Clip, which takes every numeric dtype. Large tensors are cut into chunks for
+ * the pool. Touches only the tensors of the call. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
 #include "ops.h"
 
-/* ---- Chunked driver ----------------------------------------------------------------------------------------------- */
+/* ---- Chunked driver ---------------------------------------------------------------------------------------------- */
 
 /* Computes y[0..n) from x[0..n); start is the offset of x in the whole tensor (for per-channel parameters). x and y
  * may be the same buffer. */
@@ -47,7 +47,7 @@ static void act_map(core_pool *pool, act_chunk_fn fn, const void *ctx, const flo
     core_pool_run(pool, (n + chunk - 1) / chunk, act_task, &job);
 }
 
-/* ---- Kernels ------------------------------------------------------------------------------------------------------ */
+/* ---- Kernels ----------------------------------------------------------------------------------------------------- */
 
 typedef struct act_params {
     float alpha, beta, gamma;
@@ -83,17 +83,6 @@ ACT_CHUNK(thresholded_relu, v > prm->alpha ? v : 0.0f)
 ACT_CHUNK(shrink, v < -prm->alpha ? v + prm->beta : v > prm->alpha ? v - prm->beta : 0.0f)
 ACT_CHUNK(gelu_tanh, 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v))))
 ACT_CHUNK(quick_gelu, v / (1.0f + expf(-prm->alpha * v)))
-/* min(max(x, lo), hi) as the spec writes it, so lo > hi gives hi. */
-static void chunk_clip_f32(const void *ctx, const float *x, float *y, int64_t start, size_t n) {
-    (void)start;
-    const act_params *prm = ctx;
-    float lo = prm->alpha, hi = prm->beta;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i] < lo ? lo : x[i];
-        y[i] = v > hi ? hi : v;
-    }
-}
-
 /* com.microsoft FastGelu and BiasGelu add a bias along the last axis first. */
 static void chunk_bias_gelu(const void *ctx, const float *x, float *y, int64_t start, size_t n, int tanh_form) {
     const act_params *prm = ctx;
@@ -115,7 +104,138 @@ static void chunk_bias_gelu_erf(const void *ctx, const float *x, float *y, int64
     chunk_bias_gelu(ctx, x, y, start, n, 0);
 }
 
-/* ---- Float activations -------------------------------------------------------------------------------------------- */
+/* ---- Vector helpers ---------------------------------------------------------------------------------------------- */
+
+/* The hot loops use GCC/Clang vector extensions on four floats, which every x86-64 and arm64 target has: they
+ * vectorise at any optimisation level, while plain compare-and-select loops do not under the default
+ * -ftrapping-math (and fmaxf/fminf become libm calls). Loads and stores go through memcpy, so no alignment is
+ * assumed. */
+typedef float act_v4f __attribute__((vector_size(16)));
+typedef int32_t act_v4i __attribute__((vector_size(16)));
+typedef uint32_t act_v4u __attribute__((vector_size(16)));
+
+#define ACT_V4(c) ((act_v4f){(c), (c), (c), (c)})
+
+static inline act_v4f act_load4(const float *p) {
+    act_v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void act_store4(float *p, act_v4f v) { memcpy(p, &v, sizeof v); }
+/* mask ? a : b, lane by lane (mask lanes are all ones or all zeros). */
+static inline act_v4f act_select4(act_v4i mask, act_v4f a, act_v4f b) {
+    return (act_v4f)(((act_v4i)a & mask) | ((act_v4i)b & ~mask));
+}
+static inline act_v4f act_max4(act_v4f a, act_v4f b) { return act_select4(a > b, a, b); }
+
+/* e^x by Cody-Waite reduction by ln 2 and Cephes' degree-6 polynomial, about 1 ulp. x is clamped to [-87, 88]:
+ * softmax feeds it x <= 0, where below -87 the result (~1e-38) is negligible next to a row sum of at least 1 and
+ * -inf (masked attention) gives that instead of NaN; sigmoid only needs 1 / (1 + e^x) to saturate. NaN stays NaN.
+ * Adding 1.5 * 2^23 rounds x / ln 2 to the integer n in t's low mantissa bits, which then become 2^n's exponent. */
+static inline act_v4f act_exp4(act_v4f x) {
+    x = act_select4(x < ACT_V4(-87.0f), ACT_V4(-87.0f), x);
+    x = act_select4(x > ACT_V4(88.0f), ACT_V4(88.0f), x);
+    act_v4f t = x * 1.44269504088896341f + 12582912.0f;
+    act_v4f n = t - 12582912.0f;
+    act_v4f r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    act_v4f p = ACT_V4(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    act_v4f y = p * r * r + r + 1.0f;
+    act_v4u bits = ((act_v4u)t - 0x4B400000u + 127u) << 23;
+    return y * (act_v4f)bits;
+}
+
+/* The same for one float (row tails). */
+static inline float act_exp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504088896341f + 12582912.0f;
+    float n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits - 0x4B400000u + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+/* Piecewise-linear activations and sigmoid, four lanes at a time; the scalar forms handle row tails and give the
+ * same results. */
+static inline act_v4f act_relu4(act_v4f v, const act_params *p) {
+    (void)p;
+    return act_select4(v > ACT_V4(0.0f), v, ACT_V4(0.0f));
+}
+static inline float act_relu1(float v, const act_params *p) {
+    (void)p;
+    return v > 0 ? v : 0.0f;
+}
+static inline act_v4f act_leaky4(act_v4f v, const act_params *p) {
+    return act_select4(v < ACT_V4(0.0f), v * p->alpha, v);
+}
+static inline float act_leaky1(float v, const act_params *p) { return v < 0 ? v * p->alpha : v; }
+static inline act_v4f act_clamp4(act_v4f v, float lo, float hi) {
+    v = act_select4(v < ACT_V4(lo), ACT_V4(lo), v);
+    return act_select4(v > ACT_V4(hi), ACT_V4(hi), v);
+}
+static inline float act_clamp1(float v, float lo, float hi) {
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+static inline act_v4f act_hard_sigmoid4(act_v4f v, const act_params *p) {
+    return act_clamp4(v * p->alpha + p->beta, 0.0f, 1.0f);
+}
+static inline float act_hard_sigmoid1(float v, const act_params *p) {
+    return act_clamp1(v * p->alpha + p->beta, 0.0f, 1.0f);
+}
+static inline act_v4f act_hard_swish4(act_v4f v, const act_params *p) {
+    (void)p;
+    return v * act_clamp4(v / 6.0f + 0.5f, 0.0f, 1.0f);
+}
+static inline float act_hard_swish1(float v, const act_params *p) {
+    (void)p;
+    return v * act_clamp1(v / 6.0f + 0.5f, 0.0f, 1.0f);
+}
+/* min(max(x, lo), hi) as the spec writes it, so lo > hi gives hi. */
+static inline act_v4f act_clip4(act_v4f v, const act_params *p) { return act_clamp4(v, p->alpha, p->beta); }
+static inline float act_clip1(float v, const act_params *p) { return act_clamp1(v, p->alpha, p->beta); }
+static inline act_v4f act_sigmoid4(act_v4f v, const act_params *p) {
+    (void)p;
+    return ACT_V4(1.0f) / (ACT_V4(1.0f) + act_exp4(-v));
+}
+static inline float act_sigmoid1(float v, const act_params *p) {
+    (void)p;
+    return 1.0f / (1.0f + act_exp(-v));
+}
+
+#define ACT_V4_CHUNK(NAME)                                                                           \
+    static void chunk_##NAME(const void *ctx, const float *x, float *y, int64_t start, size_t n) {   \
+        (void)start;                                                                                  \
+        size_t i = 0;                                                                                 \
+        for (; i + 4 <= n; i += 4) act_store4(y + i, act_##NAME##4(act_load4(x + i), ctx));          \
+        for (; i < n; i++) y[i] = act_##NAME##1(x[i], ctx);                                           \
+    }
+ACT_V4_CHUNK(relu)
+ACT_V4_CHUNK(leaky)
+ACT_V4_CHUNK(hard_sigmoid)
+ACT_V4_CHUNK(hard_swish)
+ACT_V4_CHUNK(clip)
+ACT_V4_CHUNK(sigmoid)
+
+/* ---- Float activations ------------------------------------------------------------------------------------------- */
 
 static lens_status act_check_io(const op_call *call, int min_in, int max_in) {
     if (call->n_inputs < min_in || call->n_inputs > max_in || !call->inputs[0] || call->n_outputs < 1 ||
@@ -148,16 +268,20 @@ static lens_status act_run_chunk(op_call *call, act_chunk_fn fn, const act_param
     return LENS_OK;
 }
 
-static lens_status run_Relu(op_call *call) { return act_run_kern(call, KERN_ACT_RELU, 0, 0); }
+/* The piecewise-linear ones and Sigmoid are hot (MobileNet, EfficientNet) and have vector loops here; Tanh and
+ * Gelu use the kernel layer's libm-based loops. */
+static lens_status run_Relu(op_call *call) { return act_run_chunk(call, chunk_relu, &(act_params){0}); }
 static lens_status run_LeakyRelu(op_call *call) {
-    return act_run_kern(call, KERN_ACT_LEAKY_RELU, op_attr_float(call->node, "alpha", 0.01f), 0);
+    act_params prm = {.alpha = op_attr_float(call->node, "alpha", 0.01f)};
+    return act_run_chunk(call, chunk_leaky, &prm);
 }
-static lens_status run_Sigmoid(op_call *call) { return act_run_kern(call, KERN_ACT_SIGMOID, 0, 0); }
+static lens_status run_Sigmoid(op_call *call) { return act_run_chunk(call, chunk_sigmoid, &(act_params){0}); }
 static lens_status run_HardSigmoid(op_call *call) {
-    return act_run_kern(call, KERN_ACT_HARD_SIGMOID, op_attr_float(call->node, "alpha", 0.2f),
-                        op_attr_float(call->node, "beta", 0.5f));
+    act_params prm = {.alpha = op_attr_float(call->node, "alpha", 0.2f),
+                      .beta = op_attr_float(call->node, "beta", 0.5f)};
+    return act_run_chunk(call, chunk_hard_sigmoid, &prm);
 }
-static lens_status run_HardSwish(op_call *call) { return act_run_kern(call, KERN_ACT_HARD_SWISH, 0, 0); }
+static lens_status run_HardSwish(op_call *call) { return act_run_chunk(call, chunk_hard_swish, &(act_params){0}); }
 static lens_status run_Tanh(op_call *call) { return act_run_kern(call, KERN_ACT_TANH, 0, 0); }
 static lens_status run_Erf(op_call *call) { return act_run_chunk(call, chunk_erf, NULL); }
 static lens_status run_Elu(op_call *call) {
@@ -231,7 +355,7 @@ static lens_status run_bias_gelu(op_call *call) {
     return act_run_chunk(call, strcmp(call->node->op_type, "FastGelu") ? chunk_bias_gelu_erf : chunk_fast_gelu, &prm);
 }
 
-/* ---- Clip --------------------------------------------------------------------------------------------------------- */
+/* ---- Clip -------------------------------------------------------------------------------------------------------- */
 
 #define LD_ID(v) (v)
 #define ST_ID(v) (v)
@@ -320,7 +444,7 @@ static lens_status run_Clip(op_call *call) {
             prm.alpha = lo ? *(const float *)lo->data : -INFINITY;
             prm.beta = hi ? *(const float *)hi->data : INFINITY;
         }
-        return act_run_chunk(call, chunk_clip_f32, &prm);
+        return act_run_chunk(call, chunk_clip, &prm);
     }
     act_clip_fn fn = act_clip_kernel(x->dtype);
     if (!fn) return core_fail(LENS_ERR_UNSUPPORTED, "Clip does not support dtype %s", dtype_name(x->dtype));
@@ -328,73 +452,7 @@ static lens_status run_Clip(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- Softmax, LogSoftmax ------------------------------------------------------------------------------------------ */
-
-/* The hot loops use GCC/Clang vector extensions on four floats, which every x86-64 and arm64 target has: they
- * vectorise at any optimisation level, while plain compare-and-select loops do not under the default
- * -ftrapping-math. Loads and stores go through memcpy, so no alignment is assumed. */
-typedef float act_v4f __attribute__((vector_size(16)));
-typedef int32_t act_v4i __attribute__((vector_size(16)));
-typedef uint32_t act_v4u __attribute__((vector_size(16)));
-
-#define ACT_V4(c) ((act_v4f){(c), (c), (c), (c)})
-
-static inline act_v4f act_load4(const float *p) {
-    act_v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void act_store4(float *p, act_v4f v) { memcpy(p, &v, sizeof v); }
-/* mask ? a : b, lane by lane (mask lanes are all ones or all zeros). */
-static inline act_v4f act_select4(act_v4i mask, act_v4f a, act_v4f b) {
-    return (act_v4f)(((act_v4i)a & mask) | ((act_v4i)b & ~mask));
-}
-static inline act_v4f act_max4(act_v4f a, act_v4f b) { return act_select4(a > b, a, b); }
-
-/* e^x for the x <= 0 that softmax feeds it (after subtracting the row maximum): Cody-Waite reduction by ln 2 and
- * Cephes' degree-6 polynomial, about 1 ulp. x is clamped to [-87, 88]: below -87 the result (~1e-38) is negligible
- * next to a row sum of at least 1, and -inf (masked attention) gives that instead of NaN. NaN stays NaN. Adding
- * 1.5 * 2^23 rounds x / ln 2 to the integer n in t's low mantissa bits, which then become 2^n's exponent. */
-static inline act_v4f act_exp4(act_v4f x) {
-    x = act_select4(x < ACT_V4(-87.0f), ACT_V4(-87.0f), x);
-    x = act_select4(x > ACT_V4(88.0f), ACT_V4(88.0f), x);
-    act_v4f t = x * 1.44269504088896341f + 12582912.0f;
-    act_v4f n = t - 12582912.0f;
-    act_v4f r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    act_v4f p = ACT_V4(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    act_v4f y = p * r * r + r + 1.0f;
-    act_v4u bits = ((act_v4u)t - 0x4B400000u + 127u) << 23;
-    return y * (act_v4f)bits;
-}
-
-/* The same for one float (row tails). */
-static inline float act_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float t = x * 1.44269504088896341f + 12582912.0f;
-    float n = t - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = p * r * r + r + 1.0f;
-    uint32_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits - 0x4B400000u + 127u) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
-}
+/* ---- Softmax, LogSoftmax, Hardmax -------------------------------------------------------------------------------- */
 
 static float act_row_max(const float *x, int64_t n) {
     float m = x[0];
@@ -486,6 +544,20 @@ static void act_softmax_tile(const float *x, float *y, int64_t n, int64_t inner,
     }
 }
 
+/* One-hot of the first maximum along n rows of stride inner. */
+static void act_hardmax(const float *x, float *y, int64_t outer, int64_t n, int64_t inner) {
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t k = 0; k < inner; k++) {
+            const float *p = x + o * n * inner + k;
+            float *q = y + o * n * inner + k;
+            int64_t at = 0;
+            for (int64_t j = 1; j < n; j++)
+                if (p[j * inner] > p[at * inner]) at = j;
+            for (int64_t j = 0; j < n; j++) q[j * inner] = j == at ? 1.0f : 0.0f;
+        }
+    }
+}
+
 typedef struct act_softmax_job {
     const float *x;
     float *y;
@@ -539,6 +611,10 @@ static lens_status run_softmax(op_call *call) {
         else inner *= x->dims[i];
     }
     if (outer == 0 || n == 0 || inner == 0) return LENS_OK;
+    if (!strcmp(call->node->op_type, "Hardmax")) {
+        act_hardmax(x->data, call->outputs[0]->data, outer, n, inner);
+        return LENS_OK;
+    }
     act_softmax_job job = {x->data, call->outputs[0]->data, outer, n, inner, 1, 1,
                            !strcmp(call->node->op_type, "LogSoftmax")};
     int64_t tasks;
@@ -557,7 +633,7 @@ static lens_status run_softmax(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- Table -------------------------------------------------------------------------------------------------------- */
+/* ---- Table ------------------------------------------------------------------------------------------------------- */
 
 #define ACT_DEF(NAME) {"", #NAME, act_infer_f32, run_##NAME, NULL, NULL}
 
@@ -569,6 +645,7 @@ const op_def ops_table_act[] = {
     {"", "Clip", infer_Clip, run_Clip, NULL, NULL},
     {"", "Softmax", infer_softmax, run_softmax, NULL, NULL},
     {"", "LogSoftmax", infer_softmax, run_softmax, NULL, NULL},
+    {"", "Hardmax", infer_softmax, run_softmax, NULL, NULL},
     {"com.microsoft", "Gelu", act_infer_f32, run_Gelu, NULL, NULL},
     {"com.microsoft", "QuickGelu", act_infer_f32, run_QuickGelu, NULL, NULL},
     {"com.microsoft", "FastGelu", infer_bias_gelu, run_bias_gelu, NULL, NULL},

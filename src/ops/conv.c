@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/conv.h"
 #include "ops.h"
 
 /* im2col tiles are sized to stay in a core's L2 while the GEMM streams them. */
@@ -19,6 +20,7 @@
 typedef struct conv_geom {
     int spatial; /* 1..3 */
     int64_t batch, cin, cout, group, cin_g, cout_g;
+    kern_conv_shape shape; /* in, out, kernel, stride, dilation, leading pad */
     int64_t in[3], out[3], k[3], stride[3], dil[3], pad_begin[3], pad_end[3];
     int64_t in_size, out_size; /* per-channel spatial volumes */
     int64_t kg;                /* GEMM K: cin_g * kernel volume */
@@ -26,7 +28,7 @@ typedef struct conv_geom {
     int depthwise; /* group == cin == cout: the direct kernel */
     int pointwise; /* 1x1, stride 1, no pads: the input is already the GEMM's right operand */
     int64_t tile_cols;
-    size_t slot_bytes; /* one im2col tile, rounded to 64 bytes */
+    size_t slot_bytes; /* per thread: one im2col tile or one depthwise plane's scratch, rounded to 64 bytes */
 } conv_geom;
 
 static int64_t div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -140,17 +142,29 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
         !core_mul_size((size_t)g->out_size, (size_t)g->cout, &tmp) || !core_mul_size(tmp, 8, &tmp))
         return core_fail(LENS_ERR_SHAPE, "Conv input X %s with weights W %s is too large", sx, sw);
     g->kg = (int64_t)kg;
+    for (int i = 0; i < 3; i++) {
+        g->shape.in[i] = g->in[i], g->shape.out[i] = g->out[i], g->shape.kernel[i] = g->k[i];
+        g->shape.stride[i] = g->stride[i], g->shape.dilation[i] = g->dil[i], g->shape.pad[i] = g->pad_begin[i];
+    }
     g->residual = op_attr_int(node, "lens.residual", 0) == 1;
     g->depthwise = g->group > 1 && g->group == g->cin && g->cout == g->cin && s <= 2;
-    g->pointwise = kvol == 1 && g->stride[0] * g->stride[1] * g->stride[2] == 1 && !g->pad_begin[0] &&
+    g->pointwise = !g->depthwise && kvol == 1 && g->stride[0] * g->stride[1] * g->stride[2] == 1 && !g->pad_begin[0] &&
                    !g->pad_begin[1] && !g->pad_begin[2] && !g->pad_end[0] && !g->pad_end[1] && !g->pad_end[2];
-    size_t cols = CONV_TILE_BYTES / (kg * sizeof(float));
-    cols -= cols % CONV_TILE_MIN_COLS;
-    if (cols < CONV_TILE_MIN_COLS) cols = CONV_TILE_MIN_COLS;
-    if (cols > (size_t)g->out_size) cols = (size_t)g->out_size;
-    g->tile_cols = (int64_t)cols;
-    if (!core_mul_size(kg * sizeof(float), cols, &g->slot_bytes) || g->slot_bytes > SIZE_MAX / 256)
-        return core_fail(LENS_ERR_SHAPE, "Conv weights W %s are too large", sw);
+    if (g->pointwise) {
+        g->slot_bytes = 0; /* reads the input in place */
+    } else if (g->depthwise) {
+        if (!core_mul_size(kern_dwconv2d_scratch(&g->shape), sizeof(float), &g->slot_bytes) ||
+            g->slot_bytes > SIZE_MAX / 256)
+            return core_fail(LENS_ERR_SHAPE, "Conv input X %s is too large", sx);
+    } else {
+        size_t cols = CONV_TILE_BYTES / (kg * sizeof(float));
+        cols -= cols % CONV_TILE_MIN_COLS;
+        if (cols < CONV_TILE_MIN_COLS) cols = CONV_TILE_MIN_COLS;
+        if (cols > (size_t)g->out_size) cols = (size_t)g->out_size;
+        g->tile_cols = (int64_t)cols;
+        if (!core_mul_size(kg * sizeof(float), cols, &g->slot_bytes) || g->slot_bytes > SIZE_MAX / 256)
+            return core_fail(LENS_ERR_SHAPE, "Conv weights W %s are too large", sw);
+    }
     g->slot_bytes = (g->slot_bytes + 63) & ~(size_t)63;
     return LENS_OK;
 }
@@ -174,10 +188,7 @@ static lens_status conv_infer(op_call *call) {
         }
     }
     call->scratch_bytes = 0;
-    if (!g.depthwise && !g.pointwise) {
-        size_t threads = (size_t)core_pool_size(call->pool);
-        call->scratch_bytes = g.slot_bytes * threads;
-    }
+    if (!g.pointwise) call->scratch_bytes = g.slot_bytes * (size_t)core_pool_size(call->pool);
     return LENS_OK;
 }
 
@@ -214,56 +225,6 @@ static lens_status conv_prepare(op_call *call, void **state) {
     }
     *state = cs;
     return LENS_OK;
-}
-
-/* ---- im2col ------------------------------------------------------------------------------------------------------- */
-
-/* Writes rows [row0, row1) of the im2col matrix of one image's group (x: cin_g channels) for output columns
- * [col0, col0 + ncols) into dst[row][col - col0] (row stride ncols). Taps outside the input read zero. */
-static void conv_im2col(const conv_geom *g, const float *x, int64_t col0, int64_t ncols, int64_t row0, int64_t row1,
-                        float *dst) {
-    const int64_t KD = g->k[0], KH = g->k[1], KW = g->k[2];
-    const int64_t ID = g->in[0], IH = g->in[1], IW = g->in[2];
-    const int64_t OH = g->out[1], OW = g->out[2];
-    const int64_t sw = g->stride[2];
-    for (int64_t r = row0; r < row1; r++) {
-        int64_t j = r % KW, i = (r / KW) % KH, a = (r / (KW * KH)) % KD, c = r / (KW * KH * KD);
-        const float *xc = x + c * g->in_size;
-        float *d = dst + (r - row0) * ncols;
-        /* Output columns ow in [lo, hi) read inside the row: ow * sw + off in [0, IW). */
-        int64_t off = j * g->dil[2] - g->pad_begin[2];
-        int64_t lo = off >= 0 ? 0 : div_ceil(-off, sw);
-        int64_t hi = IW - off <= 0 ? 0 : div_ceil(IW - off, sw);
-        if (hi > OW) hi = OW;
-        if (lo > hi) lo = hi;
-        int64_t p = col0, end = col0 + ncols;
-        int64_t ow0 = p % OW, oh = (p / OW) % OH, od = p / (OW * OH);
-        while (p < end) {
-            int64_t n = OW - ow0 < end - p ? OW - ow0 : end - p;
-            int64_t id = od * g->stride[0] - g->pad_begin[0] + a * g->dil[0];
-            int64_t ih = oh * g->stride[1] - g->pad_begin[1] + i * g->dil[1];
-            if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
-                memset(d, 0, (size_t)n * sizeof *d);
-            } else {
-                const float *src = xc + (id * IH + ih) * IW + off;
-                int64_t b0 = lo > ow0 ? lo : ow0, b1 = hi < ow0 + n ? hi : ow0 + n;
-                if (b1 < b0) b1 = b0;
-                float *dd = d - ow0;
-                for (int64_t ow = ow0; ow < b0; ow++) dd[ow] = 0;
-                if (sw == 1) memcpy(dd + b0, src + b0, (size_t)(b1 - b0) * sizeof *d);
-                else
-                    for (int64_t ow = b0; ow < b1; ow++) dd[ow] = src[ow * sw];
-                for (int64_t ow = b1; ow < ow0 + n; ow++) dd[ow] = 0;
-            }
-            d += n;
-            p += n;
-            ow0 = 0;
-            if (++oh == OH) {
-                oh = 0;
-                od++;
-            }
-        }
-    }
 }
 
 /* ---- GEMM paths --------------------------------------------------------------------------------------------------- */
@@ -312,7 +273,7 @@ static void conv_tile_task(void *ctx, int64_t task, int thread) {
     int64_t ncols = g->out_size - col0 < job->tile_cols ? g->out_size - col0 : job->tile_cols;
     float *slot = (float *)(job->scratch + (size_t)thread * g->slot_bytes);
     const float *xg = job->x + (n * g->cin + gi * g->cin_g) * g->in_size;
-    conv_im2col(g, xg, col0, ncols, 0, g->kg, slot);
+    kern_im2col(&g->shape, xg, col0, ncols, 0, g->kg, slot);
     conv_gemm_tile(job, NULL, n, gi, col0, ncols, slot, (size_t)ncols);
 }
 
@@ -320,116 +281,20 @@ static void conv_im2col_rows_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const conv_job *job = ctx;
     int64_t kg = job->g->kg, r0 = kg * task / job->row_tasks, r1 = kg * (task + 1) / job->row_tasks;
-    conv_im2col(job->g, job->xg, job->col0, job->ncols, r0, r1, (float *)job->scratch + r0 * job->ncols);
+    kern_im2col(&job->g->shape, job->xg, job->col0, job->ncols, r0, r1, (float *)job->scratch + r0 * job->ncols);
 }
 
 /* ---- Depthwise ---------------------------------------------------------------------------------------------------- */
 
-/* Hot loops: all K*K taps of output columns [lo, hi) whose taps lie inside rows r[0..K). */
-static void dw_row_3(float *restrict y, const float *restrict r0, const float *restrict r1, const float *restrict r2,
-                     const float *w, int64_t lo, int64_t hi, int64_t stride, int64_t pad) {
-    const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7], w8 = w[8];
-    if (stride == 1) {
-        for (int64_t ow = lo; ow < hi; ow++) {
-            int64_t b = ow - pad;
-            y[ow] += w0 * r0[b] + w1 * r0[b + 1] + w2 * r0[b + 2] + w3 * r1[b] + w4 * r1[b + 1] + w5 * r1[b + 2] +
-                     w6 * r2[b] + w7 * r2[b + 1] + w8 * r2[b + 2];
-        }
-    } else {
-        for (int64_t ow = lo; ow < hi; ow++) {
-            int64_t b = 2 * ow - pad;
-            y[ow] += w0 * r0[b] + w1 * r0[b + 1] + w2 * r0[b + 2] + w3 * r1[b] + w4 * r1[b + 1] + w5 * r1[b + 2] +
-                     w6 * r2[b] + w7 * r2[b + 1] + w8 * r2[b + 2];
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) void dw_row_5_body(float *restrict y, const float *restrict const *r,
-                                                                 const float *w, int64_t lo, int64_t hi,
-                                                                 const int64_t stride, int64_t pad) {
-    const float *restrict r0 = r[0], *restrict r1 = r[1], *restrict r2 = r[2], *restrict r3 = r[3],
-                *restrict r4 = r[4];
-    float k[25];
-    for (int i = 0; i < 25; i++) k[i] = w[i];
-    for (int64_t ow = lo; ow < hi; ow++) {
-        int64_t b = stride * ow - pad;
-        float s = 0;
-        for (int j = 0; j < 5; j++)
-            s += k[j] * r0[b + j] + k[5 + j] * r1[b + j] + k[10 + j] * r2[b + j] + k[15 + j] * r3[b + j] +
-                 k[20 + j] * r4[b + j];
-        y[ow] += s;
-    }
-}
-
-static void dw_row_5(float *restrict y, const float *const *r, const float *w, int64_t lo, int64_t hi, int64_t stride,
-                     int64_t pad) {
-    if (stride == 1) dw_row_5_body(y, r, w, lo, hi, 1, pad);
-    else dw_row_5_body(y, r, w, lo, hi, 2, pad);
-}
-
-/* One channel plane: y = conv(x, w) + bias + residual, then act. */
-static void dw_plane(const conv_geom *g, const float *x, const float *w, float bias, const float *res,
-                     const kern_activation *act, float *y) {
-    const int64_t IH = g->in[1], IW = g->in[2], OH = g->out[1], OW = g->out[2], KH = g->k[1], KW = g->k[2];
-    const int64_t sh = g->stride[1], sw = g->stride[2], dh = g->dil[1], dw = g->dil[2];
-    const int64_t ph = g->pad_begin[1], pw = g->pad_begin[2];
-    const int fast = KH == KW && (KH == 3 || KH == 5) && sh == sw && (sw == 1 || sw == 2) && dh == 1 && dw == 1;
-    /* Columns whose every tap is inside the row. */
-    int64_t in_lo = div_ceil(pw, sw), in_hi = IW - KW + pw >= 0 ? (IW - KW + pw) / sw + 1 : 0;
-    if (in_hi > OW) in_hi = OW;
-    if (in_lo > in_hi) in_lo = in_hi;
-    for (int64_t oh = 0; oh < OH; oh++) {
-        float *yr = y + oh * OW;
-        if (res)
-            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = res[oh * OW + ow] + bias;
-        else
-            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = bias;
-        int64_t ih0 = oh * sh - ph;
-        if (fast && ih0 >= 0 && ih0 + KH <= IH) {
-            const float *rows[5];
-            for (int64_t i = 0; i < KH; i++) rows[i] = x + (ih0 + i) * IW;
-            if (KH == 3) dw_row_3(yr, rows[0], rows[1], rows[2], w, in_lo, in_hi, sw, pw);
-            else dw_row_5(yr, rows, w, in_lo, in_hi, sw, pw);
-            /* The border columns, tap by tap. */
-            for (int side = 0; side < 2; side++) {
-                int64_t b0 = side ? in_hi : 0, b1 = side ? OW : in_lo;
-                for (int64_t ow = b0; ow < b1; ow++) {
-                    float s = 0;
-                    for (int64_t i = 0; i < KH; i++)
-                        for (int64_t j = 0; j < KW; j++) {
-                            int64_t iw = ow * sw - pw + j;
-                            if (iw >= 0 && iw < IW) s += w[i * KW + j] * rows[i][iw];
-                        }
-                    yr[ow] += s;
-                }
-            }
-            continue;
-        }
-        for (int64_t i = 0; i < KH; i++) {
-            int64_t ih = ih0 + i * dh;
-            if (ih < 0 || ih >= IH) continue;
-            const float *xr = x + ih * IW;
-            for (int64_t j = 0; j < KW; j++) {
-                int64_t off = j * dw - pw;
-                int64_t lo = off >= 0 ? 0 : div_ceil(-off, sw);
-                int64_t hi = IW - off <= 0 ? 0 : div_ceil(IW - off, sw);
-                if (hi > OW) hi = OW;
-                const float wv = w[i * KW + j];
-                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * sw + off];
-            }
-        }
-    }
-    kern_activation_apply(act, y, (size_t)(OH * OW));
-}
-
+/* One (image, channel) plane, with this thread's scratch. */
 static void conv_depthwise_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
     const conv_job *job = ctx;
     const conv_geom *g = job->g;
     int64_t c = task % g->cin;
-    const float *res = job->residual ? job->residual + task * g->out_size : NULL;
-    dw_plane(g, job->x + task * g->in_size, job->w + c * g->k[1] * g->k[2], job->bias ? job->bias[c] : 0.0f, res,
-             &job->act, job->y + task * g->out_size);
+    float *scratch = g->slot_bytes ? (float *)(job->scratch + (size_t)thread * g->slot_bytes) : NULL;
+    kern_dwconv2d(&g->shape, job->x + task * g->in_size, job->w + c * g->k[1] * g->k[2],
+                  job->bias ? job->bias[c] : 0.0f, job->residual ? job->residual + task * g->out_size : NULL,
+                  &job->act, job->y + task * g->out_size, scratch);
 }
 
 /* ---- run ---------------------------------------------------------------------------------------------------------- */
@@ -454,8 +319,14 @@ static lens_status conv_run(op_call *call) {
         return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: prepared weights do not match the node");
     if (g.batch == 0) return LENS_OK;
 
+    int64_t threads = core_pool_size(call->pool);
+    size_t slots = g.slot_bytes ? call->scratch_bytes / g.slot_bytes : SIZE_MAX;
+    if (g.slot_bytes && (!call->scratch || slots < 1))
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: scratch of %zu bytes is smaller than the %zu it asked for",
+                         call->scratch_bytes, g.slot_bytes);
     if (g.depthwise) {
-        core_pool_run(call->pool, g.batch * g.cin, conv_depthwise_task, &job);
+        /* one scratch slot per thread; with fewer (planned for a smaller pool) run on this thread alone */
+        core_pool_run(slots >= (size_t)threads ? call->pool : NULL, g.batch * g.cin, conv_depthwise_task, &job);
         return LENS_OK;
     }
     if (g.pointwise) {
@@ -466,11 +337,6 @@ static lens_status conv_run(op_call *call) {
         return LENS_OK;
     }
 
-    size_t slots = g.slot_bytes ? call->scratch_bytes / g.slot_bytes : 0;
-    if (!call->scratch || slots < 1)
-        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: scratch of %zu bytes is smaller than the %zu it asked for",
-                         call->scratch_bytes, g.slot_bytes);
-    int64_t threads = core_pool_size(call->pool);
     job.tile_cols = g.tile_cols;
     job.tiles = div_ceil(g.out_size, g.tile_cols);
     int64_t planes = g.batch * g.group;

@@ -457,25 +457,30 @@ static lens_status einsum_infer(op_call *call) {
     return LENS_OK;
 }
 
-/* Merges labels (in the given order) into one matrix dim if, in each tensor t listed, every label's stride is the
- * next one's stride times its size. Labels of size 1 are skipped. Returns 0 when they cannot be merged. */
+/* Merges labels (in the given order, none of size 1) into one matrix dim if, in each tensor t listed, every
+ * label's stride is the next one's stride times its size. Returns 0 when they cannot be merged. */
 static int einsum_merge(const einsum_spec *e, const int *labels, int n, const int64_t *const *strides, int n_t,
                         int64_t *size, int64_t *stride_out) {
-    int kept[EINSUM_LABELS], nk = 0;
-    for (int i = 0; i < n; i++)
-        if (e->size[labels[i]] != 1) kept[nk++] = labels[i];
     *size = 1;
     for (int t = 0; t < n_t; t++) stride_out[t] = 0;
-    if (!nk) return 1;
+    if (!n) return 1;
     for (int t = 0; t < n_t; t++) {
-        for (int i = 0; i < nk; i++) {
-            if (strides[t][kept[i]] == 0) return 0;
-            if (i + 1 < nk && strides[t][kept[i]] != strides[t][kept[i + 1]] * e->size[kept[i + 1]]) return 0;
+        for (int i = 0; i < n; i++) {
+            if (strides[t][labels[i]] == 0) return 0;
+            if (i + 1 < n && strides[t][labels[i]] != strides[t][labels[i + 1]] * e->size[labels[i + 1]]) return 0;
         }
-        stride_out[t] = strides[t][kept[nk - 1]];
+        stride_out[t] = strides[t][labels[n - 1]];
     }
-    for (int i = 0; i < nk; i++) *size *= e->size[kept[i]];
+    for (int i = 0; i < n; i++) *size *= e->size[labels[i]];
     return 1;
+}
+
+/* The start of the longest suffix of labels that einsum_merge accepts. */
+static int einsum_mergeable_suffix(const einsum_spec *e, const int *labels, int n, const int64_t *const *strides) {
+    int start = n;
+    int64_t size, st[2];
+    while (start > 0 && einsum_merge(e, labels + start - 1, n - start + 1, strides, 2, &size, st)) start--;
+    return start;
 }
 
 /* How a [rows, cols] view with these strides is handed to a GEMM; 0 when it cannot be. */
@@ -493,17 +498,17 @@ static int einsum_layout(int64_t rows, int64_t sr, int64_t cols, int64_t sc, int
     return 0;
 }
 
-/* Two float32 operands whose contraction is a batched matrix product: map it onto bgemm. */
+/* Two float32 operands whose contraction is a batched matrix product: map it onto bgemm. Output labels in both
+ * operands are batch dims; those in A only form M, in B only N, summed labels K (all in both operands). Leading M
+ * or N labels that do not merge with the rest become batch dims too (with stride 0 in the other operand). */
 static int einsum_as_gemm(const einsum_spec *e, const float *a, const float *b, float *c, bgemm *j) {
     int batch[EINSUM_LABELS], mm[EINSUM_LABELS], nn[EINSUM_LABELS], kk[EINSUM_LABELS];
     int nbatch = 0, nm = 0, nnn = 0, nk = 0;
-    for (int l = 0; l < EINSUM_LABELS; l++) {
-        if (!e->used[l]) continue;
-        if (e->count[0][l] > 1 || e->count[1][l] > 1) return 0;
-    }
-    /* M and N in output order, K in A's order of strides (largest first) */
+    for (int l = 0; l < EINSUM_LABELS; l++)
+        if (e->used[l] && (e->count[0][l] > 1 || e->count[1][l] > 1)) return 0;
     for (int i = 0; i < e->out_rank; i++) {
         int l = e->out_labels[i], ina = e->count[0][l] > 0, inb = e->count[1][l] > 0;
+        if (e->size[l] == 1) continue;
         if (ina && inb) batch[nbatch++] = l;
         else if (ina) mm[nm++] = l;
         else nn[nnn++] = l;
@@ -511,37 +516,38 @@ static int einsum_as_gemm(const einsum_spec *e, const float *a, const float *b, 
     for (int l = 0; l < EINSUM_LABELS; l++) {
         if (!e->used[l] || e->in_out[l]) continue;
         if (!e->count[0][l] || !e->count[1][l]) return 0; /* summed over one operand only */
-        kk[nk++] = l;
+        if (e->size[l] != 1) kk[nk++] = l;
     }
-    /* order K labels by A's stride, descending */
+    /* K labels in the order of A's strides, largest first */
     for (int i = 1; i < nk; i++)
         for (int k = i; k > 0 && e->stride[0][kk[k]] > e->stride[0][kk[k - 1]]; k--) {
             int t = kk[k];
             kk[k] = kk[k - 1], kk[k - 1] = t;
         }
-    int64_t M, N, K, sm[2], sn[2], sk[2];
     const int64_t *am[2] = {e->stride[0], e->out_stride}, *bn[2] = {e->stride[1], e->out_stride};
     const int64_t *ab[2] = {e->stride[0], e->stride[1]};
-    if (!einsum_merge(e, mm, nm, am, 2, &M, sm) || !einsum_merge(e, nn, nnn, bn, 2, &N, sn) ||
+    int m0 = einsum_mergeable_suffix(e, mm, nm, am), n0 = einsum_mergeable_suffix(e, nn, nnn, bn);
+    int64_t M, N, K, sm[2], sn[2], sk[2];
+    if (!einsum_merge(e, mm + m0, nm - m0, am, 2, &M, sm) || !einsum_merge(e, nn + n0, nnn - n0, bn, 2, &N, sn) ||
         !einsum_merge(e, kk, nk, ab, 2, &K, sk))
         return 0;
-    if (K == 0) return 0;
+    for (int i = 0; i < m0; i++) batch[nbatch++] = mm[i];
+    for (int i = 0; i < n0; i++) batch[nbatch++] = nn[i];
+    if (nbatch > TENSOR_MAX_RANK || K == 0) return 0;
     int ta, tb, tc;
     size_t lda, ldb, ldc;
     if (!einsum_layout(M, sm[0], K, sk[0], &ta, &lda) || !einsum_layout(K, sk[1], N, sn[0], &tb, &ldb) ||
         !einsum_layout(M, sm[1], N, sn[1], &tc, &ldc))
         return 0;
     memset(j, 0, sizeof *j);
-    j->nb = 0;
     for (int i = 0; i < nbatch; i++) {
         int l = batch[i];
-        if (e->size[l] == 1) continue;
-        j->bdims[j->nb] = e->size[l];
-        j->sa[j->nb] = e->stride[0][l];
-        j->sb[j->nb] = e->stride[1][l];
-        j->sc[j->nb] = e->out_stride[l];
-        j->nb++;
+        j->bdims[i] = e->size[l];
+        j->sa[i] = e->stride[0][l];
+        j->sb[i] = e->stride[1][l];
+        j->sc[i] = e->out_stride[l];
     }
+    j->nb = nbatch;
     if (!tc) {
         j->trans_a = ta, j->trans_b = tb;
         j->M = (size_t)M, j->N = (size_t)N, j->K = (size_t)K;

@@ -104,6 +104,7 @@ extern const op_def ops_table_reduce[];   /* reduce.c: ReduceMean/Sum/Max/L2 */
 extern const op_def ops_table_shape[];    /* shape.c: Reshape, Transpose, Concat, Slice, Gather, Cast, ... */
 extern const op_def ops_table_resize[];   /* resize.c: Resize */
 extern const op_def ops_table_quant[];    /* quant.c: QuantizeLinear, QLinearConv, ... com.microsoft QLinear* */
+extern const op_def ops_table_scatter[];  /* scatter.c: ScatterND, ScatterElements, GatherND */
 
 /* ---- Helpers shared by op families (ops_util.c) --------------------------------------------------------------- */
 

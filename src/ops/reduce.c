@@ -30,11 +30,12 @@ static red_op red_op_of(const op_node *node) {
 /* Float types take every reduction; integer types those that stay integers. */
 static int red_dtype_ok(red_op op, lens_dtype dtype) {
     if (dtype == LENS_DTYPE_FLOAT32 || dtype == LENS_DTYPE_FLOAT64) return 1;
-    if (dtype == LENS_DTYPE_INT32 || dtype == LENS_DTYPE_INT64) return op != RED_L2 && op != RED_LOGSUM && op != RED_LSE;
+    if (dtype == LENS_DTYPE_INT32 || dtype == LENS_DTYPE_INT64)
+        return op != RED_L2 && op != RED_LOGSUM && op != RED_LSE;
     return 0;
 }
 
-/* ---- Axes --------------------------------------------------------------------------------------------------------- */
+/* ---- Axes -------------------------------------------------------------------------------------------------------- */
 
 typedef struct red_axes {
     uint8_t reduce[TENSOR_MAX_RANK];
@@ -105,7 +106,7 @@ static lens_status infer_reduce(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- Plan --------------------------------------------------------------------------------------------------------- */
+/* ---- Plan -------------------------------------------------------------------------------------------------------- */
 
 /* The input's dims without size-1 dims, adjacent dims of the same kind merged; strides in elements. Output elements
  * run over the kept groups in order (keepdims only inserts 1s, which do not move memory). */
@@ -168,7 +169,7 @@ typedef struct red_job {
     int64_t tile, tiles;
 } red_job;
 
-/* ---- Float32 fast sums ---------------------------------------------------------------------------------------------- */
+/* ---- Float32 fast sums ------------------------------------------------------------------------------------------- */
 
 /* Vector extensions (four floats, every x86-64 and arm64 target has them) so the row sums of ReduceMean over H*W or
  * the last axis vectorise at any optimisation level; eight lanes also round better than one running sum. */
@@ -194,7 +195,7 @@ static float red_sum_f32(const float *x, int64_t n, int squares) {
     return s;
 }
 
-/* ---- Typed kernels -------------------------------------------------------------------------------------------------- */
+/* ---- Typed kernels ----------------------------------------------------------------------------------------------- */
 
 /* Integer accumulation wraps through uint64_t instead of overflowing. */
 #define RED_ADD_F(a, v) ((a) + (v))
@@ -355,7 +356,7 @@ static red_kernels red_kernels_for(lens_dtype dtype) {
     }
 }
 
-/* ---- Run ---------------------------------------------------------------------------------------------------------- */
+/* ---- Run --------------------------------------------------------------------------------------------------------- */
 
 typedef struct red_task_ctx {
     red_job job;
@@ -423,7 +424,7 @@ static lens_status run_reduce(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- ArgMax, ArgMin --------------------------------------------------------------------------------------------- */
+/* ---- ArgMax, ArgMin ---------------------------------------------------------------------------------------------- */
 
 static lens_status arg_shape(const op_call *call, int *axis, int64_t *outer, int64_t *n, int64_t *inner) {
     const tensor *x = call->inputs[0];
@@ -526,7 +527,7 @@ static lens_status run_arg(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- Table -------------------------------------------------------------------------------------------------------- */
+/* ---- Table ------------------------------------------------------------------------------------------------------- */
 
 #define RED_DEF(NAME) {"", NAME, infer_reduce, run_reduce, NULL, NULL}
 

@@ -236,6 +236,8 @@ static lens_status resize_infer(op_call *call) {
         return core_fail(LENS_ERR_UNSUPPORTED, "%s: %s interpolation of %s is not supported", call->node->op_type,
                          p.mode == RESIZE_LINEAR ? "linear" : "cubic", dtype_name(x->dtype));
     ops_set_shape(call->outputs[0], x->dtype, x->rank, p.out_dims);
+    if (tensor_bytes(call->outputs[0]) == SIZE_MAX)
+        return core_fail(LENS_ERR_LIMIT, "%s: output is too large", call->node->op_type);
     return LENS_OK;
 }
 
@@ -387,31 +389,80 @@ static lens_status taps_build(const resize_params *p, int axis, int64_t in_len, 
 
 /* ==== Run ======================================================================================================== */
 
+/* h[o] = sum over taps of weight * src[index]: one row resampled along the last axis. The hot loop of linear and
+ * cubic resizing. */
+static void resample_row(float *restrict h, const float *restrict src, const axis_taps *tx, int64_t out_w) {
+    const float *w = tx->weight;
+    const int64_t *ix = tx->index;
+    switch (tx->n) {
+    case 1:
+        for (int64_t o = 0; o < out_w; o++) h[o] = w[o] * src[ix[o]];
+        break;
+    case 2:
+        for (int64_t o = 0; o < out_w; o++) h[o] = w[2 * o] * src[ix[2 * o]] + w[2 * o + 1] * src[ix[2 * o + 1]];
+        break;
+    case 4:
+        for (int64_t o = 0; o < out_w; o++) {
+            const float *wo = w + 4 * o;
+            const int64_t *io = ix + 4 * o;
+            h[o] = (wo[0] * src[io[0]] + wo[1] * src[io[1]]) + (wo[2] * src[io[2]] + wo[3] * src[io[3]]);
+        }
+        break;
+    default: {
+        int n = tx->n;
+        for (int64_t o = 0; o < out_w; o++) {
+            float sum = 0;
+            for (int j = 0; j < n; j++) sum += w[o * n + j] * src[ix[o * n + j]];
+            h[o] = sum;
+        }
+    }
+    }
+}
+
+/* dst[o] = src[index[o]] for elements of es bytes; fixed-size memcpy compiles to single moves. */
+static void gather_row(uint8_t *dst, const uint8_t *src, const int64_t *index, int64_t n, size_t es) {
+    switch (es) {
+    case 1: for (int64_t o = 0; o < n; o++) dst[o] = src[index[o]]; break;
+    case 2: for (int64_t o = 0; o < n; o++) memcpy(dst + 2 * o, src + 2 * index[o], 2); break;
+    case 4: for (int64_t o = 0; o < n; o++) memcpy(dst + 4 * o, src + 4 * index[o], 4); break;
+    case 8: for (int64_t o = 0; o < n; o++) memcpy(dst + 8 * o, src + 8 * index[o], 8); break;
+    default: for (int64_t o = 0; o < n; o++) memcpy(dst + (size_t)o * es, src + (size_t)index[o] * es, es); break;
+    }
+}
+
+static void fill_row(uint8_t *dst, const uint8_t *value, int64_t n, size_t es) {
+    for (int64_t o = 0; o < n; o++) memcpy(dst + (size_t)o * es, value, es);
+}
+
 typedef struct resize_job {
     const resize_params *p;
     const axis_taps *taps; /* [rank] */
     const tensor *x;
     tensor *y;
-    int lead;              /* leading identity axes, folded into the row index */
+    int lead;              /* leading identity axes, folded into the row or plane index */
     size_t esize;
     uint8_t extrapolation[8];
     int64_t rows, rows_per_task, in_strides[TENSOR_MAX_RANK];
-    float *accumulators;   /* [threads * out_w] */
+    float *buffers;        /* per thread: buffer_floats floats */
+    size_t buffer_floats;
+    /* plane path: tasks are (plane, chunk of output rows) */
+    int64_t planes, chunks, chunk_rows;
 } resize_job;
 
-/* Output rows are indexed over every axis but the last. For a row, the taps of the inner axes (lead .. rank-2)
- * form a product of input rows; each is resampled along the last axis and accumulated with its weight. */
+/* General path. Output rows are indexed over every axis but the last. For a row, the taps of the inner axes
+ * (lead .. rank-2) form a product of input rows; each is resampled along the last axis and accumulated with its
+ * weight. */
 static void resize_rows(const resize_job *job, int64_t begin, int64_t end, int thread) {
     const resize_params *p = job->p;
     const tensor *x = job->x;
     int r = p->rank, last = r - 1;
     const axis_taps *tw = &job->taps[last];
-    int64_t out_w = p->out_dims[last];
-    size_t es = job->esize;
+    int64_t out_w = p->out_dims[last], previous = -1;
+    size_t es = job->esize, row_bytes = (size_t)out_w * es;
     bool nearest = p->mode == RESIZE_NEAREST;
-    float *acc = nearest ? NULL : job->accumulators + (size_t)thread * (size_t)out_w;
+    float *acc = nearest ? NULL : job->buffers + (size_t)thread * job->buffer_floats, *h = acc ? acc + out_w : NULL;
     for (int64_t row = begin; row < end; row++) {
-        uint8_t *dst = (uint8_t *)job->y->data + (size_t)(row * out_w) * es;
+        uint8_t *dst = (uint8_t *)job->y->data + (size_t)row * row_bytes;
         /* coordinates of this row on axes 0 .. last-1 */
         int64_t coord[TENSOR_MAX_RANK], rest = row, base = 0;
         bool outside = false;
@@ -422,12 +473,28 @@ static void resize_rows(const resize_job *job, int64_t begin, int64_t end, int t
             else outside |= job->taps[k].outside[coord[k]] != 0;
         }
         if (outside) {
-            for (int64_t o = 0; o < out_w; o++) memcpy(dst + (size_t)o * es, job->extrapolation, es);
+            fill_row(dst, job->extrapolation, out_w, es);
+            previous = -1;
+            continue;
+        }
+        if (nearest) { /* one tap per axis: the row is a gather from one input row */
+            int64_t offset = base;
+            for (int k = job->lead; k < last; k++) offset += job->taps[k].index[coord[k]] * job->in_strides[k];
+            if (offset == previous) { /* upsampling repeats input rows: copy the row just written */
+                memcpy(dst, dst - row_bytes, row_bytes);
+                continue;
+            }
+            const uint8_t *src = (const uint8_t *)x->data + (size_t)offset * es;
+            if (tw->identity) memcpy(dst, src, row_bytes);
+            else gather_row(dst, src, tw->index, out_w, es);
+            for (int64_t o = 0; o < out_w; o++)
+                if (tw->outside[o]) memcpy(dst + (size_t)o * es, job->extrapolation, es);
+            previous = offset;
             continue;
         }
         /* odometer over the tap combinations of axes lead .. last-1 */
         int tap[TENSOR_MAX_RANK] = {0};
-        if (acc) memset(acc, 0, (size_t)out_w * sizeof *acc);
+        memset(acc, 0, (size_t)out_w * sizeof *acc);
         for (;;) {
             int64_t offset = base;
             float w = 1;
@@ -437,28 +504,9 @@ static void resize_rows(const resize_job *job, int64_t begin, int64_t end, int t
                 offset += t->index[at] * job->in_strides[k];
                 w *= t->weight[at];
             }
-            if (nearest) {
-                const uint8_t *src = (const uint8_t *)x->data + (size_t)offset * es;
-                if (tw->identity) memcpy(dst, src, (size_t)out_w * es);
-                else
-                    for (int64_t o = 0; o < out_w; o++)
-                        memcpy(dst + (size_t)o * es, src + (size_t)tw->index[o] * es, es);
-            } else if (w != 0) {
-                const float *src = (const float *)x->data + offset;
-                int n = tw->n;
-                if (n == 1) {
-                    for (int64_t o = 0; o < out_w; o++) acc[o] += w * tw->weight[o] * src[tw->index[o]];
-                } else if (n == 2) {
-                    for (int64_t o = 0; o < out_w; o++)
-                        acc[o] += w * (tw->weight[2 * o] * src[tw->index[2 * o]] +
-                                       tw->weight[2 * o + 1] * src[tw->index[2 * o + 1]]);
-                } else {
-                    for (int64_t o = 0; o < out_w; o++) {
-                        float sum = 0;
-                        for (int j = 0; j < n; j++) sum += tw->weight[o * n + j] * src[tw->index[o * n + j]];
-                        acc[o] += w * sum;
-                    }
-                }
+            if (w != 0) {
+                resample_row(h, (const float *)x->data + offset, tw, out_w);
+                for (int64_t o = 0; o < out_w; o++) acc[o] += w * h[o];
             }
             int k = last - 1;
             for (; k >= job->lead; k--) {
@@ -467,14 +515,62 @@ static void resize_rows(const resize_job *job, int64_t begin, int64_t end, int t
             }
             if (k < job->lead) break;
         }
-        if (!nearest) memcpy(dst, acc, (size_t)out_w * sizeof *acc);
+        memcpy(dst, acc, row_bytes);
         for (int64_t o = 0; o < out_w; o++)
             if (tw->outside[o]) memcpy(dst + (size_t)o * es, job->extrapolation, es);
     }
 }
 
+/* Plane path (float, only the two innermost axes resized): each needed input row is resampled horizontally once
+ * into a per-thread buffer, then output rows are weighted sums of those rows, a loop the compiler vectorises. */
+static void resize_plane_rows(const resize_job *job, int64_t task, int thread) {
+    const resize_params *p = job->p;
+    int r = p->rank;
+    const axis_taps *ty = &job->taps[r - 2], *tx = &job->taps[r - 1];
+    int64_t in_h = job->x->dims[r - 2], in_w = job->x->dims[r - 1], out_h = p->out_dims[r - 2], out_w = p->out_dims[r - 1];
+    int64_t plane = task / job->chunks, y0 = task % job->chunks * job->chunk_rows;
+    int64_t y1 = y0 + job->chunk_rows < out_h ? y0 + job->chunk_rows : out_h;
+    int n = ty->n;
+    /* input rows this chunk reads */
+    int64_t lo = in_h, hi = -1;
+    for (int64_t y = y0; y < y1; y++)
+        for (int j = 0; j < n; j++) {
+            int64_t i = ty->index[y * n + j];
+            if (i < lo) lo = i;
+            if (i > hi) hi = i;
+        }
+    const float *src = (const float *)job->x->data + plane * in_h * in_w;
+    float *out = (float *)job->y->data + plane * out_h * out_w;
+    float *h = job->buffers + (size_t)thread * job->buffer_floats;
+    for (int64_t i = lo; i <= hi; i++) resample_row(h + (i - lo) * out_w, src + i * in_w, tx, out_w);
+    float extrapolation;
+    memcpy(&extrapolation, job->extrapolation, sizeof extrapolation);
+    for (int64_t y = y0; y < y1; y++) {
+        float *restrict o = out + y * out_w;
+        if (ty->outside[y]) {
+            for (int64_t c = 0; c < out_w; c++) o[c] = extrapolation;
+            continue;
+        }
+        const float *h0 = h + (ty->index[y * n] - lo) * out_w;
+        float w0 = ty->weight[y * n];
+        for (int64_t c = 0; c < out_w; c++) o[c] = w0 * h0[c];
+        for (int j = 1; j < n; j++) {
+            float w = ty->weight[y * n + j];
+            if (w == 0) continue;
+            const float *restrict hj = h + (ty->index[y * n + j] - lo) * out_w;
+            for (int64_t c = 0; c < out_w; c++) o[c] += w * hj[c];
+        }
+        for (int64_t c = 0; c < out_w; c++)
+            if (tx->outside[c]) o[c] = extrapolation;
+    }
+}
+
 static void resize_task(void *ctx, int64_t task, int thread) {
     const resize_job *job = ctx;
+    if (job->planes) {
+        resize_plane_rows(job, task, thread);
+        return;
+    }
     int64_t begin = task * job->rows_per_task, end = begin + job->rows_per_task;
     resize_rows(job, begin, end < job->rows ? end : job->rows, thread);
 }
@@ -497,6 +593,10 @@ static void extrapolation_bytes(lens_dtype dtype, float value, uint8_t *out) {
     }
 }
 
+#define RESIZE_PLANE_MAX_BYTES ((double)(1 << 26))
+/* Below this many output bytes the pool is not worth waking. */
+#define RESIZE_PARALLEL_MIN_BYTES ((size_t)1 << 18)
+
 static lens_status resize_run(op_call *call) {
     resize_params p;
     lens_status st = resize_params_make(call, &p);
@@ -517,35 +617,46 @@ static lens_status resize_run(op_call *call) {
     int built = 0;
     for (; built < p.rank; built++)
         if ((st = taps_build(&p, built, x->dims[built], &taps[built]))) break;
-    float *acc = NULL;
     resize_job job = {.p = &p, .taps = taps, .x = x, .y = y, .esize = es};
+    int r = p.rank, threads = core_pool_size(call->pool);
+    bool parallel = threads > 1 && (size_t)numel * es >= RESIZE_PARALLEL_MIN_BYTES;
+    int64_t tasks = 1, out_w = p.out_dims[r - 1];
     if (!st) {
         int64_t stride = 1;
-        for (int k = p.rank - 1; k >= 0; k--) {
+        for (int k = r - 1; k >= 0; k--) {
             job.in_strides[k] = stride;
             stride *= x->dims[k];
         }
-        while (job.lead < p.rank - 1 && taps[job.lead].identity) job.lead++;
+        while (job.lead < r - 1 && taps[job.lead].identity) job.lead++;
         extrapolation_bytes(x->dtype, p.extrapolation, job.extrapolation);
-        int threads = core_pool_size(call->pool);
-        int64_t out_w = p.out_dims[p.rank - 1];
-        if (p.mode != RESIZE_NEAREST) {
-            acc = malloc((size_t)threads * (size_t)out_w * sizeof *acc);
-            if (!acc) st = core_fail(LENS_ERR_OUT_OF_MEMORY, "Resize: out of memory");
+        /* the plane path buffers one resampled copy of the input rows per thread; past that size, go row by row */
+        bool plane = p.mode != RESIZE_NEAREST && r >= 2 && job.lead >= r - 2 &&
+                     (double)x->dims[r - 2] * (double)out_w * sizeof(float) <= RESIZE_PLANE_MAX_BYTES;
+        if (plane) {
+            int64_t out_h = p.out_dims[r - 2];
+            job.planes = numel / (out_h * out_w);
+            job.chunks = parallel && job.planes < 4 * threads ? (4 * threads + job.planes - 1) / job.planes : 1;
+            if (job.chunks > out_h) job.chunks = out_h;
+            job.chunk_rows = (out_h + job.chunks - 1) / job.chunks;
+            job.chunks = (out_h + job.chunk_rows - 1) / job.chunk_rows;
+            job.buffer_floats = (size_t)x->dims[r - 2] * (size_t)out_w;
+            tasks = job.planes * job.chunks;
+        } else {
+            job.rows = numel / out_w;
+            job.buffer_floats = p.mode == RESIZE_NEAREST ? 0 : 2 * (size_t)out_w;
+            tasks = parallel ? (job.rows < 8 * threads ? job.rows : 8 * threads) : 1;
+            job.rows_per_task = (job.rows + tasks - 1) / tasks;
+            tasks = (job.rows + job.rows_per_task - 1) / job.rows_per_task;
         }
-        job.accumulators = acc;
-        job.rows = numel / out_w;
-        if (!st) {
-            if (threads > 1 && job.rows > 1 && (size_t)numel * es >= ((size_t)1 << 16)) {
-                int64_t tasks = job.rows < 8 * threads ? job.rows : 8 * threads;
-                job.rows_per_task = (job.rows + tasks - 1) / tasks;
-                core_pool_run(call->pool, (job.rows + job.rows_per_task - 1) / job.rows_per_task, resize_task, &job);
-            } else {
-                resize_rows(&job, 0, job.rows, 0);
-            }
+        if (job.buffer_floats) {
+            size_t total;
+            if (!core_mul_size(job.buffer_floats, (size_t)threads * sizeof(float), &total) ||
+                !(job.buffers = malloc(total)))
+                st = core_fail(LENS_ERR_OUT_OF_MEMORY, "Resize: out of memory");
         }
     }
-    free(acc);
+    if (!st) core_pool_run(parallel ? call->pool : NULL, tasks, resize_task, &job);
+    free(job.buffers);
     for (int k = 0; k < built; k++) taps_free(&taps[k]);
     return st;
 }

@@ -10,8 +10,10 @@
 
 /* Views split each axis in two (Tile), so they hold up to twice the tensor rank. */
 #define VIEW_MAX_AXES (2 * TENSOR_MAX_RANK)
-/* Below this many bytes a copy runs on the calling thread: waking the pool costs more than it saves. */
-#define PARALLEL_MIN_BYTES ((size_t)1 << 18)
+/* Below this many bytes a copy runs on the calling thread: waking the pool (tens of microseconds) costs more than it
+ * saves. Plain copies are bound by memory bandwidth and gain little from a second thread, so they wait for more. */
+#define PARALLEL_MIN_BYTES ((size_t)1 << 20)
+#define PARALLEL_MIN_COPY_BYTES ((size_t)1 << 22)
 
 /* ==== Small helpers ============================================================================================== */
 
@@ -64,11 +66,19 @@ static lens_status read_ints(const tensor *t, const char *op, const char *what, 
 /* Product of dims[0..n) with overflow check. */
 static lens_status dims_product(const int64_t *dims, int n, const char *op, int64_t *out) {
     int64_t p = 1;
-    for (int i = 0; i < n; i++)
-        if (dims[i] < 0 || __builtin_mul_overflow(p, dims[i], &p))
-            return core_fail(LENS_ERR_SHAPE, "%s: dimension product overflows", op);
+    for (int i = 0; i < n; i++) {
+        if (dims[i] < 0) return core_fail(LENS_ERR_SHAPE, "%s: dimension %d is negative", op, i);
+        if (__builtin_mul_overflow(p, dims[i], &p)) return core_fail(LENS_ERR_LIMIT, "%s: element count overflows", op);
+    }
     *out = p;
     return LENS_OK;
+}
+
+/* Refuses an output whose size in bytes does not fit a size_t, so run never computes with overflowing sizes. */
+static lens_status check_output(const tensor *y, const char *op) {
+    if (tensor_bytes(y) != SIZE_MAX) return LENS_OK;
+    char buf[128];
+    return core_fail(LENS_ERR_LIMIT, "%s: output %s is too large", op, tensor_shape_string(y, buf, sizeof buf));
 }
 
 static void strides_of(const tensor *t, int64_t *strides) {
@@ -99,11 +109,11 @@ static void copy_task(void *ctx, int64_t task, int thread) {
 /* memcpy, spread over the pool when large. Does nothing when dst == src (a pass aliased the buffers). */
 static void copy_bytes(core_pool *pool, void *dst, const void *src, size_t bytes) {
     if (!bytes || dst == src) return;
-    if (core_pool_size(pool) < 2 || bytes < 4 * PARALLEL_MIN_BYTES) {
+    if (core_pool_size(pool) < 2 || bytes < PARALLEL_MIN_COPY_BYTES) {
         memcpy(dst, src, bytes);
         return;
     }
-    copy_job job = {dst, src, bytes, PARALLEL_MIN_BYTES};
+    copy_job job = {dst, src, bytes, PARALLEL_MIN_COPY_BYTES / 8};
     core_pool_run(pool, (int64_t)((bytes + job.chunk - 1) / job.chunk), copy_task, &job);
 }
 
@@ -179,9 +189,10 @@ typedef struct view_job {
     const uint8_t *src;
     uint8_t *dst;
     int64_t rows, rows_per_task; /* rows: product of all dims but the last */
-    /* Tiled transpose: the source-contiguous axis `tile_axis` is swapped with the last axis. */
+    /* Tiled transpose: the source-contiguous axis `tile_axis` is swapped with the last axis; each task takes
+     * rows_per_task source rows (along the last axis) of one combination of the other axes. */
     int tile_axis;
-    int64_t tiles_per_rest, dst_tile_stride;
+    int64_t tiles_per_rest;
 } view_job;
 
 static void view_rows(const view_job *job, int64_t begin, int64_t end) {
@@ -209,23 +220,29 @@ static void view_rows(const view_job *job, int64_t begin, int64_t end) {
     }
 }
 
-#define TILE 32
+/* Transpose tiles: 8 source rows (strided) by 32 source columns (contiguous). Short strided runs keep the lines in
+ * flight per cache set below the associativity even for 4 KiB-multiple strides; measured best of the shapes tried. */
+#define TILE_I 8
+#define TILE_J 32
 
-/* One tile column of a transpose: destination (..., j at tile_axis, ..., i last) = source i * stride + j. */
-#define TRANSPOSE_TILE(T_SIZE)                                                                                       \
-    for (int64_t i0 = 0; i0 < ni; i0 += TILE) {                                                                      \
-        int64_t i1 = i0 + TILE < ni ? i0 + TILE : ni;                                                                \
-        for (int64_t j = j0; j < j1; j++) {                                                                          \
-            uint8_t *dd = d + (size_t)(j * dst_stride) * T_SIZE;                                                     \
-            const uint8_t *ss = s + (size_t)j * T_SIZE;                                                              \
-            for (int64_t i = i0; i < i1; i++) memcpy(dd + (size_t)i * T_SIZE, ss + (size_t)(i * src_stride) * T_SIZE, T_SIZE); \
+/* One tile: destination (..., j at tile_axis, ..., i last) = source i * stride + j. */
+#define TRANSPOSE_TILES(T_SIZE)                                                                                      \
+    for (int64_t i0 = i_begin; i0 < i_end; i0 += TILE_I) {                                                           \
+        int64_t i1 = i0 + TILE_I < i_end ? i0 + TILE_I : i_end;                                                      \
+        for (int64_t j0 = 0; j0 < nj; j0 += TILE_J) {                                                                \
+            int64_t j1 = j0 + TILE_J < nj ? j0 + TILE_J : nj;                                                        \
+            for (int64_t j = j0; j < j1; j++) {                                                                      \
+                uint8_t *dd = d + (size_t)(j * dst_stride + i0) * T_SIZE;                                            \
+                const uint8_t *ss = s + (ptrdiff_t)(i0 * src_stride + j) * T_SIZE;                                  \
+                for (int64_t i = i0; i < i1; i++, dd += T_SIZE, ss += src_step) memcpy(dd, ss, T_SIZE);              \
+            }                                                                                                        \
         }                                                                                                            \
     }
 
 static void view_tiles(const view_job *job, int64_t task) {
     const view *v = &job->v;
     int r = v->rank, a = job->tile_axis;
-    int64_t rest = task / job->tiles_per_rest, tile = task % job->tiles_per_rest;
+    int64_t rest = task / job->tiles_per_rest, block = task % job->tiles_per_rest;
     int64_t src_offset = 0, dst_offset = 0, dst_stride_k = 1;
     /* Destination strides run over all axes; the rest index walks every axis except a and the last. */
     int64_t dst_strides[VIEW_MAX_AXES];
@@ -240,16 +257,17 @@ static void view_tiles(const view_job *job, int64_t task) {
         src_offset += i * v->strides[k];
         dst_offset += i * dst_strides[k];
     }
-    int64_t ni = v->dims[r - 1], src_stride = v->strides[r - 1], dst_stride = dst_strides[a];
-    int64_t j0 = tile * TILE, j1 = j0 + TILE < v->dims[a] ? j0 + TILE : v->dims[a];
+    int64_t ni = v->dims[r - 1], nj = v->dims[a], src_stride = v->strides[r - 1], dst_stride = dst_strides[a];
+    int64_t i_begin = block * job->rows_per_task, i_end = i_begin + job->rows_per_task < ni ? i_begin + job->rows_per_task : ni;
     size_t es = job->esize;
+    ptrdiff_t src_step = (ptrdiff_t)src_stride * (ptrdiff_t)es;
     const uint8_t *s = job->src + (ptrdiff_t)src_offset * (ptrdiff_t)es;
     uint8_t *d = job->dst + (size_t)dst_offset * es;
     switch (es) {
-    case 1: TRANSPOSE_TILE(1); break;
-    case 2: TRANSPOSE_TILE(2); break;
-    case 4: TRANSPOSE_TILE(4); break;
-    case 8: TRANSPOSE_TILE(8); break;
+    case 1: TRANSPOSE_TILES(1); break;
+    case 2: TRANSPOSE_TILES(2); break;
+    case 4: TRANSPOSE_TILES(4); break;
+    case 8: TRANSPOSE_TILES(8); break;
     default: break; /* view_copy only tiles the sizes above */
     }
 }
@@ -273,7 +291,7 @@ static void view_copy(core_pool *pool, view v, size_t esize, const void *src, vo
     int64_t numel = 1;
     for (int k = 0; k < r; k++) numel *= v.dims[k];
     int threads = core_pool_size(pool);
-    bool parallel = threads > 1 && (size_t)numel * esize >= PARALLEL_MIN_BYTES;
+    size_t bytes = (size_t)numel * esize;
     /* When the last axis is strided but another axis is contiguous in the source (a transpose), copying tile by
      * tile keeps both sides in cache. */
     int contiguous = -1;
@@ -281,13 +299,19 @@ static void view_copy(core_pool *pool, view v, size_t esize, const void *src, vo
         if (v.strides[k] == 1) contiguous = k;
     if (contiguous >= 0 && v.strides[r - 1] != 1 && v.dims[r - 1] >= 4 && v.dims[contiguous] >= 4 &&
         (esize == 1 || esize == 2 || esize == 4 || esize == 8)) {
+        int64_t ni = v.dims[r - 1], n_rest = numel / (v.dims[contiguous] * ni);
+        bool parallel = threads > 1 && bytes >= PARALLEL_MIN_BYTES;
+        /* enough tasks to balance the pool: split the rows when the other axes give too few */
+        int64_t want = parallel ? 4 * threads : 1, blocks = n_rest >= want ? 1 : (want + n_rest - 1) / n_rest;
+        int64_t rows = (ni + blocks - 1) / blocks;
         job.tile_axis = contiguous;
-        job.tiles_per_rest = (v.dims[contiguous] + TILE - 1) / TILE;
-        int64_t n_rest = numel / (v.dims[contiguous] * v.dims[r - 1]);
+        job.rows_per_task = (rows + TILE_I - 1) / TILE_I * TILE_I;
+        job.tiles_per_rest = (ni + job.rows_per_task - 1) / job.rows_per_task;
         core_pool_run(parallel ? pool : NULL, n_rest * job.tiles_per_rest, view_task, &job);
         return;
     }
     job.rows = numel / v.dims[r - 1];
+    bool parallel = threads > 1 && bytes >= (v.strides[r - 1] == 1 ? PARALLEL_MIN_COPY_BYTES : PARALLEL_MIN_BYTES);
     if (!parallel || job.rows < 2) {
         view_rows(&job, 0, job.rows);
         return;
@@ -741,7 +765,7 @@ static lens_status concat_infer(op_call *call) {
             return core_fail(LENS_ERR_SHAPE, "Concat: output dimension overflows");
     }
     ops_set_shape(call->outputs[0], x->dtype, x->rank, dims);
-    return LENS_OK;
+    return check_output(call->outputs[0], "Concat");
 }
 
 typedef struct concat_job {
@@ -1005,7 +1029,7 @@ static lens_status gather_infer(op_call *call) {
     for (int k = 0; k < idx->rank; k++) dims[j++] = idx->dims[k];
     for (int k = axis + 1; k < x->rank; k++) dims[j++] = x->dims[k];
     ops_set_shape(call->outputs[0], x->dtype, r, dims);
-    return LENS_OK;
+    return check_output(call->outputs[0], "Gather");
 }
 
 static lens_status gather_run(op_call *call) {
@@ -1097,7 +1121,7 @@ static lens_status expand_infer(op_call *call) {
     tensor out = {0};
     if ((st = ops_broadcast_shape(x, &shape, &out))) return core_fail_context(st, "Expand");
     ops_set_shape(call->outputs[0], x->dtype, out.rank, out.dims);
-    return LENS_OK;
+    return check_output(call->outputs[0], "Expand");
 }
 
 static lens_status expand_run(op_call *call) {
@@ -1141,7 +1165,7 @@ static lens_status tile_infer(op_call *call) {
         if (__builtin_mul_overflow(x->dims[k], repeats[k], &dims[k]))
             return core_fail(LENS_ERR_SHAPE, "Tile: output dimension overflows");
     ops_set_shape(call->outputs[0], x->dtype, x->rank, dims);
-    return LENS_OK;
+    return check_output(call->outputs[0], "Tile");
 }
 
 static lens_status tile_run(op_call *call) {
@@ -1260,12 +1284,13 @@ static lens_status pad_infer(op_call *call) {
     const tensor *x = call->inputs[0];
     int64_t dims[TENSOR_MAX_RANK];
     for (int k = 0; k < x->rank; k++) {
-        dims[k] = x->dims[k] + p.begin[k] + p.end[k];
+        if (__builtin_add_overflow(x->dims[k], p.begin[k] + p.end[k], &dims[k]))
+            return core_fail(LENS_ERR_LIMIT, "Pad: axis %d overflows", k);
         if (dims[k] < 0)
             return core_fail(LENS_ERR_SHAPE, "Pad: axis %d would have size %lld", k, (long long)dims[k]);
     }
     ops_set_shape(call->outputs[0], x->dtype, x->rank, dims);
-    return LENS_OK;
+    return check_output(call->outputs[0], "Pad");
 }
 
 typedef struct pad_job {
@@ -1476,7 +1501,7 @@ static lens_status constant_of_shape_infer(op_call *call) {
         if (dims[k] < 0) return core_fail(LENS_ERR_SHAPE, "ConstantOfShape: shape[%d] is negative", k);
     if ((st = dims_product(dims, (int)n, "ConstantOfShape", &numel))) return st;
     ops_set_shape(call->outputs[0], dtype, (int)n, dims);
-    return LENS_OK;
+    return check_output(call->outputs[0], "ConstantOfShape");
 }
 
 static lens_status constant_of_shape_run(op_call *call) {
@@ -1531,7 +1556,7 @@ static lens_status range_infer(op_call *call) {
     int64_t n;
     if (st || (st = range_count(call, &n))) return st;
     ops_set_shape(call->outputs[0], call->inputs[0]->dtype, 1, &n);
-    return LENS_OK;
+    return check_output(call->outputs[0], "Range");
 }
 
 static lens_status range_run(op_call *call) {
@@ -1582,7 +1607,7 @@ static lens_status cast_infer(op_call *call) {
     if (st || (st = cast_target(call, &to))) return st;
     const tensor *x = call->inputs[0];
     ops_set_shape(call->outputs[0], to, x->rank, x->dims);
-    return LENS_OK;
+    return check_output(call->outputs[0], call->node->op_type);
 }
 
 static lens_status cast_run(op_call *call) {

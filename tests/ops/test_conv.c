@@ -3,6 +3,7 @@
  * fused activations and residual, with and without prepared weights and a thread pool. */
 #include <string.h>
 
+#include "kernels/conv.h"
 #include "kernels/conv_ref.h"
 #include "ops/ops.h"
 #include "test.h"
@@ -40,6 +41,15 @@ static void add_ints(attr_list *l, const char *name, int slot, const int64_t *v,
 }
 
 static core_pool *pool2;
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d;
+    }
+    return m;
+}
 
 /* Runs the op on one case; returns the max error relative to the magnitude bound (<= 1 passes). */
 static void run_case(const conv_case *k, int use_pool, int use_prepare) {
@@ -144,6 +154,55 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
               (long long)k->kw, (long long)k->group, (long long)k->sh, (long long)k->sw, (long long)k->dh,
               (long long)k->dw, use_pool, use_prepare, worst, worst_i, y[worst_i], yref[worst_i]);
     free(x), free(w), free(b), free(r), free(y), free(yref), free(mag), free(ax), free(aw);
+}
+
+/* The kernels on their own: kern_dwconv2d against the reference on one plane, kern_im2col against direct indexing,
+ * over many small geometries (every border case), for the build this CPU runs. */
+static void test_kernels(const char *isa) {
+    int failures = 0, cases = 0;
+    for (int64_t k = 1; k <= 7; k++)
+        for (int64_t s = 1; s <= 3; s++)
+            for (int64_t d = 1; d <= 2; d++)
+                for (int64_t p = 0; p <= k / 2 + 1 && p < 4; p++)
+                    for (int64_t w = 1; w <= 41; w += (w < 20 ? 1 : 7)) {
+                        int64_t h = 1 + (w * 7 + k) % 9, span = (k - 1) * d + 1;
+                        int64_t ow = (w + 2 * p - span) / s + 1, oh = (h + 2 * p - span) / s + 1;
+                        if (w + 2 * p < span || h + 2 * p < span) continue;
+                        float *x = random_array((size_t)(h * w)), *wt = random_array((size_t)(k * k));
+                        float *y = malloc((size_t)(oh * ow) * sizeof *y + 4), *e = malloc((size_t)(oh * ow) * sizeof *e + 4);
+                        float *r = random_array((size_t)(oh * ow)), bias = 0.25f;
+                        for (int64_t i = 0; i < oh * ow; i++) y[i] = NAN;
+                        kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, s, s}, {1, d, d}, {0, p, p}};
+                        kern_activation relu = {KERN_ACT_RELU, 0, 0};
+                        size_t scratch_floats = kern_dwconv2d_scratch(&sh);
+                        float *scratch = scratch_floats ? core_aligned_alloc(scratch_floats * sizeof(float)) : NULL;
+                        kern_dwconv2d(&sh, x, wt, bias, (w + h) % 2 ? r : NULL, &relu, y, scratch);
+                        core_aligned_free(scratch);
+                        kern_conv2d_params cp = {1, 1, h, w, 1, oh, ow, k, k, 1, s, s, d, d, p, p};
+                        kern_conv2d_ref(&cp, x, wt, &bias, (w + h) % 2 ? r : NULL, &relu, e);
+                        double worst = max_abs_diff(y, e, (size_t)(oh * ow));
+                        cases++;
+                        if (!(worst <= 1e-5) && failures++ < 5)
+                            fprintf(stderr, "%s dwconv k%lld s%lld d%lld p%lld %lldx%lld: %g\n", isa, (long long)k,
+                                    (long long)s, (long long)d, (long long)p, (long long)h, (long long)w, worst);
+                        /* im2col of 2 channels of the same geometry, a column window in the middle */
+                        int64_t kg = 2 * k * k, cols = oh * ow, c0 = cols / 3, nc = cols - c0 - cols / 5;
+                        float *x2 = random_array((size_t)(2 * h * w)), *col = malloc((size_t)(kg * nc) * sizeof *col + 4);
+                        kern_im2col(&sh, x2, c0, nc, 1, kg, col);
+                        for (int64_t row = 1; row < kg; row++)
+                            for (int64_t c = c0; c < c0 + nc; c++) {
+                                int64_t ch = row / (k * k), i = row / k % k, j = row % k;
+                                int64_t ih = c / ow * s - p + i * d, iw = c % ow * s - p + j * d;
+                                float want = ih >= 0 && ih < h && iw >= 0 && iw < w ? x2[(ch * h + ih) * w + iw] : 0;
+                                if (col[(row - 1) * nc + c - c0] != want && failures++ < 5)
+                                    fprintf(stderr, "%s im2col k%lld s%lld d%lld p%lld w%lld: row %lld col %lld\n",
+                                            isa, (long long)k, (long long)s, (long long)d, (long long)p,
+                                            (long long)w, (long long)row, (long long)c);
+                            }
+                        free(x), free(wt), free(y), free(e), free(r), free(x2), free(col);
+                    }
+    CHECK_MSG(failures == 0, "%s: %d kernel mismatches in %d geometries", isa, failures, cases);
+    CHECK(cases > 1000);
 }
 
 /* 1-D and 3-D convs against direct loops written here. */
@@ -301,6 +360,7 @@ int main(void) {
         {1, 4, 13, 13, 4, 3, 3, 4, 1, 1, 2, 2, {2, 2, 2, 2}, NULL, 1, 0, NULL},            /* depthwise dilated */
         {1, 4, 13, 13, 4, 7, 7, 4, 1, 1, 1, 1, {3, 3, 3, 3}, NULL, 1, 0, NULL},            /* depthwise 7x7 */
         {1, 4, 2, 2, 4, 3, 3, 4, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},              /* depthwise, tiny */
+        {2, 5, 9, 9, 5, 1, 1, 5, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "Relu"},            /* depthwise 1x1 */
         {1, 4, 13, 13, 4, 3, 3, 4, 2, 1, 1, 1, {0, 1, 2, 0}, NULL, 1, 0, NULL},            /* dw mixed strides */
         {1, 3, 13, 13, 4, 3, 3, 1, 1, 1, 2, 2, {2, 2, 2, 2}, NULL, 1, 0, NULL},            /* dilation 2 */
         {1, 3, 13, 13, 4, 3, 3, 1, 1, 1, 2, 1, {0, 1, 0, 1}, NULL, 0, 0, NULL},            /* dilation (2, 1) */
@@ -316,8 +376,23 @@ int main(void) {
         {2, 32, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},
         {1, 256, 56, 56, 4, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 0, 0, NULL},          /* many column tiles */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        for (int mode = 0; mode < 4; mode++) run_case(&cases[i], mode & 1, mode >> 1);
+    static const struct { kern_conv_isa isa; const char *name; } isas[] = {
+        {KERN_CONV_ISA_AUTO, "auto"},
+        {KERN_CONV_ISA_GENERIC, "generic"},
+        {KERN_CONV_ISA_AVX2, "avx2"},
+        {KERN_CONV_ISA_AVX512, "avx512"},
+    };
+    for (size_t v = 0; v < sizeof isas / sizeof *isas; v++) {
+        if (!kern_conv_force_isa(isas[v].isa)) {
+            printf("test_conv: %s kernels not available here\n", isas[v].name);
+            continue;
+        }
+        test_kernels(isas[v].name);
+        /* the whole op once per build; with every pool/prepare mode on the default one */
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+            for (int mode = 0; mode < (v == 0 ? 4 : 1); mode++) run_case(&cases[i], mode & 1, mode >> 1);
+    }
+    kern_conv_force_isa(KERN_CONV_ISA_AUTO);
     test_conv_1d_3d();
     test_errors();
     core_pool_free(pool2);

@@ -337,6 +337,29 @@ static void test_bombs(void) {
     webp[24] = (uint8_t)(bits >> 24);
     expect_status(webp, sizeof webp, LENS_ERR_LIMIT, 100000000, "bomb.webp");
 
+    /* A scan bomb: a progressive JPEG whose last scan is repeated 600 times (libjpeg only warns about the bogus
+     * progression, so without a scan limit it would decode them all). */
+    size_t size;
+    uint8_t *prog = read_all(FIXTURES "progressive.jpg", &size);
+    CHECK(prog != NULL && size > 4);
+    if (prog) {
+        size_t last_sos = 0;
+        for (size_t i = 2; i + 1 < size; i++)
+            if (prog[i] == 0xFF && prog[i + 1] == 0xDA) last_sos = i;
+        size_t scan = size - 2 - last_sos, repeats = 600;
+        uint8_t *bomb = malloc(last_sos + scan * repeats + 2);
+        memcpy(bomb, prog, last_sos);
+        for (size_t r = 0; r < repeats; r++) memcpy(bomb + last_sos + r * scan, prog + last_sos, scan);
+        memcpy(bomb + last_sos + scan * repeats, "\xFF\xD9", 2);
+        expect_status(bomb, last_sos + scan * repeats + 2, LENS_ERR_LIMIT, 100000000, "scans.jpg");
+        CHECK_MSG(strstr(lens_last_error(), "scans") != NULL, "%s", lens_last_error());
+        /* The same construction with a few repeats is still an image. */
+        memcpy(bomb + last_sos + scan * 3, "\xFF\xD9", 2);
+        expect_status(bomb, last_sos + scan * 3 + 2, LENS_OK, 100000000, "rescan.jpg");
+        free(bomb);
+        free(prog);
+    }
+
     /* A real image over a small limit. */
     img_image img;
     lens_status st = img_decode_file(FIXTURES "rgb.jpg", 1, 37 * 23 - 1, &img);

@@ -813,6 +813,28 @@ static void test_errors(void) {
     check_error("no outputs", &g, 13, LENS_ERR_FORMAT, "graph has no outputs");
 
     g = small_graph();
+    t = (wbuf){0};
+    tensor_head(&t, "seg", T_FLOAT, 1, &two);
+    w_bytes(&t, 3, "\x08\x00", 2);
+    w_msg(&g, 5, &t);
+    check_error("segment", &g, 13, LENS_ERR_UNSUPPORTED, "segmented tensors");
+
+    g = small_graph();
+    t = (wbuf){0};
+    wbuf seq = {0}, type = {0};
+    w_str(&t, 1, "list");
+    w_msg(&type, 4, &seq);
+    w_msg(&t, 2, &type);
+    w_msg(&g, 11, &t);
+    check_error("sequence input", &g, 13, LENS_ERR_UNSUPPORTED, "input 'list' is not a tensor");
+
+    g = small_graph();
+    wbuf m0 = model(&g, 13);
+    opset(&m0, "custom", (int64_t)1 << 40);
+    CHECK(load_bytes(&m0, &gr) == LENS_ERR_FORMAT && message_has("opset version 1099511627776 of domain 'custom'"));
+    free(m0.p);
+
+    g = small_graph();
     value_info(&g, 11, "S", T_STRING, 1, &two);
     check_error("string input", &g, 13, LENS_ERR_UNSUPPORTED, "input 'S' has element type 8 (string)");
 
@@ -934,6 +956,68 @@ static void test_external_data(void) {
     m = external_model("weights.bin", NULL, NULL);
     CHECK(onnx_load_memory(m.p, m.n, "mem", NULL, &g) == LENS_ERR_UNSUPPORTED && message_has("needs a directory"));
     free(m.p);
+
+    /* more files than the graph keeps mappings for (the rest are read), and files shared by tensors */
+    enum { FILES = 12 };
+    wbuf gr = small_graph();
+    for (int i = 0; i < FILES; i++) {
+        float v[3] = {(float)i, (float)i + 0.5f, (float)-i};
+        snprintf(path, sizeof path, "%s/w%d.bin", tmp_dir, i);
+        write_file(path, v, sizeof v);
+        for (int k = 0; k < 2; k++) {
+            wbuf t = {0}, e = {0};
+            char name[32], location[32], offset[16];
+            const int64_t len = 3 - k;
+            snprintf(name, sizeof name, "E%d_%d", i, k);
+            snprintf(location, sizeof location, "w%d.bin", i);
+            snprintf(offset, sizeof offset, "%d", 4 * k);
+            tensor_head(&t, name, T_FLOAT, 1, &len);
+            w_str(&e, 1, "location"); w_str(&e, 2, location); w_msg(&t, 13, &e);
+            w_str(&e, 1, "offset"); w_str(&e, 2, offset); w_msg(&t, 13, &e);
+            w_uint(&t, 14, 1);
+            w_msg(&gr, 5, &t);
+        }
+    }
+    /* past the end of a file that is already mapped */
+    wbuf t = {0}, entry = {0};
+    const int64_t four = 4;
+    tensor_head(&t, "late", T_FLOAT, 1, &four);
+    w_str(&entry, 1, "location"); w_str(&entry, 2, "w0.bin"); w_msg(&t, 13, &entry);
+    w_uint(&t, 14, 1);
+    wbuf late = t;
+    m = model(&gr, 13);
+    CHECK_MSG(load_bytes(&m, &g) == LENS_OK, "%s", core_last_error());
+    if (g) {
+        int right = 0;
+        for (int i = 0; i < FILES; i++)
+            for (int k = 0; k < 2; k++) {
+                char name[32];
+                snprintf(name, sizeof name, "E%d_%d", i, k);
+                const tensor *c = constant(g, name);
+                right += c && data_aligned(c) && ((const float *)c->data)[0] == (k ? (float)i + 0.5f : (float)i) &&
+                         ((const float *)c->data)[1] == (k ? (float)-i : (float)i + 0.5f);
+            }
+        CHECK(right == 2 * FILES);
+        CHECK(g->n_mappings == 8);
+        graph_free(g);
+    }
+    free(m.p);
+    gr = small_graph();
+    raw_tensor(&gr, 5, "first", T_FLOAT, 1, &four, payload, 16);
+    t = (wbuf){0};
+    tensor_head(&t, "ok", T_FLOAT, 1, &(int64_t){3});
+    w_str(&entry, 1, "location"); w_str(&entry, 2, "w0.bin"); w_msg(&t, 13, &entry);
+    w_uint(&t, 14, 1);
+    w_msg(&gr, 5, &t);
+    w_msg(&gr, 5, &late);
+    m = model(&gr, 13);
+    CHECK(load_bytes(&m, &g) == LENS_ERR_FORMAT && message_has("initializer 'late': external data 'w0.bin'") &&
+          message_has("run past its end"));
+    free(m.p);
+    for (int i = 0; i < FILES; i++) {
+        snprintf(path, sizeof path, "%s/w%d.bin", tmp_dir, i);
+        unlink(path);
+    }
 }
 
 /* Raw data at every offset modulo 4, in a file: aligned data is used in place, the rest copied to aligned memory;

@@ -14,6 +14,7 @@ static const char usage[] =
     "  classify  classify images with a model and print the top labels\n"
     "  run       run a model on a .npy tensor and write the output .npy\n"
     "  info      describe a model: inputs, outputs, parameters, ops, memory\n"
+    "  bench     time a model: load, latency, throughput, memory, time per layer\n"
     "\n"
     "Run 'lens <command> --help' for a command's options.\n";
 
@@ -115,6 +116,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     cli_error("unknown command '%s'", cmd);
     fputs(usage, stderr);
     return CLI_EXIT_USAGE;

@@ -238,3 +238,52 @@ lens_status graph_optimize(graph *g) {
     graph_update_uses(g);
     return LENS_OK;
 }
+
+/* ---- Residual fusion (needs shapes) ------------------------------------------------------------------------------------ */
+
+static int same_shape(const tensor *a, const tensor *b) {
+    return a && b && a->dtype == LENS_DTYPE_FLOAT32 && b->dtype == LENS_DTYPE_FLOAT32 && tensor_same_shape(a, b);
+}
+
+lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        graph_node *add = &g->nodes[i];
+        if (add->removed || strcmp(add->op.op_type, "Add") || add->op.domain[0] || add->n_inputs != 2 ||
+            add->n_outputs != 1 || add->outputs[0] < 0)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            int conv_out = add->inputs[side], other = add->inputs[1 - side];
+            if (conv_out < 0 || other < 0 || conv_out == other || g->values[other].constant) continue;
+            int c = g->values[conv_out].producer;
+            /* the other operand must be ready when the Conv runs */
+            if (c < 0 || c > i || g->values[other].producer >= c) continue;
+            graph_node *conv = &g->nodes[c];
+            if (conv->removed || strcmp(conv->op.op_type, "Conv") || conv->op.domain[0] || conv->n_outputs != 1 ||
+                op_attr_find(&conv->op, "lens.activation") || op_attr_find(&conv->op, "lens.residual") ||
+                sole_consumer(g, conv_out) != i)
+                continue;
+            const tensor *a = graph_plan_value(probe, conv_out), *b = graph_plan_value(probe, other),
+                         *o = graph_plan_value(probe, add->outputs[0]);
+            if (!same_shape(a, b) || !same_shape(a, o)) continue;
+            /* Conv(x, W, B) + other → Conv(x, W, B, other) with lens.residual */
+            int *inputs = graph_alloc(g, 4 * sizeof(int));
+            op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(conv->op.n_attrs + 1));
+            if (!inputs || !attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing residuals");
+            for (int k = 0; k < 3; k++) inputs[k] = k < conv->n_inputs ? conv->inputs[k] : -1;
+            inputs[3] = other;
+            memcpy(attrs, conv->op.attrs, sizeof(op_attr) * (size_t)conv->op.n_attrs);
+            attrs[conv->op.n_attrs] = (op_attr){.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+            conv->inputs = inputs;
+            conv->n_inputs = 4;
+            conv->op.attrs = attrs;
+            conv->op.n_attrs++;
+            conv->outputs[0] = add->outputs[0];
+            add->removed = 1;
+            break;
+        }
+    }
+    graph_update_uses(g);
+    lens_status st = fuse_activations(g);
+    graph_update_uses(g);
+    return st;
+}

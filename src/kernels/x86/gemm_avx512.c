@@ -153,14 +153,134 @@ VARIANTS(10)
 VARIANTS(11)
 VARIANTS(12)
 
+/* Column tails. A tile whose width n = 16q + r leaves r columns that would fill only r of 16 lanes (N = 49 in the
+ * last ResNet stage, N = 1 for matrix-vector products). Those r columns are computed the other way round: one
+ * vector over the tile's 12 rows (a's packed layout already holds them contiguously) times a broadcast of each
+ * column's B value, so they cost r FMAs per step instead of 12, then get transposed on the way out. All 12 rows are
+ * computed (padding rows of a are zero); only m are stored. */
+#define TAIL_MAX 11
+
+/* One step k of a tail tile: acc (q vectors of 12 rows) and tacc (r columns as vectors over rows). */
+ALWAYS_INLINE void tail_step(const int q, const int r, const float *a, const float *b, float *copy, __m512 *acc,
+                             __m512 *tacc) {
+    const __mmask16 rows_mask = (__mmask16)((1u << MR) - 1), tail_mask = (__mmask16)((1u << r) - 1);
+    __m512 b0 = _mm512_setzero_ps();
+    if (q) b0 = _mm512_loadu_ps(b);
+    if (copy) {
+        _mm512_storeu_ps(copy, q ? b0 : _mm512_maskz_loadu_ps(tail_mask, b));
+        _mm512_storeu_ps(copy + 16, q ? _mm512_maskz_loadu_ps(tail_mask, b + 16) : _mm512_setzero_ps());
+    }
+    __m512 av = _mm512_maskz_loadu_ps(rows_mask, a);
+    if (q) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i]);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < r; j++) tacc[j] = _mm512_fmadd_ps(av, _mm512_set1_ps(b[16 * q + j]), tacc[j]);
+}
+
+ALWAYS_INLINE void tail_body(const int q, const int r, const int direct, size_t kc, const float *restrict a,
+                             const kern_gemm_b *bsrc, float *restrict c, size_t ldc, size_t m,
+                             const kern_gemm_tile *t) {
+    const float *b = bsrc->b;
+    float *copy = direct ? bsrc->copy : NULL;
+    const size_t b_step = direct ? bsrc->ldb : NR;
+    const __mmask16 tail_mask = (__mmask16)((1u << r) - 1);
+    /* with few accumulators the FMA latency would dominate: spread steps over independent sets */
+    enum { SETS = 4 };
+    const int sets = q ? 1 : r <= 2 ? 4 : r <= 5 ? 2 : 1;
+    __m512 acc[MR], tacc[SETS][TAIL_MAX];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int s = 0; s < sets; s++)
+#pragma GCC unroll 16
+        for (int j = 0; j < r; j++) tacc[s][j] = _mm512_setzero_ps();
+    size_t k = 0;
+    if (sets > 1) {
+        for (; k + (size_t)sets <= kc; k += (size_t)sets) {
+#pragma GCC unroll 4
+            for (int s = 0; s < sets; s++)
+                tail_step(q, r, a + s * MR, b + (size_t)s * b_step, copy ? copy + s * NR : NULL, acc, tacc[s]);
+            a += sets * MR;
+            b += (size_t)sets * b_step;
+            if (copy) copy += sets * NR;
+        }
+#pragma GCC unroll 4
+        for (int s = 1; s < sets; s++)
+#pragma GCC unroll 16
+            for (int j = 0; j < r; j++) tacc[0][j] = _mm512_add_ps(tacc[0][j], tacc[s][j]);
+    }
+#pragma GCC unroll 2
+    for (; k < kc; k++) {
+        tail_step(q, r, a, b, copy, acc, tacc[0]);
+        a += MR;
+        b += b_step;
+        if (copy) copy += NR;
+    }
+
+    __m512 beta = _mm512_set1_ps(t->beta);
+    __m512 lo = _mm512_set1_ps(t->act_alpha), hi = _mm512_set1_ps(t->act_beta);
+    __m512 bc0 = _mm512_setzero_ps(), bct = _mm512_setzero_ps();
+    if (t->bias_col) {
+        if (q) bc0 = _mm512_loadu_ps(t->bias_col);
+        bct = _mm512_maskz_loadu_ps(tail_mask, t->bias_col + 16 * q);
+    }
+    _Alignas(64) float tails[TAIL_MAX * 16];
+#pragma GCC unroll 16
+    for (int j = 0; j < r; j++) _mm512_store_ps(tails + 16 * j, tacc[0][j]);
+    /* lane j of the gather is column j of the tail: tails[16 j + row] */
+    const __m512i column_base = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                                                     14, 15),
+                                                   _mm512_set1_epi32(16));
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        if ((size_t)i >= m) break;
+        float *cp = c + (size_t)i * ldc;
+        __m512 br = t->bias_row ? _mm512_set1_ps(t->bias_row[i]) : _mm512_setzero_ps();
+        if (q) _mm512_storeu_ps(cp, finish(acc[i], cp, 0xffff, t, _mm512_add_ps(bc0, br), beta, lo, hi));
+        __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask,
+                                            _mm512_add_epi32(column_base, _mm512_set1_epi32(i)), tails, 4);
+        x = finish(x, cp + 16 * q, tail_mask, t, _mm512_add_ps(bct, br), beta, lo, hi);
+        _mm512_mask_storeu_ps(cp + 16 * q, tail_mask, x);
+    }
+}
+
+#define TAIL(Q, R, D)                                                                                                  \
+    static void tail_##Q##_##R##_##D(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,  \
+                                     const kern_gemm_tile *t) {                                                        \
+        tail_body(Q, R, D, kc, a, b, c, ldc, m, t);                                                                    \
+    }
+#define TAILS(R) TAIL(0, R, 0) TAIL(0, R, 1) TAIL(1, R, 0) TAIL(1, R, 1)
+#define TAIL_ROW(R) {{tail_0_##R##_0, tail_0_##R##_1}, {tail_1_##R##_0, tail_1_##R##_1}}
+
+TAILS(1)
+TAILS(2)
+TAILS(3)
+TAILS(4)
+TAILS(5)
+TAILS(6)
+TAILS(7)
+TAILS(8)
+TAILS(9)
+TAILS(10)
+TAILS(11)
+
 typedef void (*tile_fn)(size_t, const float *, const kern_gemm_b *, float *, size_t, size_t, const kern_gemm_tile *);
 
 /* [rows - 1][n > 16][direct] */
 static const tile_fn tiles[MR][2][2] = {ROW(1), ROW(2), ROW(3), ROW(4),  ROW(5),  ROW(6),
                                         ROW(7), ROW(8), ROW(9), ROW(10), ROW(11), ROW(12)};
-_Static_assert(MR == 12 && NR == 32, "the variant table above is written for a 12 x 32 tile");
+/* [r - 1][q][direct], called with m */
+static const tile_fn tail_tiles[TAIL_MAX][2][2] = {TAIL_ROW(1), TAIL_ROW(2), TAIL_ROW(3), TAIL_ROW(4),
+                                                   TAIL_ROW(5), TAIL_ROW(6), TAIL_ROW(7), TAIL_ROW(8),
+                                                   TAIL_ROW(9), TAIL_ROW(10), TAIL_ROW(11)};
+_Static_assert(MR == 12 && NR == 32, "the variant tables above are written for a 12 x 32 tile");
 
 void kern_gemm_ukernel_avx512(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
                               size_t n, const kern_gemm_tile *tile) {
-    tiles[m - 1][n > 16][b->ldb != 0](kc, a, b, c, ldc, n, tile);
+    size_t q = n / 16, r = n % 16;
+    /* FMAs per step: the tail form always computes 12 rows; the plain form m rows of ceil(n/16) vectors */
+    if (r && r <= TAIL_MAX && MR * q + r < m * (q + 1)) tail_tiles[r - 1][q][b->ldb != 0](kc, a, b, c, ldc, m, tile);
+    else tiles[m - 1][n > 16][b->ldb != 0](kc, a, b, c, ldc, n, tile);
 }

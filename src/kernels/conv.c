@@ -1,0 +1,68 @@
+/* conv.c — the portable build of the convolution kernels (conv_body.h with 16-byte vectors: SSE2 or NEON) and the
+ * entry points of conv.h, which run the AVX-512 or AVX2 build instead when the CPU has it. */
+#define CONV_VBYTES 16
+#define CONV_SUFFIX generic
+#include "conv_body.h"
+
+#if defined(LENS_X86)
+void kern_im2col_avx512(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0,
+                        int64_t row1, float *dst);
+void kern_dwconv2d_avx512(const kern_conv_shape *s, const float *x, const float *w, float bias, const float *residual,
+                          const kern_activation *act, float *y, float *scratch);
+void kern_im2col_avx2(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0,
+                      int64_t row1, float *dst);
+void kern_dwconv2d_avx2(const kern_conv_shape *s, const float *x, const float *w, float bias, const float *residual,
+                        const kern_activation *act, float *y, float *scratch);
+#endif
+
+static kern_conv_isa forced_isa;
+
+static kern_conv_isa active_isa(void) {
+    if (forced_isa) return forced_isa;
+#if defined(LENS_X86)
+    const core_cpu *cpu = core_cpu_features();
+    if (cpu->avx512f) return KERN_CONV_ISA_AVX512;
+    if (cpu->avx2 && cpu->fma) return KERN_CONV_ISA_AVX2;
+#endif
+    return KERN_CONV_ISA_GENERIC;
+}
+
+bool kern_conv_force_isa(kern_conv_isa isa) {
+    if (isa == KERN_CONV_ISA_AVX512 || isa == KERN_CONV_ISA_AVX2) {
+#if defined(LENS_X86)
+        const core_cpu *cpu = core_cpu_features();
+        if (isa == KERN_CONV_ISA_AVX512 ? !cpu->avx512f : !(cpu->avx2 && cpu->fma)) return false;
+#else
+        return false;
+#endif
+    }
+    forced_isa = isa;
+    return true;
+}
+
+void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0, int64_t row1,
+                 float *dst) {
+    switch (active_isa()) {
+#if defined(LENS_X86)
+    case KERN_CONV_ISA_AVX512: kern_im2col_avx512(s, x, col0, ncols, row0, row1, dst); return;
+    case KERN_CONV_ISA_AVX2: kern_im2col_avx2(s, x, col0, ncols, row0, row1, dst); return;
+#endif
+    default: kern_im2col_generic(s, x, col0, ncols, row0, row1, dst); return;
+    }
+}
+
+size_t kern_dwconv2d_scratch(const kern_conv_shape *s) {
+    conv_dw_flat f;
+    return conv_dw_flat_layout(s, &f) ? (size_t)(f.padded_floats + f.n_out) : 0;
+}
+
+void kern_dwconv2d(const kern_conv_shape *s, const float *x, const float *w, float bias, const float *residual,
+                   const kern_activation *act, float *y, float *scratch) {
+    switch (active_isa()) {
+#if defined(LENS_X86)
+    case KERN_CONV_ISA_AVX512: kern_dwconv2d_avx512(s, x, w, bias, residual, act, y, scratch); return;
+    case KERN_CONV_ISA_AVX2: kern_dwconv2d_avx2(s, x, w, bias, residual, act, y, scratch); return;
+#endif
+    default: kern_dwconv2d_generic(s, x, w, bias, residual, act, y, scratch); return;
+    }
+}

@@ -1,0 +1,41 @@
+/* conv.h — the convolution kernels behind the Conv op: im2col for the GEMM path and the direct depthwise kernel.
+ * Each is written once (conv_body.h) and compiled per ISA (portable, AVX2, AVX-512); the entry points here pick one
+ * by CPU features. Kernels layer: includes only kernels.h. */
+#ifndef LENS_KERNELS_CONV_H
+#define LENS_KERNELS_CONV_H
+
+#include "kernels.h"
+
+/* Spatial geometry of one convolution, right-aligned into (D, H, W): a 2-D conv has D == 1 (kernel, stride,
+ * dilation 1, pad 0 there), a 1-D conv also H == 1. pad is the leading padding; the trailing padding is implied by
+ * out. All values are positive (pad >= 0) and small enough that products of two of them fit in int64. */
+typedef struct kern_conv_shape {
+    int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad[3];
+} kern_conv_shape;
+
+/* Writes rows [row0, row1) and columns [col0, col0 + ncols) of the im2col matrix of x (channels planes of
+ * in[0]*in[1]*in[2] floats) into dst[(row - row0) * ncols + (col - col0)]. Row r is (channel, kd, kh, kw) in C order,
+ * column c is the output position (od, oh, ow) in C order. Taps outside the input read zero. */
+void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0, int64_t row1,
+                 float *dst);
+
+/* One depthwise channel of a 2-D conv (s->in[0] == s->out[0] == 1): y[out_h, out_w] = act(conv(x[in_h, in_w],
+ * w[kernel_h, kernel_w]) + bias + residual). residual (y's shape) and act may be NULL. scratch holds
+ * kern_dwconv2d_scratch(s) floats, 64-byte aligned. Fast for any kernel and dilation when stride_h == stride_w is 1
+ * or 2; correct for everything. */
+void kern_dwconv2d(const kern_conv_shape *s, const float *x, const float *w, float bias, const float *residual,
+                   const kern_activation *act, float *y, float *scratch);
+/* Floats of scratch kern_dwconv2d needs for s (the same for every build). */
+size_t kern_dwconv2d_scratch(const kern_conv_shape *s);
+
+/* Test hook: makes later calls use one build (generic, or the x86 AVX2 / AVX-512 ones). Returns false, changing
+ * nothing, when this CPU or build cannot run it. Not thread-safe: call while no convolution runs. */
+typedef enum kern_conv_isa {
+    KERN_CONV_ISA_AUTO = 0,
+    KERN_CONV_ISA_GENERIC,
+    KERN_CONV_ISA_AVX2,
+    KERN_CONV_ISA_AVX512
+} kern_conv_isa;
+bool kern_conv_force_isa(kern_conv_isa isa);
+
+#endif
