@@ -15,15 +15,25 @@ struct core_pool {
     pthread_t *threads;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
-    uint64_t generation; /* bumped for each job, under lock */
+    atomic_uint_fast64_t generation; /* bumped for each job, under lock */
     int stopping;
-    /* the current job */
+    /* the current job: written before generation is bumped */
     core_task_fn fn;
     void *ctx;
     int64_t n_tasks;
     atomic_int_fast64_t next_task;
-    int active; /* workers still inside the current job, under lock */
+    atomic_int active; /* workers still inside the current job */
 };
+
+/* Between ops, workers and the caller spin this many rounds before sleeping: a model runs dozens of short ops back to
+ * back, and a condition-variable wake-up costs tens of microseconds each. */
+#define SPIN_ROUNDS 20000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static _Thread_local int in_pool_task;
 
@@ -47,17 +57,26 @@ static void *worker_main(void *arg) {
     free(arg);
     core_pool *pool = wa.pool;
     uint64_t seen = 0;
-    pthread_mutex_lock(&pool->lock);
     for (;;) {
-        while (!pool->stopping && pool->generation == seen) pthread_cond_wait(&pool->wake, &pool->lock);
-        if (pool->stopping) break;
-        seen = pool->generation;
-        pthread_mutex_unlock(&pool->lock);
-        run_tasks(pool, wa.index);
+        int spins = 0;
+        while (atomic_load_explicit(&pool->generation, memory_order_acquire) == seen && spins < SPIN_ROUNDS &&
+               !__atomic_load_n(&pool->stopping, __ATOMIC_ACQUIRE)) {
+            cpu_relax();
+            spins++;
+        }
         pthread_mutex_lock(&pool->lock);
-        if (--pool->active == 0) pthread_cond_signal(&pool->done);
+        while (!pool->stopping && atomic_load(&pool->generation) == seen) pthread_cond_wait(&pool->wake, &pool->lock);
+        int stop = pool->stopping;
+        seen = atomic_load(&pool->generation);
+        pthread_mutex_unlock(&pool->lock);
+        if (stop) break;
+        run_tasks(pool, wa.index);
+        if (atomic_fetch_sub(&pool->active, 1) == 1) {
+            pthread_mutex_lock(&pool->lock);
+            pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->lock);
+        }
     }
-    pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
@@ -121,7 +140,7 @@ lens_status core_pool_create(int n_threads, core_pool **out) {
 void core_pool_free(core_pool *pool) {
     if (!pool) return;
     pthread_mutex_lock(&pool->lock);
-    pool->stopping = 1;
+    __atomic_store_n(&pool->stopping, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 1; i < pool->n_threads; i++) pthread_join(pool->threads[i], NULL);
@@ -148,14 +167,17 @@ void core_pool_run(core_pool *pool, int64_t n_tasks, core_task_fn fn, void *ctx)
     pool->ctx = ctx;
     pool->n_tasks = n_tasks;
     atomic_store(&pool->next_task, 0);
-    pool->active = pool->n_threads - 1;
-    pool->generation++;
+    atomic_store(&pool->active, pool->n_threads - 1);
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     run_tasks(pool, 0);
-    pthread_mutex_lock(&pool->lock);
-    while (pool->active > 0) pthread_cond_wait(&pool->done, &pool->lock);
-    pthread_mutex_unlock(&pool->lock);
+    for (int spins = 0; atomic_load(&pool->active) > 0 && spins < SPIN_ROUNDS; spins++) cpu_relax();
+    if (atomic_load(&pool->active) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        while (atomic_load(&pool->active) > 0) pthread_cond_wait(&pool->done, &pool->lock);
+        pthread_mutex_unlock(&pool->lock);
+    }
 }
 
 double core_now(void) {

@@ -17,9 +17,11 @@ typedef struct gemm_kernel {
     size_t mc, kc;               /* cache blocks: mc a multiple of mr */
     double fma_lanes_per_cycle;  /* for the thread-split cost model only */
     kern_gemm_ukernel_fn ukernel;
+    /* the transposing pack (see kern_gemm_pack_rows_avx2), or NULL for the C loops below */
+    void (*pack_rows)(const float *src, size_t ld, size_t rows, size_t kc, float scale, float *dst, size_t width);
 } gemm_kernel;
 
-/* The portable micro-kernel: small enough for SSE2's 16 registers after auto-vectorisation. */
+/* The portable micro-kernel: 4 x 8 accumulators fit SSE2's 16 registers. */
 #define GENERIC_MR 4
 #define GENERIC_NR 8
 
@@ -34,42 +36,60 @@ static float generic_finish(float x, const float *cp, const kern_gemm_tile *t, f
     }
 }
 
+/* GCC/Clang vector extensions, not intrinsics: SSE2 on x86-64, NEON on arm64, plain scalars elsewhere. */
+typedef float generic_vec __attribute__((vector_size(16)));
+#define GENERIC_VECS (GENERIC_NR / 4)
+
 static void generic_ukernel(size_t kc, const float *a, const kern_gemm_b *bsrc, float *c, size_t ldc, size_t m,
                             size_t n, const kern_gemm_tile *t) {
-    float acc[GENERIC_MR][GENERIC_NR] = {{0}};
+    generic_vec acc[GENERIC_MR][GENERIC_VECS] = {{{0}}};
     const float *b = bsrc->b;
     float *copy = bsrc->ldb ? bsrc->copy : NULL;
     for (size_t k = 0; k < kc; k++) {
-        float bk[GENERIC_NR] = {0};
-        for (size_t j = 0; j < GENERIC_NR; j++) bk[j] = !bsrc->ldb || j < n ? b[j] : 0.0f;
-        if (copy) {
-            memcpy(copy, bk, sizeof bk);
-            copy += GENERIC_NR;
+        float row[GENERIC_NR];
+        if (bsrc->ldb) { /* direct: only the n valid columns exist */
+            for (size_t jj = 0; jj < GENERIC_NR; jj++) row[jj] = jj < n ? b[jj] : 0.0f;
+            if (copy) {
+                memcpy(copy, row, sizeof row);
+                copy += GENERIC_NR;
+            }
+        } else {
+            memcpy(row, b, sizeof row);
         }
-        for (int i = 0; i < GENERIC_MR; i++)
-            for (int jj = 0; jj < GENERIC_NR; jj++) acc[i][jj] += a[i] * bk[jj];
+        generic_vec bv[GENERIC_VECS];
+        memcpy(bv, row, sizeof bv);
+#pragma GCC unroll 4
+        for (int i = 0; i < GENERIC_MR; i++) {
+            generic_vec ai = {a[i], a[i], a[i], a[i]};
+#pragma GCC unroll 4
+            for (int v = 0; v < GENERIC_VECS; v++) acc[i][v] += ai * bv[v];
+        }
         a += GENERIC_MR;
         b += bsrc->ldb ? bsrc->ldb : GENERIC_NR;
     }
+    float tile[GENERIC_MR][GENERIC_NR];
+    memcpy(tile, acc, sizeof tile);
     for (size_t i = 0; i < m; i++)
         for (size_t jj = 0; jj < n; jj++) {
             float bias = (t->bias_row ? t->bias_row[i] : 0) + (t->bias_col ? t->bias_col[jj] : 0);
-            c[i * ldc + jj] = generic_finish(acc[i][jj], &c[i * ldc + jj], t, bias);
+            c[i * ldc + jj] = generic_finish(tile[i][jj], &c[i * ldc + jj], t, bias);
         }
 }
 
 static const gemm_kernel kernel_generic = {
-    "generic", KERN_GEMM_PATH_GENERIC, GENERIC_MR, GENERIC_NR, 64, 256, 4, generic_ukernel,
+    "generic", KERN_GEMM_PATH_GENERIC, GENERIC_MR, GENERIC_NR, 64, 256, 4, generic_ukernel, NULL,
 };
 
 #if defined(LENS_X86)
-/* Zen 4 / Skylake-X: the 12 x 32 A micro-panel (12 KiB at KC=256) ... see the report in gemm_bench.c. */
+/* MC x KC = 144 x 256 (144 KiB of A) sits in a 1-2 MiB L2; a KC x NR panel of B (32 KiB) in L1. Measured on Zen 4:
+ * 96..288 and 128..512 are all within a few percent. */
 static const gemm_kernel kernel_avx512 = {
     "avx512", KERN_GEMM_PATH_AVX512, KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, 144, 256, 16,
-    kern_gemm_ukernel_avx512,
+    kern_gemm_ukernel_avx512, kern_gemm_pack_rows_avx2,
 };
 static const gemm_kernel kernel_avx2 = {
     "avx2", KERN_GEMM_PATH_AVX2, KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, 96, 256, 16, kern_gemm_ukernel_avx2,
+    kern_gemm_pack_rows_avx2,
 };
 #endif
 
@@ -94,7 +114,9 @@ static const gemm_kernel *kernel_for(kern_gemm_path path) {
 
 static const gemm_kernel *forced_kernel;
 
-static const gemm_kernel *active_kernel(void) { return forced_kernel ? forced_kernel : kernel_for(KERN_GEMM_PATH_AUTO); }
+static const gemm_kernel *active_kernel(void) {
+    return forced_kernel ? forced_kernel : kernel_for(KERN_GEMM_PATH_AUTO);
+}
 
 bool kern_gemm_force_path(kern_gemm_path path) {
     const gemm_kernel *k = kernel_for(path);
@@ -119,8 +141,11 @@ static void pack_a(const gemm_kernel *kern, int trans_a, const float *A, size_t 
     for (size_t ir = 0; ir < m; ir += mr) {
         size_t rows = min_size(mr, m - ir);
         float *d = dst + (ir / mr) * panel_stride;
+        if (!trans_a && kern->pack_rows) {
+            kern->pack_rows(A + (i0 + ir) * lda + p0, lda, rows, kc, alpha, d, mr);
+            continue; /* pads too */
+        }
         if (!trans_a) {
-            /* A row is contiguous in k: read rows in groups of four k so each store run stays short. */
             for (size_t i = 0; i < rows; i++) {
                 const float *src = A + (i0 + ir + i) * lda + p0;
                 for (size_t k = 0; k < kc; k++) d[k * mr + i] = alpha * src[k];
@@ -149,6 +174,8 @@ static void pack_b(const gemm_kernel *kern, int trans_b, const float *B, size_t 
                 memcpy(d + k * nr, B + (p0 + k) * ldb + j0 + jr, cols * sizeof(float));
                 if (cols < nr) memset(d + k * nr + cols, 0, (nr - cols) * sizeof(float));
             }
+        } else if (kern->pack_rows) {
+            kern->pack_rows(B + (j0 + jr) * ldb + p0, ldb, cols, kc, 1.0f, d, nr);
         } else {
             for (size_t j = 0; j < cols; j++) {
                 const float *src = B + (j0 + jr + j) * ldb + p0;
@@ -291,8 +318,8 @@ static void choose_split(gemm_job *j, int threads) {
     j->grid_n = 1;
     if (threads <= 1) return;
     const double task_cost = 2000, wake_cost = 20000, pack_cost = 0.5;
-    double best = (double)j->tile_m * (double)j->tile_n * (double)j->K / kern->fma_lanes_per_cycle +
-                  pack_cost * (double)j->K * ((j->a_packed ? 0 : (double)j->tile_m) + (j->b_packed ? 0 : (double)j->tile_n));
+    double best = (double)j->M * (double)j->N * (double)j->K / kern->fma_lanes_per_cycle +
+                  pack_cost * (double)j->K * ((j->a_packed ? 0 : (double)j->M) + (j->b_packed ? 0 : (double)j->N));
     size_t max_gm = min_size(mt, 4 * (size_t)threads);
     for (size_t gm = 1; gm <= max_gm; gm++) {
         size_t tm = div_up(mt, gm), real_gm = div_up(mt, tm);
@@ -302,9 +329,10 @@ static void choose_split(gemm_job *j, int threads) {
             size_t tasks = real_gm * real_gn;
             if (tasks < 2) continue;
             double rounds = (double)div_up(tasks, (size_t)threads);
-            double per_task = (double)(tm * mr) * (double)(tn * nr) * (double)j->K / kern->fma_lanes_per_cycle +
-                              pack_cost * (double)j->K *
-                                  ((j->a_packed ? 0 : (double)(tm * mr)) + (j->b_packed ? 0 : (double)(tn * nr))) +
+            /* the largest task; sizes clipped to C so a split that leaves one thread the ragged edge loses */
+            double rows = (double)min_size(tm * mr, j->M), cols = (double)min_size(tn * nr, j->N);
+            double per_task = rows * cols * (double)j->K / kern->fma_lanes_per_cycle +
+                              pack_cost * (double)j->K * ((j->a_packed ? 0 : rows) + (j->b_packed ? 0 : cols)) +
                               task_cost;
             double cost = rounds * per_task + wake_cost;
             if (cost < best) {
@@ -395,7 +423,8 @@ struct kern_packed_a {
 kern_packed_a *kern_sgemm_pack_a(int trans_a, size_t M, size_t K, const float *A, size_t lda) {
     const gemm_kernel *kern = active_kernel();
     size_t floats, bytes;
-    if (M > SIZE_MAX - kern->mr || !core_mul_size(round_up(M, kern->mr), K, &floats) || !core_mul_size(floats, sizeof(float), &bytes))
+    if (M > SIZE_MAX - kern->mr || !core_mul_size(round_up(M, kern->mr), K, &floats) ||
+        !core_mul_size(floats, sizeof(float), &bytes))
         return NULL;
     kern_packed_a *p = calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -441,7 +470,8 @@ struct kern_packed_b {
 kern_packed_b *kern_sgemm_pack_b(int trans_b, size_t K, size_t N, const float *B, size_t ldb) {
     const gemm_kernel *kern = active_kernel();
     size_t floats, bytes;
-    if (N > SIZE_MAX - kern->nr || !core_mul_size(round_up(N, kern->nr), K, &floats) || !core_mul_size(floats, sizeof(float), &bytes))
+    if (N > SIZE_MAX - kern->nr || !core_mul_size(round_up(N, kern->nr), K, &floats) ||
+        !core_mul_size(floats, sizeof(float), &bytes))
         return NULL;
     kern_packed_b *p = calloc(1, sizeof *p);
     if (!p) return NULL;

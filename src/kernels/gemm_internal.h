@@ -46,6 +46,11 @@ void kern_gemm_ukernel_avx512(size_t kc, const float *a, const kern_gemm_b *b, f
                               size_t n, const kern_gemm_tile *tile);
 void kern_gemm_ukernel_avx2(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
                             size_t n, const kern_gemm_tile *tile);
+/* Packs rows of a row-major matrix into k-major form: dst[k*width + i] = scale * src[i*ld + k] for i < rows,
+ * k < kc, and 0 for rows <= i < width (width <= 32). The transposing half of packing: untransposed A, transposed
+ * B. AVX2, so the AVX-512 path uses it too. */
+void kern_gemm_pack_rows_avx2(const float *src, size_t ld, size_t rows, size_t kc, float scale, float *dst,
+                              size_t width);
 #endif
 
 /* ---- Test hooks ----------------------------------------------------------------------------------------------- */

@@ -87,7 +87,9 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
     if ((n_ks && n_ks != (size_t)s) || (n_strides && n_strides != (size_t)s) || (n_dils && n_dils != (size_t)s) ||
         (n_pads && n_pads != 2 * (size_t)s))
         return core_fail(LENS_ERR_INVALID_ARGUMENT,
-                         "Conv attributes kernel_shape/strides/dilations/pads have the wrong length for a %d-D conv", s);
+                         "Conv attributes kernel_shape/strides/dilations/pads have the wrong length for a %d-D "
+                         "conv",
+                         s);
     const char *auto_pad = op_attr_string(node, "auto_pad", "NOTSET");
     int same_upper = !strcmp(auto_pad, "SAME_UPPER"), same_lower = !strcmp(auto_pad, "SAME_LOWER");
     int valid = !strcmp(auto_pad, "VALID");
@@ -157,10 +159,14 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
             g->slot_bytes > SIZE_MAX / 256)
             return core_fail(LENS_ERR_SHAPE, "Conv input X %s is too large", sx);
     } else {
-        size_t cols = CONV_TILE_BYTES / (kg * sizeof(float));
-        cols -= cols % CONV_TILE_MIN_COLS;
+        /* Equal tiles of at most about CONV_TILE_BYTES, widths a multiple of CONV_TILE_MIN_COLS (49 columns are
+         * one tile of 49, not 48 + 1). */
+        size_t cols = CONV_TILE_BYTES / (kg * sizeof(float)), total = (size_t)g->out_size;
         if (cols < CONV_TILE_MIN_COLS) cols = CONV_TILE_MIN_COLS;
-        if (cols > (size_t)g->out_size) cols = (size_t)g->out_size;
+        size_t tiles = (total + cols - 1) / cols;
+        cols = (total + tiles - 1) / tiles;
+        cols = (cols + CONV_TILE_MIN_COLS - 1) / CONV_TILE_MIN_COLS * CONV_TILE_MIN_COLS;
+        if (cols > total) cols = total;
         g->tile_cols = (int64_t)cols;
         if (!core_mul_size(kg * sizeof(float), cols, &g->slot_bytes) || g->slot_bytes > SIZE_MAX / 256)
             return core_fail(LENS_ERR_SHAPE, "Conv weights W %s are too large", sw);
@@ -192,7 +198,7 @@ static lens_status conv_infer(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- Prepared weights --------------------------------------------------------------------------------------------- */
+/* ---- Prepared weights -------------------------------------------------------------------------------------------- */
 
 typedef struct conv_state {
     int64_t groups;
@@ -227,7 +233,7 @@ static lens_status conv_prepare(op_call *call, void **state) {
     return LENS_OK;
 }
 
-/* ---- GEMM paths --------------------------------------------------------------------------------------------------- */
+/* ---- GEMM paths -------------------------------------------------------------------------------------------------- */
 
 typedef struct conv_job {
     const conv_geom *g;
@@ -284,7 +290,7 @@ static void conv_im2col_rows_task(void *ctx, int64_t task, int thread) {
     kern_im2col(&job->g->shape, job->xg, job->col0, job->ncols, r0, r1, (float *)job->scratch + r0 * job->ncols);
 }
 
-/* ---- Depthwise ---------------------------------------------------------------------------------------------------- */
+/* ---- Depthwise --------------------------------------------------------------------------------------------------- */
 
 /* One (image, channel) plane, with this thread's scratch. */
 static void conv_depthwise_task(void *ctx, int64_t task, int thread) {
@@ -297,7 +303,7 @@ static void conv_depthwise_task(void *ctx, int64_t task, int thread) {
                   &job->act, job->y + task * g->out_size, scratch);
 }
 
-/* ---- run ---------------------------------------------------------------------------------------------------------- */
+/* ---- run --------------------------------------------------------------------------------------------------------- */
 
 static lens_status conv_run(op_call *call) {
     conv_geom g;

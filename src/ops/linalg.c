@@ -70,8 +70,8 @@ static lens_status gemm_parse(const op_call *call, gemm_geom *g) {
         return core_fail(LENS_ERR_INVALID_ARGUMENT, "Gemm needs inputs A and B and output Y");
     const tensor *a = call->inputs[0], *b = call->inputs[1], *c = call->n_inputs > 2 ? call->inputs[2] : NULL;
     lens_status st;
-    if ((st = need_float(a, "Gemm", "A")) || (st = need_float(b, "Gemm", "B")) || (c && (st = need_float(c, "Gemm", "C"))))
-        return st;
+    if ((st = need_float(a, "Gemm", "A")) || (st = need_float(b, "Gemm", "B"))) return st;
+    if (c && (st = need_float(c, "Gemm", "C"))) return st;
     char sa[96], sb[96], sc[96];
     tensor_shape_string(a, sa, sizeof sa);
     tensor_shape_string(b, sb, sizeof sb);

@@ -48,7 +48,7 @@ static void row_stats(const float *x, int64_t n, float *mean, float *var) {
     *var = n ? s / (float)n : 0.0f;
 }
 
-/* ---- BatchNormalization ------------------------------------------------------------------------------------------- */
+/* ---- BatchNormalization ------------------------------------------------------------------------------------------ */
 
 static lens_status batchnorm_check(const op_call *call) {
     const char *op = "BatchNormalization";
@@ -131,7 +131,7 @@ static lens_status batchnorm_run(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- LayerNormalization ------------------------------------------------------------------------------------------- */
+/* ---- LayerNormalization ------------------------------------------------------------------------------------------ */
 
 typedef struct layernorm_geom {
     int axis;
@@ -239,7 +239,7 @@ static lens_status layernorm_run(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- InstanceNormalization ---------------------------------------------------------------------------------------- */
+/* ---- InstanceNormalization --------------------------------------------------------------------------------------- */
 
 static lens_status instnorm_check(const op_call *call) {
     const char *op = "InstanceNormalization";

@@ -274,7 +274,7 @@ static lens_status pool_run_common(op_call *call, int is_max) {
 static lens_status maxpool_run(op_call *call) { return pool_run_common(call, 1); }
 static lens_status avgpool_run(op_call *call) { return pool_run_common(call, 0); }
 
-/* ---- Global pools ------------------------------------------------------------------------------------------------- */
+/* ---- Global pools ------------------------------------------------------------------------------------------------ */
 
 static lens_status global_infer(op_call *call, const char *op) {
     if (call->n_inputs < 1 || !call->inputs[0] || call->n_outputs < 1 || !call->outputs[0])

@@ -389,7 +389,8 @@ static lens_status run_reduce(op_call *call) {
     lens_status st = red_parse_axes(call, &ax);
     if (st) return st;
     if (ax.noop) {
-        if (y->data != x->data) memcpy(y->data, x->data, tensor_bytes(x));
+        size_t bytes = tensor_bytes(x);
+        if (bytes && y->data != x->data) memcpy(y->data, x->data, bytes);
         return LENS_OK;
     }
     red_plan plan;

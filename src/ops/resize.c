@@ -107,7 +107,8 @@ static lens_status read_floats(const tensor *t, const char *op, const char *what
     return LENS_OK;
 }
 
-static lens_status resize_params_make(const op_call *call, resize_params *p) {
+/* for_run: read inputs that only affect values (roi); infer leaves them, since they may be unknown when planning. */
+static lens_status resize_params_make(const op_call *call, bool for_run, resize_params *p) {
     const op_node *node = call->node;
     bool upsample = !strcmp(node->op_type, "Upsample");
     const char *op = upsample ? "Upsample" : "Resize";
@@ -154,7 +155,8 @@ static lens_status resize_params_make(const op_call *call, resize_params *p) {
     } else if (upsample && node->opset < 9) {
         const float *attr_scales;
         size_t n = op_attr_floats(node, "scales", &attr_scales);
-        if (n != (size_t)r) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Upsample: scales has %zu values for rank %d", n, r);
+        if (n != (size_t)r)
+            return core_fail(LENS_ERR_INVALID_ARGUMENT, "Upsample: scales has %zu values for rank %d", n, r);
         for (int k = 0; k < r; k++) p->scale[k] = attr_scales[k];
     } else {
         if (legacy) {
@@ -195,7 +197,8 @@ static lens_status resize_params_make(const op_call *call, resize_params *p) {
             if (size < 0 || size > ((int64_t)1 << 48))
                 return core_fail(LENS_ERR_INVALID_ARGUMENT, "%s: size %lld is not valid", op, (long long)size);
             if (in == 0 && size != 0)
-                return core_fail(LENS_ERR_INVALID_ARGUMENT, "%s: cannot resize an empty axis to %lld", op, (long long)size);
+                return core_fail(LENS_ERR_INVALID_ARGUMENT, "%s: cannot resize an empty axis to %lld", op,
+                                 (long long)size);
             double s = in ? (double)size / (double)in : 1;
             p->scale[axes[i]] = s;
             p->out_dims[axes[i]] = size;
@@ -214,7 +217,7 @@ static lens_status resize_params_make(const op_call *call, resize_params *p) {
                 return core_fail(LENS_ERR_INVALID_ARGUMENT, "%s: size 0 on a non-empty axis", op);
     }
 
-    if (p->coord == COORD_TF_CROP_AND_RESIZE && roi) {
+    if (p->coord == COORD_TF_CROP_AND_RESIZE && roi && for_run) {
         if ((st = read_floats(roi, op, "roi", 2 * n_axes, values))) return st;
         for (int i = 0; i < n_axes; i++) {
             p->roi_start[axes[i]] = values[i];
@@ -226,7 +229,7 @@ static lens_status resize_params_make(const op_call *call, resize_params *p) {
 
 static lens_status resize_infer(op_call *call) {
     resize_params p;
-    lens_status st = resize_params_make(call, &p);
+    lens_status st = resize_params_make(call, false, &p);
     if (st) return st;
     const tensor *x = call->inputs[0];
     if (!dtype_size(x->dtype))
@@ -527,7 +530,8 @@ static void resize_plane_rows(const resize_job *job, int64_t task, int thread) {
     const resize_params *p = job->p;
     int r = p->rank;
     const axis_taps *ty = &job->taps[r - 2], *tx = &job->taps[r - 1];
-    int64_t in_h = job->x->dims[r - 2], in_w = job->x->dims[r - 1], out_h = p->out_dims[r - 2], out_w = p->out_dims[r - 1];
+    int64_t in_h = job->x->dims[r - 2], in_w = job->x->dims[r - 1];
+    int64_t out_h = p->out_dims[r - 2], out_w = p->out_dims[r - 1];
     int64_t plane = task / job->chunks, y0 = task % job->chunks * job->chunk_rows;
     int64_t y1 = y0 + job->chunk_rows < out_h ? y0 + job->chunk_rows : out_h;
     int n = ty->n;
@@ -599,7 +603,7 @@ static void extrapolation_bytes(lens_dtype dtype, float value, uint8_t *out) {
 
 static lens_status resize_run(op_call *call) {
     resize_params p;
-    lens_status st = resize_params_make(call, &p);
+    lens_status st = resize_params_make(call, true, &p);
     if (st) return st;
     const tensor *x = call->inputs[0];
     tensor *y = call->outputs[0];

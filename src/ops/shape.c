@@ -50,9 +50,11 @@ static bool is_index_dtype(lens_dtype dtype) { return dtype == LENS_DTYPE_INT64 
 /* Reads a 0-D or 1-D int32/int64 input whose values decide an output shape: it must be known when planning. */
 static lens_status read_ints(const tensor *t, const char *op, const char *what, int64_t *values, int64_t max,
                              int64_t *count) {
-    if (!t->data && tensor_numel(t) != 0) return core_fail(LENS_ERR_UNSUPPORTED, "%s: %s input must be constant", op, what);
+    if (!t->data && tensor_numel(t) != 0)
+        return core_fail(LENS_ERR_UNSUPPORTED, "%s: %s input must be constant", op, what);
     if (!is_index_dtype(t->dtype))
-        return core_fail(LENS_ERR_INVALID_ARGUMENT, "%s: %s must be int64 or int32, not %s", op, what, dtype_name(t->dtype));
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "%s: %s must be int64 or int32, not %s", op, what,
+                         dtype_name(t->dtype));
     if (t->rank > 1) return core_fail(LENS_ERR_SHAPE, "%s: %s must be 1-D, has rank %d", op, what, t->rank);
     int64_t n = tensor_numel(t);
     if (n < 0 || n > max)
@@ -88,8 +90,6 @@ static void strides_of(const tensor *t, int64_t *strides) {
         s *= t->dims[i];
     }
 }
-
-static const char *shape_str(const tensor *t, char *buf, size_t size) { return tensor_shape_string(t, buf, size); }
 
 /* ==== Copies ===================================================================================================== */
 
@@ -258,7 +258,8 @@ static void view_tiles(const view_job *job, int64_t task) {
         dst_offset += i * dst_strides[k];
     }
     int64_t ni = v->dims[r - 1], nj = v->dims[a], src_stride = v->strides[r - 1], dst_stride = dst_strides[a];
-    int64_t i_begin = block * job->rows_per_task, i_end = i_begin + job->rows_per_task < ni ? i_begin + job->rows_per_task : ni;
+    int64_t i_begin = block * job->rows_per_task, i_end = i_begin + job->rows_per_task;
+    if (i_end > ni) i_end = ni;
     size_t es = job->esize;
     ptrdiff_t src_step = (ptrdiff_t)src_stride * (ptrdiff_t)es;
     const uint8_t *s = job->src + (ptrdiff_t)src_offset * (ptrdiff_t)es;
@@ -400,8 +401,14 @@ static void store_number(lens_dtype dtype, uint8_t *p, number n) {
         *p = n.kind == NUM_INT ? n.i != 0 : n.kind == NUM_UINT ? n.u != 0 : n.d != 0;
         break;
     case LENS_DTYPE_UINT8: case LENS_DTYPE_INT8: *p = (uint8_t)number_as_int64(n); break;
-    case LENS_DTYPE_UINT16: case LENS_DTYPE_INT16: { uint16_t v = (uint16_t)number_as_int64(n); memcpy(p, &v, 2); } break;
-    case LENS_DTYPE_UINT32: case LENS_DTYPE_INT32: { uint32_t v = (uint32_t)number_as_int64(n); memcpy(p, &v, 4); } break;
+    case LENS_DTYPE_UINT16: case LENS_DTYPE_INT16: {
+        uint16_t v = (uint16_t)number_as_int64(n);
+        memcpy(p, &v, 2);
+    } break;
+    case LENS_DTYPE_UINT32: case LENS_DTYPE_INT32: {
+        uint32_t v = (uint32_t)number_as_int64(n);
+        memcpy(p, &v, 4);
+    } break;
     case LENS_DTYPE_INT64: { int64_t v = number_as_int64(n); memcpy(p, &v, 8); } break;
     case LENS_DTYPE_UINT64: { uint64_t v = number_as_uint64(n); memcpy(p, &v, 8); } break;
     case LENS_DTYPE_FLOAT32: { float v = number_as_float(n); memcpy(p, &v, 4); } break;
@@ -521,7 +528,8 @@ static lens_status reshape_infer(op_call *call) {
     } else {
         const int64_t *values;
         n = (int64_t)op_attr_ints(call->node, "shape", &values);
-        if (n > TENSOR_MAX_RANK) return core_fail(LENS_ERR_UNSUPPORTED, "Reshape: rank %lld is too large", (long long)n);
+        if (n > TENSOR_MAX_RANK)
+            return core_fail(LENS_ERR_UNSUPPORTED, "Reshape: rank %lld is too large", (long long)n);
         if (n) memcpy(shape, values, (size_t)n * sizeof *shape);
     }
     bool allow_zero = op_attr_int(call->node, "allowzero", 0) != 0;
@@ -548,14 +556,14 @@ static lens_status reshape_infer(op_call *call) {
     if (infer_at >= 0) {
         if (known == 0 || numel % known)
             return core_fail(LENS_ERR_SHAPE, "Reshape: cannot infer the -1 dimension for input %s",
-                             shape_str(x, a, sizeof a));
+                             tensor_shape_string(x, a, sizeof a));
         dims[infer_at] = numel / known;
     } else if (known != numel) {
         tensor t = {.rank = (int)n};
         memcpy(t.dims, dims, (size_t)n * sizeof *dims);
         char b[128];
-        return core_fail(LENS_ERR_SHAPE, "Reshape: cannot reshape %s to %s", shape_str(x, a, sizeof a),
-                         shape_str(&t, b, sizeof b));
+        return core_fail(LENS_ERR_SHAPE, "Reshape: cannot reshape %s to %s", tensor_shape_string(x, a, sizeof a),
+                         tensor_shape_string(&t, b, sizeof b));
     }
     ops_set_shape(call->outputs[0], x->dtype, (int)n, dims);
     return LENS_OK;
@@ -758,8 +766,8 @@ static lens_status concat_infer(op_call *call) {
         if (!same) {
             char a[128], b[128];
             return core_fail(LENS_ERR_SHAPE, "Concat: input %d (%s %s) does not match input 0 (%s %s) on axis %d", i,
-                             dtype_name(t->dtype), shape_str(t, a, sizeof a), dtype_name(x->dtype),
-                             shape_str(x, b, sizeof b), axis);
+                             dtype_name(t->dtype), tensor_shape_string(t, a, sizeof a), dtype_name(x->dtype),
+                             tensor_shape_string(x, b, sizeof b), axis);
         }
         if (__builtin_add_overflow(dims[axis], t->dims[axis], &dims[axis]))
             return core_fail(LENS_ERR_SHAPE, "Concat: output dimension overflows");
@@ -861,7 +869,8 @@ static lens_status split_infer(op_call *call) {
     for (int i = 0; i < n; i++) {
         int64_t size = given ? (split ? tensor_get_int(split, i) : attr_split[i]) : (i < n - 1 ? chunk : dim - total);
         if (size < 0 || size > dim - total)
-            return core_fail(LENS_ERR_SHAPE, "Split: cannot split a dimension of %lld into these parts", (long long)dim);
+            return core_fail(LENS_ERR_SHAPE, "Split: cannot split a dimension of %lld into these parts",
+                             (long long)dim);
         total += size;
         tensor *y = call->outputs[i];
         if (!y) continue;
@@ -893,7 +902,8 @@ static lens_status split_run(op_call *call) {
         if (outer == 1) copy_bytes(call->pool, y->data, (const uint8_t *)x->data + offset, chunk);
         else
             for (int64_t o = 0; o < outer; o++)
-                memcpy((uint8_t *)y->data + (size_t)o * chunk, (const uint8_t *)x->data + (size_t)o * in_row + offset, chunk);
+                memcpy((uint8_t *)y->data + (size_t)o * chunk, (const uint8_t *)x->data + (size_t)o * in_row + offset,
+                       chunk);
         offset += chunk;
     }
     return LENS_OK;
@@ -1022,7 +1032,8 @@ static lens_status gather_infer(op_call *call) {
     if (st || (st = gather_axis(call, "Gather", &axis))) return st;
     const tensor *x = call->inputs[0], *idx = call->inputs[1];
     int r = x->rank - 1 + idx->rank;
-    if (r > TENSOR_MAX_RANK) return core_fail(LENS_ERR_UNSUPPORTED, "Gather: output rank %d exceeds %d", r, TENSOR_MAX_RANK);
+    if (r > TENSOR_MAX_RANK)
+        return core_fail(LENS_ERR_UNSUPPORTED, "Gather: output rank %d exceeds %d", r, TENSOR_MAX_RANK);
     int64_t dims[TENSOR_MAX_RANK];
     int j = 0;
     for (int k = 0; k < axis; k++) dims[j++] = x->dims[k];
@@ -1066,7 +1077,8 @@ static lens_status gather_elements_infer(op_call *call) {
     if (st || (st = gather_axis(call, "GatherElements", &axis))) return st;
     const tensor *x = call->inputs[0], *idx = call->inputs[1];
     if (idx->rank != x->rank)
-        return core_fail(LENS_ERR_SHAPE, "GatherElements: indices rank %d differs from data rank %d", idx->rank, x->rank);
+        return core_fail(LENS_ERR_SHAPE, "GatherElements: indices rank %d differs from data rank %d", idx->rank,
+                         x->rank);
     for (int k = 0; k < x->rank; k++)
         if (k != axis && idx->dims[k] > x->dims[k])
             return core_fail(LENS_ERR_SHAPE, "GatherElements: indices dimension %d (%lld) exceeds data's (%lld)", k,
@@ -1089,7 +1101,8 @@ static lens_status gather_elements_run(op_call *call) {
     for (int64_t i = 0; i < n; i++) {
         int64_t v = tensor_get_int(idx, i);
         if (v < -dim || v >= dim)
-            return core_fail(LENS_ERR_INVALID_ARGUMENT, "GatherElements: index %lld is out of range for axis %d of size %lld",
+            return core_fail(LENS_ERR_INVALID_ARGUMENT,
+                             "GatherElements: index %lld is out of range for axis %d of size %lld",
                              (long long)v, axis, (long long)dim);
         if (v < 0) v += dim;
         memcpy(dst + (size_t)i * es, src + (size_t)(base + v * strides[axis]) * es, es);
@@ -1442,7 +1455,8 @@ static lens_status constant_infer(op_call *call) {
         if (a->t->rank < 0 || a->t->rank > TENSOR_MAX_RANK || tensor_bytes(a->t) == SIZE_MAX)
             return core_fail(LENS_ERR_SHAPE, "Constant: value has an invalid shape");
         if (!dtype_size(a->t->dtype))
-            return core_fail(LENS_ERR_UNSUPPORTED, "Constant: element type %s is not supported", dtype_name(a->t->dtype));
+            return core_fail(LENS_ERR_UNSUPPORTED, "Constant: element type %s is not supported",
+                             dtype_name(a->t->dtype));
         ops_set_shape(y, a->t->dtype, a->t->rank, a->t->dims);
         break;
     case OP_ATTR_FLOAT: ops_set_shape(y, LENS_DTYPE_FLOAT32, 0, NULL); break;
@@ -1533,10 +1547,12 @@ static lens_status range_count(const op_call *call, int64_t *count) {
         return core_fail(LENS_ERR_UNSUPPORTED, "Range: element type %s is not supported", dtype_name(dtype));
     int64_t n;
     if (dtype == LENS_DTYPE_FLOAT32 || dtype == LENS_DTYPE_FLOAT64) {
-        double start = tensor_get_double(t[0], 0), limit = tensor_get_double(t[1], 0), delta = tensor_get_double(t[2], 0);
+        double start = tensor_get_double(t[0], 0), limit = tensor_get_double(t[1], 0);
+        double delta = tensor_get_double(t[2], 0);
         double span = dtype == LENS_DTYPE_FLOAT32 ? (double)((float)limit - (float)start) : limit - start;
         double c = ceil(span / delta);
-        if (delta == 0 || !isfinite(c)) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Range: delta is 0 or a value is not finite");
+        if (delta == 0 || !isfinite(c))
+            return core_fail(LENS_ERR_INVALID_ARGUMENT, "Range: delta is 0 or a value is not finite");
         if (c > 9.0e15) return core_fail(LENS_ERR_LIMIT, "Range: too many elements");
         n = c > 0 ? (int64_t)c : 0;
     } else {
@@ -1590,7 +1606,8 @@ static lens_status cast_target(const op_call *call, lens_dtype *to) {
         *to = like->dtype;
     } else {
         const op_attr *a = op_attr_find(call->node, "to");
-        if (!a || a->type != OP_ATTR_INT) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Cast: 'to' attribute is missing");
+        if (!a || a->type != OP_ATTR_INT)
+            return core_fail(LENS_ERR_INVALID_ARGUMENT, "Cast: 'to' attribute is missing");
         if (a->i < 0 || a->i > 64 || !dtype_size((lens_dtype)a->i))
             return core_fail(LENS_ERR_UNSUPPORTED, "Cast: target type %lld is not supported", (long long)a->i);
         *to = (lens_dtype)a->i;
@@ -1631,7 +1648,9 @@ typedef struct topk_item {
 } topk_item;
 
 /* Orders put the wanted element first; ties keep the lower index first, as the spec asks. NaN counts as largest. */
-static int topk_cmp_index(const topk_item *a, const topk_item *b) { return (a->index > b->index) - (a->index < b->index); }
+static int topk_cmp_index(const topk_item *a, const topk_item *b) {
+    return (a->index > b->index) - (a->index < b->index);
+}
 static int topk_cmp_double(const void *pa, const void *pb, int sign) {
     const topk_item *a = pa, *b = pb;
     double x = a->key.d, y = b->key.d;
@@ -1734,8 +1753,8 @@ static lens_status topk_run(op_call *call) {
             qsort(items, (size_t)dim, sizeof *items, cmp);
             for (int64_t j = 0; j < k; j++) {
                 size_t out = (size_t)((o * k + j) * inner + in);
-                if (values)
-                    memcpy((uint8_t *)values->data + out * es, src + (size_t)((o * dim + items[j].index) * inner + in) * es, es);
+                const uint8_t *chosen = src + (size_t)((o * dim + items[j].index) * inner + in) * es;
+                if (values) memcpy((uint8_t *)values->data + out * es, chosen, es);
                 if (indices) memcpy((uint8_t *)indices->data + out * 8, &items[j].index, 8);
             }
         }

@@ -169,7 +169,8 @@ static void test_kernels(const char *isa) {
                         int64_t ow = (w + 2 * p - span) / s + 1, oh = (h + 2 * p - span) / s + 1;
                         if (w + 2 * p < span || h + 2 * p < span) continue;
                         float *x = random_array((size_t)(h * w)), *wt = random_array((size_t)(k * k));
-                        float *y = malloc((size_t)(oh * ow) * sizeof *y + 4), *e = malloc((size_t)(oh * ow) * sizeof *e + 4);
+                        size_t ny = (size_t)(oh * ow);
+                        float *y = malloc(ny * sizeof *y + 4), *e = malloc(ny * sizeof *e + 4);
                         float *r = random_array((size_t)(oh * ow)), bias = 0.25f;
                         for (int64_t i = 0; i < oh * ow; i++) y[i] = NAN;
                         kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, s, s}, {1, d, d}, {0, p, p}};
@@ -187,7 +188,8 @@ static void test_kernels(const char *isa) {
                                     (long long)s, (long long)d, (long long)p, (long long)h, (long long)w, worst);
                         /* im2col of 2 channels of the same geometry, a column window in the middle */
                         int64_t kg = 2 * k * k, cols = oh * ow, c0 = cols / 3, nc = cols - c0 - cols / 5;
-                        float *x2 = random_array((size_t)(2 * h * w)), *col = malloc((size_t)(kg * nc) * sizeof *col + 4);
+                        float *x2 = random_array((size_t)(2 * h * w));
+                        float *col = malloc((size_t)(kg * nc) * sizeof *col + 4);
                         kern_im2col(&sh, x2, c0, nc, 1, kg, col);
                         for (int64_t row = 1; row < kg; row++)
                             for (int64_t c = c0; c < c0 + nc; c++) {
@@ -201,6 +203,28 @@ static void test_kernels(const char *isa) {
                             }
                         free(x), free(wt), free(y), free(e), free(r), free(x2), free(col);
                     }
+    /* Planes large enough that the depthwise kernel works in strips of rows. */
+    static const int64_t big[][6] = {
+        /* h, w, kernel, stride, dilation, pad */
+        {300, 260, 3, 1, 1, 1}, {301, 257, 3, 2, 1, 1}, {280, 270, 5, 1, 2, 4}, {263, 301, 7, 2, 1, 3}};
+    for (size_t b = 0; b < sizeof big / sizeof *big; b++) {
+        int64_t h = big[b][0], w = big[b][1], k = big[b][2], s = big[b][3], d = big[b][4], p = big[b][5];
+        int64_t span = (k - 1) * d + 1, oh = (h + 2 * p - span) / s + 1, ow = (w + 2 * p - span) / s + 1;
+        float *x = random_array((size_t)(h * w)), *wt = random_array((size_t)(k * k)), bias = -0.5f;
+        float *y = malloc((size_t)(oh * ow) * sizeof *y), *e = malloc((size_t)(oh * ow) * sizeof *e);
+        kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, s, s}, {1, d, d}, {0, p, p}};
+        float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float));
+        kern_activation hs = {KERN_ACT_HARD_SWISH, 0, 0};
+        kern_dwconv2d(&sh, x, wt, bias, NULL, &hs, y, scratch);
+        kern_conv2d_params cp = {1, 1, h, w, 1, oh, ow, k, k, 1, s, s, d, d, p, p};
+        kern_conv2d_ref(&cp, x, wt, &bias, NULL, &hs, e);
+        double worst = max_abs_diff(y, e, (size_t)(oh * ow));
+        CHECK_MSG(worst <= 1e-4, "%s dwconv %lldx%lld k%lld s%lld d%lld: %g", isa, (long long)h, (long long)w,
+                  (long long)k, (long long)s, (long long)d, worst);
+        CHECK(kern_dwconv2d_scratch(&sh) < ((size_t)1 << 20)); /* strips bound the scratch */
+        core_aligned_free(scratch);
+        free(x), free(wt), free(y), free(e);
+    }
     CHECK_MSG(failures == 0, "%s: %d kernel mismatches in %d geometries", isa, failures, cases);
     CHECK(cases > 1000);
 }
@@ -334,6 +358,39 @@ static void test_errors(void) {
     CHECK(def->infer(&call) == LENS_ERR_INVALID_ARGUMENT);
 }
 
+/* Planned for one thread, run on two (and the reverse); and a run whose scratch is too small fails cleanly. */
+static void test_scratch_mismatch(void) {
+    static const int64_t geoms[][4] = {{16, 16, 3, 16}, {8, 12, 3, 1}}; /* c, m, k, group: depthwise, im2col */
+    for (int gi = 0; gi < 2; gi++)
+        for (int flip = 0; flip < 2; flip++) {
+            int64_t c = geoms[gi][0], m = geoms[gi][1], k = geoms[gi][2], g = geoms[gi][3], h = 23;
+            float *x = random_array((size_t)(c * h * h)), *w = random_array((size_t)(m * c / g * k * k));
+            float *y = malloc((size_t)(m * h * h) * sizeof *y), *e = malloc((size_t)(m * h * h) * sizeof *e);
+            tensor tx = {LENS_DTYPE_FLOAT32, 4, {1, c, h, h}, x}, tw = {LENS_DTYPE_FLOAT32, 4, {m, c / g, k, k}, w};
+            tensor ty = {0};
+            const tensor *ins[2] = {&tx, &tw};
+            tensor *outs[1] = {&ty};
+            int64_t pads[4] = {1, 1, 1, 1};
+            op_attr attrs[2] = {{.name = "pads", .type = OP_ATTR_INTS, .ints = pads, .count = 4},
+                                {.name = "group", .type = OP_ATTR_INT, .i = g}};
+            op_node node = {"", "Conv", "", 13, 2, attrs};
+            const op_def *def = ops_lookup("", "Conv");
+            op_call call = {&node, 2, ins, 1, outs, flip ? pool2 : NULL, NULL, NULL, 0};
+            CHECK(def->infer(&call) == LENS_OK);
+            call.pool = flip ? NULL : pool2;
+            call.scratch = core_aligned_alloc(call.scratch_bytes);
+            ty.data = y;
+            CHECK(def->run(&call) == LENS_OK);
+            kern_conv2d_params p = {1, c, h, h, m, h, h, k, k, g, 1, 1, 1, 1, 1, 1};
+            kern_conv2d_ref(&p, x, w, NULL, NULL, NULL, e);
+            CHECK_MSG(max_abs_diff(y, e, (size_t)(m * h * h)) < 1e-4, "geometry %d flip %d", gi, flip);
+            call.scratch_bytes = 0; /* too small: an error, not a crash */
+            CHECK(def->run(&call) == LENS_ERR_INVALID_ARGUMENT);
+            core_aligned_free(call.scratch);
+            free(x), free(w), free(y), free(e);
+        }
+}
+
 int main(void) {
     CHECK(core_pool_create(2, &pool2) == LENS_OK);
     static const conv_case cases[] = {
@@ -394,6 +451,7 @@ int main(void) {
     }
     kern_conv_force_isa(KERN_CONV_ISA_AUTO);
     test_conv_1d_3d();
+    test_scratch_mismatch();
     test_errors();
     core_pool_free(pool2);
     return test_finish("test_conv");

@@ -60,7 +60,7 @@ static double max_diff(const float *a, const float *b, size_t n) {
     return m;
 }
 
-/* ---- Gemm ---------------------------------------------------------------------------------------------------------- */
+/* ---- Gemm -------------------------------------------------------------------------------------------------------- */
 
 static void test_gemm(void) {
     static const struct { int64_t M, N, K; int ta, tb; float alpha, beta; int c_kind; } cases[] = {
@@ -132,7 +132,7 @@ static void test_gemm(void) {
     CHECK(strstr(core_last_error(), "float64") != NULL);
 }
 
-/* ---- MatMul -------------------------------------------------------------------------------------------------------- */
+/* ---- MatMul ------------------------------------------------------------------------------------------------------ */
 
 /* Reference numpy matmul for rank >= 2 operands already expanded to rank r (1-D handled by the caller's dims). */
 static void matmul_ref(const tensor *a, const tensor *b, const tensor *y, float *out) {
@@ -223,7 +223,7 @@ static void test_matmul(void) {
     CHECK(run_op("MatMul", NULL, 0, ins, 2, outs, 1, NULL, 0) == LENS_ERR_UNSUPPORTED);
 }
 
-/* ---- Einsum -------------------------------------------------------------------------------------------------------- */
+/* ---- Einsum ------------------------------------------------------------------------------------------------------ */
 
 static lens_status einsum(const char *eq, const tensor *const *ins, int n, tensor *y, core_pool *pool) {
     op_attr a = {.name = "equation", .type = OP_ATTR_STRING, .s = eq};
@@ -314,7 +314,8 @@ static void test_einsum(void) {
                     }
                     for (int64_t d = 0; d < D; d++) {
                         double e = 0;
-                        for (int64_t j = 0; j < J; j++) e += (double)Cm[(bb * I + i) * J + j] * Bm[(bb * J + j) * D + d];
+                        for (int64_t j = 0; j < J; j++)
+                            e += (double)Cm[(bb * I + i) * J + j] * Bm[(bb * J + j) * D + d];
                         w2 = fmax(w2, fabs(e - ((float *)y2.data)[(bb * I + i) * D + d]));
                     }
                 }
@@ -395,7 +396,7 @@ static void test_einsum(void) {
     }
 }
 
-/* ---- Pools --------------------------------------------------------------------------------------------------------- */
+/* ---- Pools ------------------------------------------------------------------------------------------------------- */
 
 typedef struct pool_case {
     int is_max, spatial;
@@ -600,7 +601,7 @@ static void test_pools(void) {
     }
 }
 
-/* ---- Normalisations ------------------------------------------------------------------------------------------------ */
+/* ---- Normalisations ---------------------------------------------------------------------------------------------- */
 
 static void test_norms(void) {
     /* BatchNormalization */

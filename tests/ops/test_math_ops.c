@@ -897,6 +897,18 @@ static void test_reduce(void) {
     CHECK(shape_is(&out, 2, DIMS(1, 0)));
     done(&out);
 
+    /* zero-size inputs without data: nothing may be read or written */
+    tensor tnull = tn(LENS_DTYPE_FLOAT32, NULL, 2, DIMS(0, 3));
+    CHECK(RUN(OPA("ReduceSum", 13, attr_int("noop_with_empty_axes", 1)), &out, &tnull, &tax_empty) == LENS_OK);
+    CHECK(shape_is(&out, 2, DIMS(0, 3)));
+    done(&out);
+    CHECK(RUN(OP("Softmax", 13), &out, &tnull) == LENS_OK && shape_is(&out, 2, DIMS(0, 3)));
+    done(&out);
+    CHECK(RUN(OP("Sum", 13), &out, &tnull) == LENS_OK && shape_is(&out, 2, DIMS(0, 3)));
+    done(&out);
+    CHECK(RUN(OP("Relu", 14), &out, &tnull) == LENS_OK && shape_is(&out, 2, DIMS(0, 3)));
+    done(&out);
+
     /* rank 0 */
     float s = -2;
     tensor ts = tn(LENS_DTYPE_FLOAT32, &s, 0, NULL);

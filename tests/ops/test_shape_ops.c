@@ -587,6 +587,16 @@ static void test_expand_tile(void) {
     check_ints(&cr.out[0], (int64_t[]){7, 8, 9, 7, 8, 9}, 6, "expand row");
     case_free(&cr);
 
+    /* a column broadcast across [5, 6] (stride 0 along the last axis, the transpose-tiled path) */
+    tensor col = tens(LENS_DTYPE_FLOAT32, 2, DIMS(5, 1), iota_f);
+    tensor s56 = T1(LENS_DTYPE_INT64, 2, (int64_t[]){5, 6});
+    op_case cc = {.op = "Expand", .in = {&col, &s56}, .n_in = 2, .n_out = 1};
+    CHECK(case_run(&cc) == LENS_OK);
+    float ecol[30];
+    for (int i = 0; i < 30; i++) ecol[i] = (float)(i / 6);
+    check_floats(&cc.out[0], ecol, 30, 0, "expand column");
+    case_free(&cc);
+
     float t[4] = {0, 1, 2, 3};
     tensor tx = tens(LENS_DTYPE_FLOAT32, 2, DIMS(2, 2), t);
     tensor reps = T1(LENS_DTYPE_INT64, 2, (int64_t[]){2, 2});
@@ -1029,6 +1039,11 @@ static void test_resize(void) {
         CHECK(case_run(&c) == LENS_OK);
         check_floats(&c.out[0], (float[]){7.6f, 10, 10, 12.4f, 10, 10, 10, 10, 10}, 9, 1e-5f, "tf_crop_and_resize");
         case_free(&c);
+        /* roi changes values, not the shape: planning works without its data */
+        tensor roi_unknown = T1(LENS_DTYPE_FLOAT32, 8, NULL);
+        c.in[1] = &roi_unknown;
+        CHECK(case_infer(&c) == LENS_OK);
+        CHECK_DIMS(&c.out[0], 4, 1, 1, 3, 3);
     }
     /* opset 11 with tf_half_pixel_for_nn; empty scales stand for "not given" */
     {

@@ -261,6 +261,15 @@ static void test_model_shapes(core_pool *pool, int quick) {
     }
 }
 
+/* A pool far larger than the work: many threads get no task, the split must still cover C exactly once. */
+static void test_many_threads(core_pool *pool) {
+    static const size_t shapes[][3] = {{1, 1000, 2048}, {2048, 49, 512}, {13, 37, 19}, {300, 1100, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        gemm_case g = random_case(shapes[s][0], shapes[s][1], shapes[s][2]);
+        run_case(&g, pool);
+    }
+}
+
 /* Packed matrices keep the kernel they were packed for even after the active path changes. */
 static void test_packed_keeps_path(core_pool *pool) {
     if (!kern_gemm_force_path(KERN_GEMM_PATH_GENERIC)) return;
@@ -309,11 +318,11 @@ int main(void) {
         int quick = paths[p].path == KERN_GEMM_PATH_GENERIC;
         test_model_shapes(NULL, quick);
         test_model_shapes(pool2, quick);
-        test_model_shapes(pool64, 1);
     }
     CHECK(kern_gemm_force_path(KERN_GEMM_PATH_AUTO));
     CHECK(best != NULL && strcmp(kern_sgemm_name(), best) == 0);
     test_packed_keeps_path(pool2);
+    test_many_threads(pool64);
     printf("paths up to %s; largest error / (K max|a| max|b|): %.3g\n", best ? best : "none", worst_error);
     core_pool_free(pool2);
     core_pool_free(pool5);

@@ -22,6 +22,23 @@ static const char help[] =
     "      --per-op       add the time per op type and the slowest layers\n"
     "  -h, --help         show this help\n";
 
+/* Peak resident memory of this process in MB. VmHWM, because getrusage's maximum is inherited across exec from a
+ * parent that forked (e.g. a Python driver that had loaded a model). */
+static double peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kb = ru.ru_maxrss;
+    }
+    return (double)kb / 1024.0;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -103,9 +120,7 @@ int cmd_bench(int argc, char **argv) {
         qsort(times, (size_t)runs, sizeof *times, cmp_double);
         double min = times[0], p50 = times[runs / 2], p90 = times[(runs * 9) / 10 < runs ? (runs * 9) / 10 : runs - 1];
         double ips = (double)batch * (double)runs / (total / 1e3);
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        double rss_mb = (double)ru.ru_maxrss / 1024.0;
+        double rss_mb = peak_rss_mb();
         if (json) {
             printf("{\"model\": ");
             cli_json_string(stdout, model_path);

@@ -4,6 +4,12 @@
 
 #include "../kernels.h"
 
+/* Plain comparisons: fminf/fmaxf stay libm calls at -O2 and block vectorisation. */
+static inline float clamp01(float t) {
+    t = t < 0.0f ? 0.0f : t;
+    return t > 1.0f ? 1.0f : t;
+}
+
 void kern_activation_apply(const kern_activation *a, float *x, size_t n) {
     switch (a->kind) {
     case KERN_ACT_NONE: return;
@@ -20,10 +26,10 @@ void kern_activation_apply(const kern_activation *a, float *x, size_t n) {
         for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
         return;
     case KERN_ACT_HARD_SIGMOID:
-        for (size_t i = 0; i < n; i++) x[i] = fmaxf(0.0f, fminf(1.0f, a->alpha * x[i] + a->beta));
+        for (size_t i = 0; i < n; i++) x[i] = clamp01(a->alpha * x[i] + a->beta);
         return;
     case KERN_ACT_HARD_SWISH:
-        for (size_t i = 0; i < n; i++) x[i] = x[i] * fmaxf(0.0f, fminf(1.0f, x[i] / 6.0f + 0.5f));
+        for (size_t i = 0; i < n; i++) x[i] = x[i] * clamp01(x[i] / 6.0f + 0.5f);
         return;
     case KERN_ACT_TANH:
         for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);

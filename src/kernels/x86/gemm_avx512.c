@@ -36,9 +36,11 @@ ALWAYS_INLINE void load_b(const int vecs, const int direct, const float *b, floa
         *b1 = vecs > 1 ? _mm512_loadu_ps(b + 16) : *b0;
         return;
     }
-    /* the next panel's slice of this row: by the time its first tile runs, it is in cache (never faults) */
-    _mm_prefetch((const char *)(b + NR), _MM_HINT_T0);
-    _mm_prefetch((const char *)(b + NR + 16), _MM_HINT_T0);
+    /* The next panel's slice of this row, in cache by the time its first tile runs. Prefetches never fault; the
+     * address is formed as an integer because it may lie past the end of B. */
+    uintptr_t next = (uintptr_t)b + NR * sizeof(float);
+    _mm_prefetch((const char *)next, _MM_HINT_T0);
+    _mm_prefetch((const char *)(next + 64), _MM_HINT_T0);
     *b0 = _mm512_maskz_loadu_ps(m0, b);
     *b1 = vecs > 1 ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();
     if (copy) {
