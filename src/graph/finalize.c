@@ -12,20 +12,14 @@ const char *graph_node_label(const graph_node *n, char *buf, size_t size) {
     return buf;
 }
 
-void graph_update_uses(graph *g) {
-    for (int v = 0; v < g->n_values; v++) {
-        g->values[v].producer = -1;
-        g->values[v].n_consumers = 0;
-    }
+void graph_update_producers(graph *g) {
+    for (int v = 0; v < g->n_values; v++) g->values[v].producer = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         graph_node *n = &g->nodes[i];
         if (n->removed) continue;
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] >= 0) g->values[n->inputs[k]].n_consumers++;
         for (int k = 0; k < n->n_outputs; k++)
             if (n->outputs[k] >= 0) g->values[n->outputs[k]].producer = i;
     }
-    for (int i = 0; i < g->n_outputs; i++) g->values[g->outputs[i]].n_consumers++;
 }
 
 static const char *domain_label(const char *domain) { return domain[0] ? domain : "ai.onnx"; }
@@ -154,7 +148,7 @@ lens_status graph_finalize(graph *g) {
     lens_status st = check_ops(g);
     if (st) return st;
     if ((st = sort_nodes(g))) return st;
-    graph_update_uses(g);
+    graph_update_producers(g);
     return LENS_OK;
 }
 

@@ -17,7 +17,6 @@ typedef struct graph_value {
     /* Non-NULL for initializers and folded constants; its data is owned by the graph (arena or file mapping). */
     tensor *constant;
     int producer; /* node index, or -1 for graph inputs and constants */
-    int n_consumers; /* maintained by graph_update_uses */
 } graph_value;
 
 typedef struct graph_node {
@@ -102,8 +101,8 @@ lens_status graph_keep_mapping(graph *g, void *addr, size_t len);
 /* Resolves each node's op and opset, sorts nodes topologically, and fails with one message naming every unsupported
  * op (domain and node) at once. Call after building, before passes. */
 lens_status graph_finalize(graph *g);
-/* Recomputes producer and n_consumers of every value. */
-void graph_update_uses(graph *g);
+/* Recomputes the producer of every value. */
+void graph_update_producers(graph *g);
 
 /* Runs the standard passes: constant folding of initializer-only nodes, BatchNorm into Conv, activation fusion. */
 lens_status graph_optimize(graph *g);

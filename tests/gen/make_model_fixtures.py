@@ -14,7 +14,7 @@ biases or zero heads, and a fixture with those would hide bugs in exactly those 
 
 Needs torch 1.13, torchvision 0.14, onnx 1.12, numpy (the /usr/bin/python3 of the dev machine).
 Run: /usr/bin/python3 tests/gen/make_model_fixtures.py [--only NAME,NAME] [--out DIR]
-The bench script bench/torchvision_parity.py imports make_typical and export_onnx from here.
+bench/torchvision_parity.py imports make_typical, export_onnx and float64_reference from here.
 """
 import argparse
 import functools

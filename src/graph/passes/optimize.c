@@ -235,7 +235,7 @@ lens_status graph_optimize(graph *g) {
     if ((st = fold_constants(g))) return st;
     if ((st = fold_batchnorm(g))) return st;
     if ((st = fuse_activations(g))) return st;
-    graph_update_uses(g);
+    graph_update_producers(g);
     return LENS_OK;
 }
 
@@ -282,8 +282,8 @@ lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
             break;
         }
     }
-    graph_update_uses(g);
+    graph_update_producers(g);
     lens_status st = fuse_activations(g);
-    graph_update_uses(g);
+    graph_update_producers(g);
     return st;
 }
