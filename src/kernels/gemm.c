@@ -413,6 +413,15 @@ void kern_sgemm(core_pool *pool, int trans_a, int trans_b, size_t M, size_t N, s
     gemm_run(pool, &j);
 }
 
+/* Aligned room for ceil(rows/tile) panels of k x tile floats; NULL on overflow or out-of-memory. */
+static float *alloc_panels(size_t rows, size_t k, size_t tile, size_t *bytes) {
+    size_t floats;
+    if (rows > SIZE_MAX - tile || !core_mul_size(round_up(rows, tile), k, &floats) ||
+        !core_mul_size(floats, sizeof(float), bytes))
+        return NULL;
+    return core_aligned_alloc(*bytes);
+}
+
 struct kern_packed_a {
     const gemm_kernel *kern;
     size_t M, K;
@@ -422,14 +431,9 @@ struct kern_packed_a {
 
 kern_packed_a *kern_sgemm_pack_a(int trans_a, size_t M, size_t K, const float *A, size_t lda) {
     const gemm_kernel *kern = active_kernel();
-    size_t floats, bytes;
-    if (M > SIZE_MAX - kern->mr || !core_mul_size(round_up(M, kern->mr), K, &floats) ||
-        !core_mul_size(floats, sizeof(float), &bytes))
-        return NULL;
+    size_t bytes;
     kern_packed_a *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
-    p->data = core_aligned_alloc(bytes);
-    if (!p->data) {
+    if (!p || !(p->data = alloc_panels(M, K, kern->mr, &bytes))) {
         free(p);
         return NULL;
     }
@@ -469,14 +473,9 @@ struct kern_packed_b {
 
 kern_packed_b *kern_sgemm_pack_b(int trans_b, size_t K, size_t N, const float *B, size_t ldb) {
     const gemm_kernel *kern = active_kernel();
-    size_t floats, bytes;
-    if (N > SIZE_MAX - kern->nr || !core_mul_size(round_up(N, kern->nr), K, &floats) ||
-        !core_mul_size(floats, sizeof(float), &bytes))
-        return NULL;
+    size_t bytes;
     kern_packed_b *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
-    p->data = core_aligned_alloc(bytes);
-    if (!p->data) {
+    if (!p || !(p->data = alloc_panels(N, K, kern->nr, &bytes))) {
         free(p);
         return NULL;
     }
