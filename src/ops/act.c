@@ -1,6 +1,6 @@
 /* act.c — activations (Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu, Erf, Elu, Selu, Celu, Softplus,
- * Softsign, ThresholdedRelu, Shrink, Clip; com.microsoft Gelu, FastGelu, BiasGelu, QuickGelu) and Softmax,
- * LogSoftmax, Hardmax. Float32 except Clip, which takes every numeric dtype. Large tensors are cut into chunks for
+ * Softsign, ThresholdedRelu, Shrink, Clip; com.microsoft Gelu, FastGelu, BiasGelu, QuickGelu; lens Silu, which the
+ * optimizer makes of Sigmoid + Mul) and Softmax, LogSoftmax, Hardmax. Float32 except Clip, which takes every numeric dtype. Large tensors are cut into chunks for
  * the pool. Touches only the tensors of the call. */
 #include <float.h>
 #include <math.h>
@@ -53,12 +53,13 @@ typedef struct act_params {
     float alpha, beta, gamma;
     const float *bias; /* FastGelu / BiasGelu: bias[bias_len] along the last axis, or NULL */
     int64_t bias_len;
+    kern_activation act; /* FastGelu / BiasGelu: applied after the bias */
 } act_params;
 
+/* The hot activations: the kernel layer's vector loops (ctx is a kern_activation). */
 static void chunk_kern(const void *ctx, const float *x, float *y, int64_t start, size_t n) {
     (void)start;
-    if (x != y) memcpy(y, x, n * sizeof *y);
-    kern_activation_apply(ctx, y, n);
+    kern_activation_map(ctx, x, y, n);
 }
 
 #define ACT_CHUNK(NAME, EXPR)                                                                        \
@@ -72,7 +73,6 @@ static void chunk_kern(const void *ctx, const float *x, float *y, int64_t start,
         }                                                                                             \
     }
 
-ACT_CHUNK(erf, erff(v))
 ACT_CHUNK(elu, v < 0 ? prm->alpha * expm1f(v) : v)
 ACT_CHUNK(selu, v > 0 ? prm->gamma * v : prm->gamma * (prm->alpha * expf(v) - prm->alpha))
 ACT_CHUNK(celu, fmaxf(0.0f, v) + fminf(0.0f, prm->alpha * expm1f(v / prm->alpha)))
@@ -81,159 +81,24 @@ ACT_CHUNK(softplus, v > 0 ? v + log1pf(expf(-v)) : log1pf(expf(v)))
 ACT_CHUNK(softsign, v / (1.0f + fabsf(v)))
 ACT_CHUNK(thresholded_relu, v > prm->alpha ? v : 0.0f)
 ACT_CHUNK(shrink, v < -prm->alpha ? v + prm->beta : v > prm->alpha ? v - prm->beta : 0.0f)
-ACT_CHUNK(gelu_tanh, 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v))))
-ACT_CHUNK(quick_gelu, v / (1.0f + expf(-prm->alpha * v)))
-/* com.microsoft FastGelu and BiasGelu add a bias along the last axis first. */
-static void chunk_bias_gelu(const void *ctx, const float *x, float *y, int64_t start, size_t n, int tanh_form) {
+
+/* com.microsoft FastGelu and BiasGelu add a bias along the last axis first: one run of the bias at a time, then the
+ * vector activation over that run. */
+static void chunk_bias_gelu(const void *ctx, const float *x, float *y, int64_t start, size_t n) {
     const act_params *prm = ctx;
-    int64_t len = prm->bias_len, j = prm->bias ? start % len : 0;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (prm->bias) {
-            v += prm->bias[j];
-            if (++j == len) j = 0;
-        }
-        y[i] = tanh_form ? 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)))
-                         : 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    if (!prm->bias) {
+        kern_activation_map(&prm->act, x, y, n);
+        return;
+    }
+    int64_t len = prm->bias_len, j = start % len;
+    for (size_t i = 0; i < n;) {
+        size_t run = (size_t)(len - j) < n - i ? (size_t)(len - j) : n - i;
+        for (size_t k = 0; k < run; k++) y[i + k] = x[i + k] + prm->bias[j + (int64_t)k];
+        kern_activation_apply(&prm->act, y + i, run);
+        i += run;
+        j = 0;
     }
 }
-static void chunk_fast_gelu(const void *ctx, const float *x, float *y, int64_t start, size_t n) {
-    chunk_bias_gelu(ctx, x, y, start, n, 1);
-}
-static void chunk_bias_gelu_erf(const void *ctx, const float *x, float *y, int64_t start, size_t n) {
-    chunk_bias_gelu(ctx, x, y, start, n, 0);
-}
-
-/* ---- Vector helpers ---------------------------------------------------------------------------------------------- */
-
-/* The hot loops use GCC/Clang vector extensions on four floats, which every x86-64 and arm64 target has: they
- * vectorise at any optimisation level, while plain compare-and-select loops do not under the default
- * -ftrapping-math (and fmaxf/fminf become libm calls). Loads and stores go through memcpy, so no alignment is
- * assumed. */
-typedef float act_v4f __attribute__((vector_size(16)));
-typedef int32_t act_v4i __attribute__((vector_size(16)));
-typedef uint32_t act_v4u __attribute__((vector_size(16)));
-
-#define ACT_V4(c) ((act_v4f){(c), (c), (c), (c)})
-
-static inline act_v4f act_load4(const float *p) {
-    act_v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void act_store4(float *p, act_v4f v) { memcpy(p, &v, sizeof v); }
-/* mask ? a : b, lane by lane (mask lanes are all ones or all zeros). */
-static inline act_v4f act_select4(act_v4i mask, act_v4f a, act_v4f b) {
-    return (act_v4f)(((act_v4i)a & mask) | ((act_v4i)b & ~mask));
-}
-static inline act_v4f act_max4(act_v4f a, act_v4f b) { return act_select4(a > b, a, b); }
-
-/* e^x by Cody-Waite reduction by ln 2 and Cephes' degree-6 polynomial, about 1 ulp. x is clamped to [-87, 88]:
- * softmax feeds it x <= 0, where below -87 the result (~1e-38) is negligible next to a row sum of at least 1 and
- * -inf (masked attention) gives that instead of NaN; sigmoid only needs 1 / (1 + e^x) to saturate. NaN stays NaN.
- * Adding 1.5 * 2^23 rounds x / ln 2 to the integer n in t's low mantissa bits, which then become 2^n's exponent. */
-static inline act_v4f act_exp4(act_v4f x) {
-    x = act_select4(x < ACT_V4(-87.0f), ACT_V4(-87.0f), x);
-    x = act_select4(x > ACT_V4(88.0f), ACT_V4(88.0f), x);
-    act_v4f t = x * 1.44269504088896341f + 12582912.0f;
-    act_v4f n = t - 12582912.0f;
-    act_v4f r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    act_v4f p = ACT_V4(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    act_v4f y = p * r * r + r + 1.0f;
-    act_v4u bits = ((act_v4u)t - 0x4B400000u + 127u) << 23;
-    return y * (act_v4f)bits;
-}
-
-/* The same for one float (row tails). */
-static inline float act_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float t = x * 1.44269504088896341f + 12582912.0f;
-    float n = t - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = p * r * r + r + 1.0f;
-    uint32_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits - 0x4B400000u + 127u) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
-}
-
-/* Piecewise-linear activations and sigmoid, four lanes at a time; the scalar forms handle row tails and give the
- * same results. */
-static inline act_v4f act_relu4(act_v4f v, const act_params *p) {
-    (void)p;
-    return act_select4(v > ACT_V4(0.0f), v, ACT_V4(0.0f));
-}
-static inline float act_relu1(float v, const act_params *p) {
-    (void)p;
-    return v > 0 ? v : 0.0f;
-}
-static inline act_v4f act_leaky4(act_v4f v, const act_params *p) {
-    return act_select4(v < ACT_V4(0.0f), v * p->alpha, v);
-}
-static inline float act_leaky1(float v, const act_params *p) { return v < 0 ? v * p->alpha : v; }
-static inline act_v4f act_clamp4(act_v4f v, float lo, float hi) {
-    v = act_select4(v < ACT_V4(lo), ACT_V4(lo), v);
-    return act_select4(v > ACT_V4(hi), ACT_V4(hi), v);
-}
-static inline float act_clamp1(float v, float lo, float hi) {
-    v = v < lo ? lo : v;
-    return v > hi ? hi : v;
-}
-static inline act_v4f act_hard_sigmoid4(act_v4f v, const act_params *p) {
-    return act_clamp4(v * p->alpha + p->beta, 0.0f, 1.0f);
-}
-static inline float act_hard_sigmoid1(float v, const act_params *p) {
-    return act_clamp1(v * p->alpha + p->beta, 0.0f, 1.0f);
-}
-static inline act_v4f act_hard_swish4(act_v4f v, const act_params *p) {
-    (void)p;
-    return v * act_clamp4(v / 6.0f + 0.5f, 0.0f, 1.0f);
-}
-static inline float act_hard_swish1(float v, const act_params *p) {
-    (void)p;
-    return v * act_clamp1(v / 6.0f + 0.5f, 0.0f, 1.0f);
-}
-/* min(max(x, lo), hi) as the spec writes it, so lo > hi gives hi. */
-static inline act_v4f act_clip4(act_v4f v, const act_params *p) { return act_clamp4(v, p->alpha, p->beta); }
-static inline float act_clip1(float v, const act_params *p) { return act_clamp1(v, p->alpha, p->beta); }
-static inline act_v4f act_sigmoid4(act_v4f v, const act_params *p) {
-    (void)p;
-    return ACT_V4(1.0f) / (ACT_V4(1.0f) + act_exp4(-v));
-}
-static inline float act_sigmoid1(float v, const act_params *p) {
-    (void)p;
-    return 1.0f / (1.0f + act_exp(-v));
-}
-
-#define ACT_V4_CHUNK(NAME)                                                                           \
-    static void chunk_##NAME(const void *ctx, const float *x, float *y, int64_t start, size_t n) {   \
-        (void)start;                                                                                  \
-        size_t i = 0;                                                                                 \
-        for (; i + 4 <= n; i += 4) act_store4(y + i, act_##NAME##4(act_load4(x + i), ctx));          \
-        for (; i < n; i++) y[i] = act_##NAME##1(x[i], ctx);                                           \
-    }
-ACT_V4_CHUNK(relu)
-ACT_V4_CHUNK(leaky)
-ACT_V4_CHUNK(hard_sigmoid)
-ACT_V4_CHUNK(hard_swish)
-ACT_V4_CHUNK(clip)
-ACT_V4_CHUNK(sigmoid)
 
 /* ---- Float activations ------------------------------------------------------------------------------------------- */
 
@@ -257,7 +122,7 @@ static lens_status act_infer_f32(op_call *call) {
 }
 
 static lens_status act_run_kern(op_call *call, kern_act_kind kind, float alpha, float beta) {
-    kern_activation act = {kind, alpha, beta};
+    const kern_activation act = {kind, alpha, beta};
     act_map(call->pool, chunk_kern, &act, call->inputs[0]->data, call->outputs[0]->data,
             tensor_numel(call->inputs[0]));
     return LENS_OK;
@@ -268,22 +133,21 @@ static lens_status act_run_chunk(op_call *call, act_chunk_fn fn, const act_param
     return LENS_OK;
 }
 
-/* The piecewise-linear ones and Sigmoid are hot (MobileNet, EfficientNet) and have vector loops here; Tanh and
- * Gelu use the kernel layer's libm-based loops. */
-static lens_status run_Relu(op_call *call) { return act_run_chunk(call, chunk_relu, &(act_params){0}); }
+/* The hot ones run the kernel layer's vector loops; the rare ones above are plain loops over libm. */
+static lens_status run_Relu(op_call *call) { return act_run_kern(call, KERN_ACT_RELU, 0, 0); }
 static lens_status run_LeakyRelu(op_call *call) {
-    act_params prm = {.alpha = op_attr_float(call->node, "alpha", 0.01f)};
-    return act_run_chunk(call, chunk_leaky, &prm);
+    return act_run_kern(call, KERN_ACT_LEAKY_RELU, op_attr_float(call->node, "alpha", 0.01f), 0);
 }
-static lens_status run_Sigmoid(op_call *call) { return act_run_chunk(call, chunk_sigmoid, &(act_params){0}); }
+static lens_status run_Sigmoid(op_call *call) { return act_run_kern(call, KERN_ACT_SIGMOID, 0, 0); }
 static lens_status run_HardSigmoid(op_call *call) {
-    act_params prm = {.alpha = op_attr_float(call->node, "alpha", 0.2f),
-                      .beta = op_attr_float(call->node, "beta", 0.5f)};
-    return act_run_chunk(call, chunk_hard_sigmoid, &prm);
+    return act_run_kern(call, KERN_ACT_HARD_SIGMOID, op_attr_float(call->node, "alpha", 0.2f),
+                        op_attr_float(call->node, "beta", 0.5f));
 }
-static lens_status run_HardSwish(op_call *call) { return act_run_chunk(call, chunk_hard_swish, &(act_params){0}); }
+static lens_status run_HardSwish(op_call *call) { return act_run_kern(call, KERN_ACT_HARD_SWISH, 0, 0); }
 static lens_status run_Tanh(op_call *call) { return act_run_kern(call, KERN_ACT_TANH, 0, 0); }
-static lens_status run_Erf(op_call *call) { return act_run_chunk(call, chunk_erf, NULL); }
+static lens_status run_Erf(op_call *call) { return act_run_kern(call, KERN_ACT_ERF, 0, 0); }
+/* lens::Silu: what the optimizer makes of Sigmoid followed by Mul(x, sigmoid(x)). */
+static lens_status run_Silu(op_call *call) { return act_run_kern(call, KERN_ACT_SILU, 0, 0); }
 static lens_status run_Elu(op_call *call) {
     act_params prm = {.alpha = op_attr_float(call->node, "alpha", 1.0f)};
     return act_run_chunk(call, chunk_elu, &prm);
@@ -319,14 +183,12 @@ static lens_status infer_Gelu(op_call *call) {
     return LENS_OK;
 }
 static lens_status run_Gelu(op_call *call) {
-    if (!strcmp(op_attr_string(call->node, "approximate", "none"), "tanh"))
-        return act_run_chunk(call, chunk_gelu_tanh, NULL);
-    return act_run_kern(call, KERN_ACT_GELU, 0, 0);
+    int tanh_form = !strcmp(op_attr_string(call->node, "approximate", "none"), "tanh");
+    return act_run_kern(call, tanh_form ? KERN_ACT_GELU_TANH : KERN_ACT_GELU, 0, 0);
 }
 
 static lens_status run_QuickGelu(op_call *call) {
-    act_params prm = {.alpha = op_attr_float(call->node, "alpha", 1.702f)};
-    return act_run_chunk(call, chunk_quick_gelu, &prm);
+    return act_run_kern(call, KERN_ACT_QUICK_GELU, op_attr_float(call->node, "alpha", 1.702f), 0);
 }
 
 /* com.microsoft FastGelu (X, optional bias) and BiasGelu (A, B): the bias runs along the last axis. */
@@ -347,12 +209,12 @@ static lens_status infer_bias_gelu(op_call *call) {
 }
 static lens_status run_bias_gelu(op_call *call) {
     const tensor *b = call->n_inputs > 1 ? call->inputs[1] : NULL;
-    act_params prm = {0};
+    act_params prm = {.act = {strcmp(call->node->op_type, "FastGelu") ? KERN_ACT_GELU : KERN_ACT_GELU_TANH, 0, 0}};
     if (b && b->dims[0] > 0) {
         prm.bias = b->data;
         prm.bias_len = b->dims[0];
     }
-    return act_run_chunk(call, strcmp(call->node->op_type, "FastGelu") ? chunk_bias_gelu_erf : chunk_fast_gelu, &prm);
+    return act_run_chunk(call, chunk_bias_gelu, &prm);
 }
 
 /* ---- Clip -------------------------------------------------------------------------------------------------------- */
@@ -444,7 +306,7 @@ static lens_status run_Clip(op_call *call) {
             prm.alpha = lo ? *(const float *)lo->data : -INFINITY;
             prm.beta = hi ? *(const float *)hi->data : INFINITY;
         }
-        return act_run_chunk(call, chunk_clip, &prm);
+        return act_run_kern(call, KERN_ACT_CLIP, prm.alpha, prm.beta);
     }
     act_clip_fn fn = act_clip_kernel(x->dtype);
     if (!fn) return core_fail(LENS_ERR_UNSUPPORTED, "Clip does not support dtype %s", dtype_name(x->dtype));
@@ -454,92 +316,35 @@ static lens_status run_Clip(op_call *call) {
 
 /* ---- Softmax, LogSoftmax, Hardmax -------------------------------------------------------------------------------- */
 
-static float act_row_max(const float *x, int64_t n) {
-    float m = x[0];
-    int64_t i = 1;
-    if (n >= 8) {
-        act_v4f acc = act_load4(x);
-        for (i = 4; i + 4 <= n; i += 4) acc = act_max4(act_load4(x + i), acc);
-        for (int k = 0; k < 4; k++) m = acc[k] > m ? acc[k] : m;
-    }
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
-}
-
-/* y = e^(x - m) when store, and the sum of those; four lane sums are also more accurate than one running sum. */
-static float act_exp_sum(const float *x, float *y, int64_t n, float m, int store) {
-    act_v4f acc = ACT_V4(0.0f), mv = ACT_V4(m);
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        act_v4f e = act_exp4(act_load4(x + i) - mv);
-        if (store) act_store4(y + i, e);
-        acc += e;
-    }
-    float s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (; i < n; i++) {
-        float e = act_exp(x[i] - m);
-        if (store) y[i] = e;
-        s += e;
-    }
-    return s;
-}
-
-/* The hot loop for attention and classifier heads: one contiguous row. */
-static void act_softmax_row(const float *x, float *y, int64_t n, int log_form) {
-    float m = act_row_max(x, n);
-    int64_t i = 0;
-    if (log_form) {
-        float l = logf(act_exp_sum(x, y, n, m, 0));
-        act_v4f mv = ACT_V4(m), lv = ACT_V4(l);
-        for (; i + 4 <= n; i += 4) act_store4(y + i, (act_load4(x + i) - mv) - lv);
-        for (; i < n; i++) y[i] = (x[i] - m) - l;
-    } else {
-        float inv = 1.0f / act_exp_sum(x, y, n, m, 1);
-        act_v4f iv = ACT_V4(inv);
-        for (; i + 4 <= n; i += 4) act_store4(y + i, act_load4(y + i) * iv);
-        for (; i < n; i++) y[i] *= inv;
-    }
-}
-
 #define ACT_TILE 64
 
 /* Softmax over n rows of stride inner at kt <= ACT_TILE adjacent positions (x and y point at the first): maxima and
  * sums per position live in stack tiles, and every inner loop runs over contiguous memory. */
 static void act_softmax_tile(const float *x, float *y, int64_t n, int64_t inner, int64_t kt, int log_form) {
     float mx[ACT_TILE], sum[ACT_TILE];
-    int64_t kv = kt & ~(int64_t)3;
     memcpy(mx, x, (size_t)kt * sizeof *mx);
     for (int64_t j = 1; j < n; j++) {
         const float *row = x + j * inner;
-        for (int64_t k = 0; k < kv; k += 4) act_store4(mx + k, act_max4(act_load4(row + k), act_load4(mx + k)));
-        for (int64_t k = kv; k < kt; k++) mx[k] = row[k] > mx[k] ? row[k] : mx[k];
+        for (int64_t k = 0; k < kt; k++) mx[k] = row[k] > mx[k] ? row[k] : mx[k];
     }
     memset(sum, 0, sizeof sum);
+    const kern_activation exp_act = {KERN_ACT_EXP, 0, 0};
     for (int64_t j = 0; j < n; j++) {
         const float *row = x + j * inner;
-        float *out = y + j * inner;
-        for (int64_t k = 0; k < kv; k += 4) {
-            act_v4f e = act_exp4(act_load4(row + k) - act_load4(mx + k));
-            if (!log_form) act_store4(out + k, e);
-            act_store4(sum + k, act_load4(sum + k) + e);
-        }
-        for (int64_t k = kv; k < kt; k++) {
-            float e = act_exp(row[k] - mx[k]);
-            if (!log_form) out[k] = e;
-            sum[k] += e;
-        }
+        float *out = y + j * inner, e[ACT_TILE];
+        for (int64_t k = 0; k < kt; k++) e[k] = row[k] - mx[k];
+        kern_activation_apply(&exp_act, e, (size_t)kt);
+        for (int64_t k = 0; k < kt; k++) sum[k] += e[k];
+        if (!log_form) memcpy(out, e, (size_t)kt * sizeof *e);
     }
     for (int64_t k = 0; k < kt; k++) sum[k] = log_form ? logf(sum[k]) : 1.0f / sum[k];
     for (int64_t j = 0; j < n; j++) {
         const float *row = x + j * inner;
         float *out = y + j * inner;
         if (log_form) {
-            for (int64_t k = 0; k < kv; k += 4)
-                act_store4(out + k, (act_load4(row + k) - act_load4(mx + k)) - act_load4(sum + k));
-            for (int64_t k = kv; k < kt; k++) out[k] = (row[k] - mx[k]) - sum[k];
+            for (int64_t k = 0; k < kt; k++) out[k] = (row[k] - mx[k]) - sum[k];
         } else {
-            for (int64_t k = 0; k < kv; k += 4) act_store4(out + k, act_load4(out + k) * act_load4(sum + k));
-            for (int64_t k = kv; k < kt; k++) out[k] *= sum[k];
+            for (int64_t k = 0; k < kt; k++) out[k] *= sum[k];
         }
     }
 }
@@ -572,7 +377,7 @@ static void act_softmax_task(void *ctx, int64_t task, int thread) {
     const act_softmax_job *j = ctx;
     if (j->inner == 1) {
         int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task < j->outer ? r0 + j->rows_per_task : j->outer;
-        for (int64_t r = r0; r < r1; r++) act_softmax_row(j->x + r * j->n, j->y + r * j->n, j->n, j->log_form);
+        for (int64_t r = r0; r < r1; r++) kern_softmax_row(j->x + r * j->n, j->y + r * j->n, (size_t)j->n, j->log_form);
     } else {
         int64_t o = task / j->tiles, k0 = (task % j->tiles) * ACT_TILE;
         int64_t kt = j->inner - k0 < ACT_TILE ? j->inner - k0 : ACT_TILE;
@@ -646,6 +451,7 @@ const op_def ops_table_act[] = {
     {"", "Softmax", infer_softmax, run_softmax, NULL, NULL},
     {"", "LogSoftmax", infer_softmax, run_softmax, NULL, NULL},
     {"", "Hardmax", infer_softmax, run_softmax, NULL, NULL},
+    {"lens", "Silu", act_infer_f32, run_Silu, NULL, NULL},
     {"com.microsoft", "Gelu", act_infer_f32, run_Gelu, NULL, NULL},
     {"com.microsoft", "QuickGelu", act_infer_f32, run_QuickGelu, NULL, NULL},
     {"com.microsoft", "FastGelu", infer_bias_gelu, run_bias_gelu, NULL, NULL},

@@ -1,5 +1,6 @@
 /* optimize.c — graph rewrites run once after import: constant folding of nodes whose inputs are all constants,
- * BatchNormalization folded into the Conv before it, and activations fused into the Conv/Gemm before them.
+ * BatchNormalization folded into the Conv before it, the exported SiLU and exact-GELU chains made single
+ * activations, and activations fused into the Conv/Gemm/MatMul before them.
  * Rewrites only the IR: originals stay untouched (they may be read-only file mappings); new constants live in the
  * graph's arena. */
 #include <math.h>
@@ -142,17 +143,124 @@ static lens_status fold_batchnorm(graph *g) {
     return LENS_OK;
 }
 
+/* ---- SiLU and GELU from their exported forms ------------------------------------------------------------------------ */
+
+/* The single float32 value of constant input k of n, or NAN when it is not one. */
+static float scalar_input(const graph *g, const graph_node *n, int k) {
+    const tensor *t = const_f32(g, n, k);
+    return t && tensor_numel(t) == 1 ? *(const float *)t->data : NAN;
+}
+
+static int is_op(const graph_node *n, const char *op_type, int n_inputs) {
+    return !n->removed && !n->op.domain[0] && !strcmp(n->op.op_type, op_type) && n->n_inputs == n_inputs &&
+           n->n_outputs == 1 && n->outputs[0] >= 0;
+}
+
+/* The node that alone reads value v when it is a 2-input op_type (Mul, Add, Div) reading v; -1 otherwise. With
+ * other_side, also its other input's index (0 or 1). */
+static int sole_binary_consumer(const graph *g, int v, const char *op_type, int *other_side) {
+    int c = sole_consumer(g, v);
+    if (c < 0 || !is_op(&g->nodes[c], op_type, 2)) return -1;
+    const graph_node *n = &g->nodes[c];
+    if ((n->inputs[0] == v) == (n->inputs[1] == v)) return -1; /* v on exactly one side */
+    *other_side = n->inputs[0] == v ? 1 : 0;
+    return c;
+}
+
+/* Does input k of n hold the scalar want (to within float rounding of the exporter's constant)? */
+static int input_is(const graph *g, const graph_node *n, int k, float want) {
+    return fabsf(scalar_input(g, n, k) - want) <= 1e-6f * fabsf(want);
+}
+
+/* Turns node n into the one-input activation (domain, op_type) of x, writing value out; the chain it replaces is
+ * marked removed by the caller. */
+static lens_status become_activation(graph_node *n, const char *domain, const char *op_type, int x, int out) {
+    const op_def *def = ops_lookup(domain, op_type);
+    if (!def) return core_fail(LENS_ERR_UNSUPPORTED, "optimizer: op %s is not registered", op_type);
+    n->op.domain = domain;
+    n->op.op_type = op_type;
+    n->op.n_attrs = 0;
+    n->op.attrs = NULL;
+    n->def = def;
+    n->n_inputs = 1;
+    n->inputs[0] = x;
+    n->outputs[0] = out;
+    return LENS_OK;
+}
+
+/* Sigmoid(x) then Mul(x, sigmoid) (either order) -> lens Silu(x): one pass over memory instead of two, and an
+ * activation the producing Conv can take as its epilogue. The sigmoid must have no other reader. */
+static lens_status fuse_silu(graph *g, int i) {
+    graph_node *s = &g->nodes[i];
+    if (!is_op(s, "Sigmoid", 1) || s->inputs[0] < 0) return LENS_OK;
+    int side, m = sole_binary_consumer(g, s->outputs[0], "Mul", &side);
+    if (m < 0 || g->nodes[m].inputs[side] != s->inputs[0]) return LENS_OK;
+    g->nodes[m].removed = 1;
+    return become_activation(s, "lens", "Silu", s->inputs[0], g->nodes[m].outputs[0]);
+}
+
+/* The exact GELU as torch exports it: Div(x, sqrt 2) or Mul(x, 1/sqrt 2), Erf, Add 1, then either Mul by x and Mul
+ * by 0.5, or Mul by (x * 0.5); any operand order. Every intermediate must have this chain as its only reader. */
+static lens_status fuse_gelu(graph *g, int i) {
+    graph_node *e = &g->nodes[i];
+    if (!is_op(e, "Erf", 1) || e->inputs[0] < 0) return LENS_OK;
+    int d = g->values[e->inputs[0]].producer, side, x = -1;
+    if (d < 0 || sole_consumer(g, e->inputs[0]) != i) return LENS_OK;
+    const graph_node *dn = &g->nodes[d];
+    if (is_op(dn, "Div", 2) && input_is(g, dn, 1, 1.41421356f)) x = dn->inputs[0];
+    else if (is_op(dn, "Mul", 2) && input_is(g, dn, 1, 0.70710678f)) x = dn->inputs[0];
+    else if (is_op(dn, "Mul", 2) && input_is(g, dn, 0, 0.70710678f)) x = dn->inputs[1];
+    if (x < 0 || g->values[x].constant) return LENS_OK;
+    int a = sole_binary_consumer(g, e->outputs[0], "Add", &side);
+    if (a < 0 || !input_is(g, &g->nodes[a], side, 1.0f)) return LENS_OK;
+    int m1 = sole_binary_consumer(g, g->nodes[a].outputs[0], "Mul", &side);
+    if (m1 < 0) return LENS_OK;
+    int other = g->nodes[m1].inputs[side], m2 = -1, h = -1, out;
+    if (other == x) { /* Mul(x, 1 + erf) then Mul by 0.5 */
+        int half_side;
+        m2 = sole_binary_consumer(g, g->nodes[m1].outputs[0], "Mul", &half_side);
+        if (m2 < 0 || !input_is(g, &g->nodes[m2], half_side, 0.5f)) return LENS_OK;
+        out = g->nodes[m2].outputs[0];
+    } else { /* Mul(x * 0.5, 1 + erf) */
+        h = other >= 0 ? g->values[other].producer : -1;
+        if (h < 0 || !is_op(&g->nodes[h], "Mul", 2) || sole_consumer(g, other) != m1) return LENS_OK;
+        const graph_node *hn = &g->nodes[h];
+        if (!((hn->inputs[0] == x && input_is(g, hn, 1, 0.5f)) || (hn->inputs[1] == x && input_is(g, hn, 0, 0.5f))))
+            return LENS_OK;
+        out = g->nodes[m1].outputs[0];
+    }
+    g->nodes[d].removed = g->nodes[a].removed = g->nodes[m1].removed = 1;
+    if (m2 >= 0) g->nodes[m2].removed = 1;
+    if (h >= 0) g->nodes[h].removed = 1;
+    return become_activation(e, "", "Gelu", x, out);
+}
+
+static lens_status fuse_activation_chains(graph *g) {
+    lens_status st;
+    for (int i = 0; i < g->n_nodes; i++)
+        if ((st = fuse_silu(g, i)) || (st = fuse_gelu(g, i))) return st;
+    return LENS_OK;
+}
+
 /* ---- Activation fusion ------------------------------------------------------------------------------------------------ */
 
 /* Describes node a as a fusable activation; returns 0 when it is not one. */
 static int as_activation(const graph *g, const graph_node *a, const char **name, float *alpha, float *beta) {
     const char *t = a->op.op_type;
-    if (a->op.domain[0] || !only_first_output_used(a)) return 0;
     *alpha = 0;
     *beta = 0;
+    if (!strcmp(a->op.domain, "lens") && !strcmp(t, "Silu")) {
+        *name = t;
+        return a->n_inputs == 1;
+    }
+    if (a->op.domain[0] || !only_first_output_used(a)) return 0;
     if (!strcmp(t, "Relu") || !strcmp(t, "Sigmoid") || !strcmp(t, "HardSwish") || !strcmp(t, "Tanh")) {
         *name = t;
         return a->n_inputs == 1;
+    }
+    if (!strcmp(t, "Gelu")) {
+        *name = t;
+        return a->n_inputs == 1 && !strcmp(op_attr_string(&a->op, "approximate", "none"), "none");
     }
     if (!strcmp(t, "LeakyRelu")) {
         *name = t;
@@ -189,7 +297,7 @@ static lens_status fuse_activations(graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         graph_node *p = &g->nodes[i];
         if (p->removed || p->op.domain[0] || p->n_outputs != 1 || op_attr_find(&p->op, "lens.activation")) continue;
-        if (strcmp(p->op.op_type, "Conv") && strcmp(p->op.op_type, "Gemm")) continue;
+        if (strcmp(p->op.op_type, "Conv") && strcmp(p->op.op_type, "Gemm") && strcmp(p->op.op_type, "MatMul")) continue;
         int c = sole_consumer(g, p->outputs[0]);
         if (c < 0) continue;
         graph_node *a = &g->nodes[c];
@@ -234,6 +342,7 @@ lens_status graph_optimize(graph *g) {
     remove_identities(g);
     if ((st = fold_constants(g))) return st;
     if ((st = fold_batchnorm(g))) return st;
+    if ((st = fuse_activation_chains(g))) return st;
     if ((st = fuse_activations(g))) return st;
     graph_update_producers(g);
     return LENS_OK;

@@ -1,5 +1,5 @@
-/* activation.c — elementwise activations used standalone and as fused GEMM/conv epilogues. Plain C that the
- * compiler vectorises; erf/exp come from libm so results match the reference ops bit for bit. */
+/* activation.c — the scalar reference of the elementwise activations (kern_activation_apply_ref): libm's expf,
+ * tanhf and erff, one element at a time. The oracle the vector kernels (act_body.h) are tested against. */
 #include <math.h>
 
 #include "../kernels.h"
@@ -10,7 +10,7 @@ static inline float clamp01(float t) {
     return t > 1.0f ? 1.0f : t;
 }
 
-void kern_activation_apply(const kern_activation *a, float *x, size_t n) {
+void kern_activation_apply_ref(const kern_activation *a, float *x, size_t n) {
     switch (a->kind) {
     case KERN_ACT_NONE: return;
     case KERN_ACT_RELU:
@@ -39,6 +39,19 @@ void kern_activation_apply(const kern_activation *a, float *x, size_t n) {
         return;
     case KERN_ACT_SILU:
         for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+        return;
+    case KERN_ACT_ERF:
+        for (size_t i = 0; i < n; i++) x[i] = erff(x[i]);
+        return;
+    case KERN_ACT_EXP:
+        for (size_t i = 0; i < n; i++) x[i] = expf(x[i]);
+        return;
+    case KERN_ACT_GELU_TANH:
+        for (size_t i = 0; i < n; i++)
+            x[i] = 0.5f * x[i] * (1.0f + tanhf(0.7978845608028654f * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+        return;
+    case KERN_ACT_QUICK_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-a->alpha * x[i]));
         return;
     }
 }

@@ -1,0 +1,223 @@
+/* act_body.h — the bodies of the vector activations (kern_activation_map, kern_softmax_row), written once with
+ * GCC/Clang vector extensions and included by act.c (16-byte vectors: SSE2 or NEON) and x86/act_avx2.c,
+ * x86/act_avx512.c (32- and 64-byte vectors), each compiled with its own ISA flags. The includer defines ACT_VBYTES
+ * and ACT_SUFFIX. Transcendentals are polynomial approximations fitted for this file (least squares on Chebyshev
+ * nodes against 30-digit values, then checked in float); the error bounds are in kernels.h. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define ACT_VLEN (ACT_VBYTES / 4)
+#define ACT_CAT2(a, b) a##b
+#define ACT_CAT(a, b) ACT_CAT2(a, b)
+#define ACT_FN(name) ACT_CAT(name, ACT_SUFFIX)
+
+/* may_alias and aligned(4): a vector may be loaded from any float in a tensor. */
+typedef float act_vec __attribute__((vector_size(ACT_VBYTES), aligned(4), may_alias));
+typedef int32_t act_ivec __attribute__((vector_size(ACT_VBYTES), aligned(4), may_alias));
+
+static inline act_vec act_load(const float *p) { return *(const act_vec *)p; }
+static inline void act_store(float *p, act_vec v) { *(act_vec *)p = v; }
+static inline act_vec act_splat(float c) { return (act_vec){0} + c; }
+/* mask ? a : b, lane by lane (mask lanes are all ones or all zeros, as comparisons give). */
+static inline act_vec act_select(act_ivec mask, act_vec a, act_vec b) {
+    return (act_vec)(((act_ivec)a & mask) | ((act_ivec)b & ~mask));
+}
+static inline act_vec act_abs(act_vec x) { return (act_vec)((act_ivec)x & 0x7fffffff); }
+/* |m| with the sign of s. */
+static inline act_vec act_copysign(act_vec m, act_vec s) {
+    return (act_vec)(((act_ivec)m & 0x7fffffff) | ((act_ivec)s & (int32_t)0x80000000u));
+}
+/* Clamps into [lo, hi]; NaN stays NaN (both comparisons are false). */
+static inline act_vec act_clamp(act_vec x, float lo, float hi) {
+    x = act_select(x < lo, act_splat(lo), x);
+    return act_select(x > hi, act_splat(hi), x);
+}
+static inline act_vec act_max(act_vec a, act_vec b) { return act_select(a > b, a, b); }
+
+/* ---- Transcendentals ---------------------------------------------------------------------------------------------- */
+
+/* e^x. x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite: the high part of ln 2 has 9 bits, so n * high is exact for
+ * |n| < 2^15), e^r by a degree-7 polynomial, then 2^n applied as two factors 2^(n/2) 2^(n - n/2) so results in the
+ * denormal range come out gradual and results past FLT_MAX come out +inf. x is clamped to [-110, 89] first, beyond
+ * which e^x is 0 or inf in float; NaN stays NaN. Adding 1.5 * 2^23 rounds x / ln 2 to the integer n in t's low
+ * mantissa bits. */
+static inline act_vec act_exp(act_vec x) {
+    x = act_clamp(x, -110.0f, 89.0f);
+    act_vec t = x * 1.44269504088896341f + 12582912.0f;
+    act_vec n = t - 12582912.0f;
+    act_vec r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    act_vec p = act_splat(1.984951814e-4f);
+    p = p * r + 1.393358107e-3f;
+    p = p * r + 8.333372883e-3f;
+    p = p * r + 4.166646674e-2f;
+    p = p * r + 1.666666716e-1f;
+    p = p * r + 0.5f;
+    p = p * (r * r) + r + 1.0f;
+    act_ivec ni = (act_ivec)t - 0x4B400000;
+    act_ivec n1 = ni >> 1, n2 = ni - n1;
+    return (p * (act_vec)((n1 + 127) << 23)) * (act_vec)((n2 + 127) << 23);
+}
+
+/* 1 / (1 + e^-x) from e = e^-|x| <= 1, so neither branch overflows and tiny results for x << 0 keep their
+ * precision: x >= 0 gives 1 / (1 + e), x < 0 gives e / (1 + e). */
+static inline act_vec act_sigmoid(act_vec x) {
+    act_vec e = act_exp(-act_abs(x));
+    act_vec r = 1.0f / (1.0f + e);
+    return act_select(x < 0.0f, e * r, r);
+}
+
+/* tanh: x P(x^2) below |x| = 0.625; above, 1 - 2 / (1 + e^2|x|) with |x| clamped at 10 (from about 9.01 on, tanh
+ * rounds to 1), the sign copied from x. */
+static inline act_vec act_tanh(act_vec x) {
+    act_vec ax = act_abs(x), x2 = x * x;
+    act_vec p = act_splat(-5.697522312e-3f);
+    p = p * x2 + 2.063030750e-2f;
+    p = p * x2 + -5.373586342e-2f;
+    p = p * x2 + 1.333136559e-1f;
+    p = p * x2 + -3.333327472e-1f;
+    act_vec small = p * x2 * x + x;
+    act_vec u = act_exp(2.0f * act_select(ax > 10.0f, act_splat(10.0f), ax));
+    act_vec big = act_copysign(1.0f - 2.0f / (1.0f + u), x);
+    return act_select(ax < 0.625f, small, big);
+}
+
+/* erf(z) for |z| < 1: z P(z^2). */
+static inline act_vec act_erf_small(act_vec z, act_vec z2) {
+    act_vec p = act_splat(7.898209878e-5f);
+    p = p * z2 + -8.024353883e-4f;
+    p = p * z2 + 5.190053489e-3f;
+    p = p * z2 + -2.685480937e-2f;
+    p = p * z2 + 1.128361225e-1f;
+    p = p * z2 + -3.761262894e-1f;
+    p = p * z2 + 1.128379226f;
+    return p * z;
+}
+
+/* erfc(a) for a = |z| >= 1: e^-a^2 t Q(t) with t = 1 / (1 + a); relative error ~1e-7 up to a = 9 (erfc 9 ~ 4e-37),
+ * and past that e^-a^2 underflows to 0, as erfc does. */
+static inline act_vec act_erfc_big(act_vec a, act_vec z2) {
+    act_vec t = 1.0f / (1.0f + a);
+    act_vec q = act_splat(2.083114624f);
+    q = q * t + -4.752417088f;
+    q = q * t + 3.506683111f;
+    q = q * t + -4.769083112e-2f;
+    q = q * t + -8.839762807e-1f;
+    q = q * t + -2.350710481e-1f;
+    q = q * t + 2.760770321e-1f;
+    q = q * t + 5.645811558e-1f;
+    q = q * t + 5.641792417e-1f;
+    return act_exp(-z2) * t * q;
+}
+
+static inline act_vec act_erf(act_vec z) {
+    act_vec a = act_abs(z), z2 = z * z;
+    act_vec big = act_copysign(1.0f - act_erfc_big(a, z2), z);
+    return act_select(a < 1.0f, act_erf_small(z, z2), big);
+}
+
+/* x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2: for x << 0 Phi comes from erfc directly, without the cancellation
+ * in 1 + erf, so the far negative tail keeps its relative precision. */
+static inline act_vec act_gelu(act_vec x) {
+    act_vec z = x * 0.70710678118654752f, a = act_abs(z), z2 = z * z;
+    act_vec half_erfc = 0.5f * act_erfc_big(a, z2);
+    act_vec phi_big = act_select(z < 0.0f, half_erfc, 1.0f - half_erfc);
+    act_vec phi = act_select(a < 1.0f, 0.5f + 0.5f * act_erf_small(z, z2), phi_big);
+    return x * phi;
+}
+
+/* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+static inline act_vec act_gelu_tanh(act_vec x) {
+    return 0.5f * x * (1.0f + act_tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+static inline act_vec act_hard_sigmoid(act_vec x, float alpha, float beta) {
+    return act_clamp(x * alpha + beta, 0.0f, 1.0f);
+}
+
+/* ---- Loops -------------------------------------------------------------------------------------------------------- */
+
+/* y = f(x) over whole vectors, then the tail through a zero-padded vector on the stack (no lane past n is read or
+ * written). EXPR is in terms of the act_vec v. */
+#define ACT_LOOP(EXPR)                                                                               \
+    do {                                                                                             \
+        size_t i = 0;                                                                                \
+        for (; i + ACT_VLEN <= n; i += ACT_VLEN) {                                                   \
+            act_vec v = act_load(x + i);                                                             \
+            act_store(y + i, (EXPR));                                                                \
+        }                                                                                            \
+        if (i < n) {                                                                                 \
+            float tail[ACT_VLEN] = {0};                                                              \
+            memcpy(tail, x + i, (n - i) * sizeof *tail);                                             \
+            act_vec v = act_load(tail);                                                              \
+            act_store(tail, (EXPR));                                                                 \
+            memcpy(y + i, tail, (n - i) * sizeof *tail);                                             \
+        }                                                                                            \
+    } while (0)
+
+void ACT_FN(kern_activation_map_)(const kern_activation *a, const float *x, float *y, size_t n) {
+    const float alpha = a->alpha, beta = a->beta;
+    switch (a->kind) {
+    case KERN_ACT_NONE:
+        if (x != y) memmove(y, x, n * sizeof *y);
+        return;
+    case KERN_ACT_RELU: ACT_LOOP(act_select(v > 0.0f, v, act_splat(0.0f))); return;
+    case KERN_ACT_CLIP: ACT_LOOP(act_clamp(v, alpha, beta)); return;
+    case KERN_ACT_LEAKY_RELU: ACT_LOOP(act_select(v < 0.0f, v * alpha, v)); return;
+    case KERN_ACT_SIGMOID: ACT_LOOP(act_sigmoid(v)); return;
+    case KERN_ACT_HARD_SIGMOID: ACT_LOOP(act_hard_sigmoid(v, alpha, beta)); return;
+    case KERN_ACT_HARD_SWISH: ACT_LOOP(v * act_clamp(v * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f)); return;
+    case KERN_ACT_TANH: ACT_LOOP(act_tanh(v)); return;
+    case KERN_ACT_GELU: ACT_LOOP(act_gelu(v)); return;
+    case KERN_ACT_SILU: ACT_LOOP(v * act_sigmoid(v)); return;
+    case KERN_ACT_ERF: ACT_LOOP(act_erf(v)); return;
+    case KERN_ACT_EXP: ACT_LOOP(act_exp(v)); return;
+    case KERN_ACT_GELU_TANH: ACT_LOOP(act_gelu_tanh(v)); return;
+    case KERN_ACT_QUICK_GELU: ACT_LOOP(v * act_sigmoid(v * alpha)); return;
+    }
+}
+
+static inline float act_hmax(act_vec v) {
+    float m = v[0];
+    for (int k = 1; k < ACT_VLEN; k++) m = v[k] > m ? v[k] : m;
+    return m;
+}
+static inline float act_hsum(act_vec v) {
+    float s = 0;
+    for (int k = 0; k < ACT_VLEN; k++) s += v[k];
+    return s;
+}
+
+/* The hot loop of attention and classifier heads. Three passes over one row: the maximum, e^(x - max) stored and
+ * summed (in vector lanes, which is also more accurate than one running sum), the scale (or, for LogSoftmax,
+ * x - max - log sum). The tail is one vector padded with -inf: those lanes add e^-inf = 0. x and y may be the same
+ * buffer. */
+void ACT_FN(kern_softmax_row_)(const float *x, float *y, size_t n, int log_form) {
+    const act_vec neg_inf = act_splat(-__builtin_inff());
+    size_t nv = n / ACT_VLEN * ACT_VLEN, rest = n - nv;
+    act_vec tail = neg_inf;
+    if (rest) memcpy(&tail, x + nv, rest * sizeof(float));
+    act_vec mv = tail;
+    for (size_t i = 0; i < nv; i += ACT_VLEN) mv = act_max(act_load(x + i), mv);
+    const float m = act_hmax(mv);
+    act_vec acc = act_splat(0.0f);
+    for (size_t i = 0; i < nv; i += ACT_VLEN) {
+        act_vec e = act_exp(act_load(x + i) - m);
+        if (!log_form) act_store(y + i, e);
+        acc += e;
+    }
+    act_vec tail_e = act_exp(tail - m);
+    acc += tail_e;
+    const float sum = act_hsum(acc);
+    if (log_form) {
+        const float l = logf(sum);
+        for (size_t i = 0; i < nv; i += ACT_VLEN) act_store(y + i, (act_load(x + i) - m) - l);
+        for (size_t i = nv; i < n; i++) y[i] = (x[i] - m) - l;
+    } else {
+        const float inv = 1.0f / sum;
+        for (size_t i = 0; i < nv; i += ACT_VLEN) act_store(y + i, act_load(y + i) * inv);
+        for (size_t i = nv, k = 0; i < n; i++, k++) y[i] = tail_e[k] * inv;
+    }
+}
