@@ -38,28 +38,49 @@ static inline act_vec act_max(act_vec a, act_vec b) { return act_select(a > b, a
 
 /* ---- Transcendentals ---------------------------------------------------------------------------------------------- */
 
-/* e^x. x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite: the high part of ln 2 has 9 bits, so n * high is exact for
- * |n| < 2^15), e^r by a degree-7 polynomial, then 2^n applied as two factors 2^(n/2) 2^(n - n/2) so results in the
- * denormal range come out gradual and results past FLT_MAX come out +inf. x is clamped to [-110, 89] first, beyond
- * which e^x is 0 or inf in float; NaN stays NaN. Adding 1.5 * 2^23 rounds x / ln 2 to the integer n in t's low
- * mantissa bits. */
-static inline act_vec act_exp(act_vec x) {
-    x = act_clamp(x, -110.0f, 89.0f);
-    act_vec t = x * 1.44269504088896341f + 12582912.0f;
-    act_vec n = t - 12582912.0f;
-    act_vec r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
+/* e^r for |r| <= ln2 / 2: a degree-7 polynomial. */
+static inline act_vec act_exp_reduced(act_vec r) {
     act_vec p = act_splat(1.984951814e-4f);
     p = p * r + 1.393358107e-3f;
     p = p * r + 8.333372883e-3f;
     p = p * r + 4.166646674e-2f;
     p = p * r + 1.666666716e-1f;
     p = p * r + 0.5f;
-    p = p * (r * r) + r + 1.0f;
+    return p * (r * r) + r + 1.0f;
+}
+
+/* x - n ln 2 (Cody-Waite: the high part of ln 2 has 9 bits, so n * high is exact for |n| < 2^15). */
+static inline act_vec act_exp_reduce(act_vec x, act_vec n) {
+    act_vec r = x - n * 0.693359375f;
+    return r - n * -2.12194440e-4f;
+}
+
+#if ACT_VBYTES == 64 && defined(__AVX512F__)
+#include <immintrin.h>
+/* e^x = 2^n e^r with n = round(x / ln 2): vrndscaleps rounds, vscalefps applies 2^n with one rounding, gradual
+ * underflow and overflow to inf. The clamp to [-110, 89] (beyond it e^x is 0 or inf in float) keeps r finite for
+ * +-inf; min/max with x second pass NaN through. */
+static inline act_vec act_exp(act_vec x) {
+    __m512 c = _mm512_max_ps(_mm512_set1_ps(-110.0f), (__m512)x);
+    c = _mm512_min_ps(_mm512_set1_ps(89.0f), c);
+    act_vec n = (act_vec)_mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(1.44269504088896341f)),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return (act_vec)_mm512_scalef_ps((__m512)act_exp_reduced(act_exp_reduce((act_vec)c, n)), (__m512)n);
+}
+#else
+/* e^x: x = n ln2 + r, e^r by the polynomial, then 2^n applied as two factors 2^(n/2) 2^(n - n/2) so results in the
+ * denormal range come out gradual and results past FLT_MAX come out +inf. x is clamped to [-110, 89] first, beyond
+ * which e^x is 0 or inf in float; NaN stays NaN. Adding 1.5 * 2^23 rounds x / ln 2 to the integer n in t's low
+ * mantissa bits. */
+static inline act_vec act_exp(act_vec x) {
+    x = act_clamp(x, -110.0f, 89.0f);
+    act_vec t = x * 1.44269504088896341f + 12582912.0f;
+    act_vec p = act_exp_reduced(act_exp_reduce(x, t - 12582912.0f));
     act_ivec ni = (act_ivec)t - 0x4B400000;
     act_ivec n1 = ni >> 1, n2 = ni - n1;
     return (p * (act_vec)((n1 + 127) << 23)) * (act_vec)((n2 + 127) << 23);
 }
+#endif
 
 /* 1 / (1 + e^-x) from e = e^-|x| <= 1, so neither branch overflows and tiny results for x << 0 keep their
  * precision: x >= 0 gives 1 / (1 + e), x < 0 gives e / (1 + e). */
