@@ -810,7 +810,22 @@ static lens_status run_Where(op_call *call) {
 
 ELT_UNARY_F32(Sqrt, sqrtf(v))
 ELT_UNARY_F32(Reciprocal, 1.0f / v)
-ELT_UNARY_F32(Exp, expf(v))
+/* Exp runs the kernel layer's vector exp (kernels.h states its error bound). */
+static void un_Exp(const void *ctx, void *out, const void *const *in, size_t n, int mode) {
+    (void)ctx;
+    const kern_activation exp_act = {KERN_ACT_EXP, 0, 0};
+    if (!(mode & 1)) {
+        kern_activation_map(&exp_act, in[0], out, n);
+        return;
+    }
+    float v; /* the input stays on one element */
+    kern_activation_map(&exp_act, in[0], &v, 1);
+    for (size_t i = 0; i < n; i++) ((float *)out)[i] = v;
+}
+static lens_status run_Exp(op_call *call) {
+    elt_run(call->pool, un_Exp, NULL, call->outputs[0], call->inputs, 1);
+    return LENS_OK;
+}
 ELT_UNARY_F32(Log, logf(v))
 ELT_UNARY_F32(Floor, floorf(v))
 ELT_UNARY_F32(Ceil, ceilf(v))
