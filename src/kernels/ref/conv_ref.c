@@ -29,6 +29,6 @@ void kern_conv2d_ref(const kern_conv2d_params *p, const float *x, const float *w
                     if (residual) sum += residual[(n * p->out_channels + m) * p->out_h * p->out_w + o];
                     yplane[o] = (float)sum;
                 }
-            if (act) kern_activation_apply(act, yplane, (size_t)(p->out_h * p->out_w));
+            if (act) kern_activation_apply_ref(act, yplane, (size_t)(p->out_h * p->out_w));
         }
 }

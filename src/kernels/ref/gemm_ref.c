@@ -19,6 +19,6 @@ void kern_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, floa
             if (ep && ep->bias) v += ep->bias_per_row ? ep->bias[i] : ep->bias[j];
             c_row[j] = v;
         }
-        if (ep && ep->act.kind != KERN_ACT_NONE) kern_activation_apply(&ep->act, c_row, N);
+        if (ep && ep->act.kind != KERN_ACT_NONE) kern_activation_apply_ref(&ep->act, c_row, N);
     }
 }
