@@ -1,0 +1,358 @@
+/* winograd.c — Winograd F(4x4, 3x3) convolution (see winograd.h): the weight transform and packing, the input and
+ * output tile transforms, and the driver that runs them with the GEMM micro-kernels of gemm_internal.h over blocks
+ * of tiles sized for L2. Transform matrices (Lavin & Gray, points 0, ±1, ±2, infinity):
+ *   Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   G  = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * Compiled without ISA flags; the micro-kernels are called through pointers after a CPU check. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_internal.h"
+#include "winograd_internal.h"
+
+#define WINO_POINTS 36 /* 6 x 6 transformed positions: 36 independent GEMMs */
+/* The slot layout is computed with the largest micro-tile (AVX-512's) so it does not depend on the ISA. */
+#define WINO_MAX_MR KERN_GEMM_AVX512_MR
+#define WINO_MAX_NR KERN_GEMM_AVX512_NR
+/* Transformed input and output of one block of tiles should stay in a core's L2 between the three phases. */
+#define WINO_L2_BYTES ((size_t)768 * 1024)
+#define WINO_BLOCK_ALIGN 16 /* tiles per block: a multiple of the transforms' vector width */
+
+typedef struct wino_ukernel {
+    size_t mr, nr;
+    kern_gemm_ukernel_fn fn;
+    wino_input_fn input;
+    wino_output_fn output;
+} wino_ukernel;
+
+static int forced_isa;
+
+static bool ukernel_for(int isa, wino_ukernel *out) {
+#if defined(LENS_X86)
+    const core_cpu *cpu = core_cpu_features();
+    if ((isa == 0 || isa == 1) && cpu->avx512f) {
+        *out = (wino_ukernel){KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, kern_gemm_ukernel_avx512,
+                              kern_winograd_input_avx512, kern_winograd_output_avx512};
+        return true;
+    }
+    if ((isa == 0 || isa == 2) && cpu->avx2 && cpu->fma) {
+        *out = (wino_ukernel){KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, kern_gemm_ukernel_avx2,
+                              kern_winograd_input_generic, kern_winograd_output_generic};
+        return true;
+    }
+#else
+    (void)isa;
+#endif
+    (void)out;
+    return false;
+}
+
+bool kern_winograd_force_isa(int isa) {
+    wino_ukernel k;
+    if (isa != 0 && !ukernel_for(isa, &k)) return false;
+    forced_isa = isa;
+    return true;
+}
+
+/* Without AVX-512 the transforms are scalar and eat the gain: the AVX2 build runs only when forced (tests). */
+bool kern_winograd_available(void) {
+    wino_ukernel k;
+    return ukernel_for(forced_isa ? forced_isa : 1, &k);
+}
+
+/* ---- Weights ------------------------------------------------------------------------------------------------------ */
+
+struct kern_winograd_weights {
+    wino_ukernel uk;
+    int64_t cout, cin;
+    size_t row_panels; /* ceil(cout / mr) */
+    size_t bytes;
+    /* the micro-kernel's A panels, one set per point: point xi, panel q (output channels q*mr..), input channel k,
+     * lane i at data[((xi * row_panels + q) * cin + k) * mr + i]; lanes past cout are zero */
+    float *data;
+};
+
+/* u = G g for one column of three taps. */
+static void weight_transform_1d(float g0, float g1, float g2, float *u, size_t stride) {
+    u[0 * stride] = g0 * 0.25f;
+    u[1 * stride] = -(g0 + g1 + g2) * (1.0f / 6.0f);
+    u[2 * stride] = -(g0 - g1 + g2) * (1.0f / 6.0f);
+    u[3 * stride] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+    u[4 * stride] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+    u[5 * stride] = g2;
+}
+
+kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin) {
+    wino_ukernel uk;
+    if (!ukernel_for(forced_isa, &uk) || cout < 1 || cin < 1) return NULL;
+    kern_winograd_weights *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->uk = uk;
+    p->cout = cout;
+    p->cin = cin;
+    p->row_panels = ((size_t)cout + uk.mr - 1) / uk.mr;
+    size_t floats;
+    if (!core_mul_size(p->row_panels * uk.mr, (size_t)cin, &floats) ||
+        !core_mul_size(floats, WINO_POINTS * sizeof(float), &p->bytes) ||
+        !(p->data = core_aligned_alloc(p->bytes))) {
+        free(p);
+        return NULL;
+    }
+    memset(p->data, 0, p->bytes);
+    p->bytes += sizeof *p;
+    const size_t point_stride = p->row_panels * (size_t)cin * uk.mr;
+    for (int64_t co = 0; co < cout; co++)
+        for (int64_t ci = 0; ci < cin; ci++) {
+            const float *g = w + (co * cin + ci) * 9;
+            float rows[6][3], u[6][6];
+            for (int c = 0; c < 3; c++) weight_transform_1d(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
+            for (int r = 0; r < 6; r++) weight_transform_1d(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
+            float *dst = p->data + ((size_t)co / uk.mr * (size_t)cin + (size_t)ci) * uk.mr + (size_t)co % uk.mr;
+            for (int xi = 0; xi < WINO_POINTS; xi++) dst[(size_t)xi * point_stride] = u[xi / 6][xi % 6];
+        }
+    return p;
+}
+
+void kern_winograd_free(kern_winograd_weights *weights) {
+    if (!weights) return;
+    core_aligned_free(weights->data);
+    free(weights);
+}
+
+size_t kern_winograd_bytes(const kern_winograd_weights *weights) { return weights ? weights->bytes : 0; }
+
+/* ---- Plan --------------------------------------------------------------------------------------------------------- */
+
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
+
+/* Tiles of all images, and the largest block of them (a multiple of WINO_BLOCK_ALIGN) whose transformed input and
+ * output fit WINO_L2_BYTES. */
+static size_t plan_block(const kern_conv2d_params *p, size_t *total_tiles) {
+    size_t tiles = (size_t)p->batch * div_up((size_t)p->out_h, 4) * div_up((size_t)p->out_w, 4);
+    size_t per_tile = WINO_POINTS * sizeof(float) * ((size_t)p->in_channels + (size_t)p->out_channels);
+    size_t nb = WINO_L2_BYTES / per_tile / WINO_BLOCK_ALIGN * WINO_BLOCK_ALIGN;
+    if (nb < WINO_BLOCK_ALIGN) nb = WINO_BLOCK_ALIGN;
+    if (nb > tiles) nb = tiles;
+    *total_tiles = tiles;
+    return nb;
+}
+
+/* Slot: transformed input [36][cin][nb], products [36][chunk <= cout rounded to MR][nb], the input transforms'
+ * work, and one packed B panel [cin][NR]. */
+size_t kern_winograd_slot_bytes(const kern_conv2d_params *p) {
+    size_t tiles, nb = plan_block(p, &tiles), floats, bytes;
+    size_t channels = (size_t)p->in_channels + round_up((size_t)p->out_channels, WINO_MAX_MR);
+    size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, 4)) + (size_t)p->in_channels * WINO_MAX_NR;
+    if (!core_mul_size(nb * WINO_POINTS, channels, &floats) || floats > SIZE_MAX / 8 - extra ||
+        !core_mul_size(floats + extra + 64, sizeof(float), &bytes))
+        return 0;
+    return (bytes + 63) & ~(size_t)63;
+}
+
+/* ---- Scalar tile transforms --------------------------------------------------------------------------------------- */
+
+/* r = Bᵀ d for six values d[0], d[s], ..., d[5s]. */
+#define INPUT_1D(d, s, r)                                                                                             \
+    do {                                                                                                              \
+        float d0_ = (d)[0], d1_ = (d)[(s)], d2_ = (d)[2 * (s)], d3_ = (d)[3 * (s)], d4_ = (d)[4 * (s)];               \
+        float d5_ = (d)[5 * (s)];                                                                                     \
+        (r)[0] = 4 * d0_ - 5 * d2_ + d4_;                                                                             \
+        (r)[1] = -4 * (d1_ + d2_) + d3_ + d4_;                                                                        \
+        (r)[2] = 4 * (d1_ - d2_) - d3_ + d4_;                                                                         \
+        (r)[3] = 2 * (d3_ - d1_) - d2_ + d4_;                                                                         \
+        (r)[4] = 2 * (d1_ - d3_) - d2_ + d4_;                                                                         \
+        (r)[5] = 4 * d1_ - 5 * d3_ + d5_;                                                                             \
+    } while (0)
+
+/* o = Aᵀ m for six values m[0], m[s], ..., m[5s]. */
+#define OUTPUT_1D(m, s, o)                                                                                            \
+    do {                                                                                                              \
+        float m0_ = (m)[0], m1_ = (m)[(s)], m2_ = (m)[2 * (s)], m3_ = (m)[3 * (s)], m4_ = (m)[4 * (s)];               \
+        float m5_ = (m)[5 * (s)];                                                                                     \
+        float a_ = m1_ + m2_, b_ = m1_ - m2_, c_ = m3_ + m4_, e_ = m3_ - m4_;                                          \
+        (o)[0] = m0_ + a_ + c_;                                                                                       \
+        (o)[1] = b_ + 2 * e_;                                                                                         \
+        (o)[2] = a_ + 4 * c_;                                                                                         \
+        (o)[3] = b_ + 8 * e_ + m5_;                                                                                   \
+    } while (0)
+
+void kern_winograd_input_generic(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, size_t ntiles,
+                                 float *dst, size_t point_stride, float *work) {
+    (void)work;
+    for (size_t t = 0; t < ntiles; t++) {
+        float d[6][6], r[6][6], v[6];
+        int64_t xt = x0 + 4 * (int64_t)t;
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 6; j++) {
+                int64_t yy = y0 + i, xx = xt + j;
+                d[i][j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0.0f;
+            }
+        for (int j = 0; j < 6; j++) {
+            INPUT_1D(&d[0][j], 6, v);
+            for (int i = 0; i < 6; i++) r[i][j] = v[i];
+        }
+        for (int i = 0; i < 6; i++) {
+            INPUT_1D(r[i], 1, v);
+            for (int j = 0; j < 6; j++) dst[(size_t)(6 * i + j) * point_stride + t] = v[j];
+        }
+    }
+}
+
+void kern_winograd_output_generic(const float *m, size_t point_stride, size_t ntiles, float bias,
+                                  const float *residual, float *y, int64_t ld, int rows, int64_t cols,
+                                  const kern_activation *act) {
+    for (size_t t = 0; t < ntiles; t++) {
+        float r[6][4], o[4];
+        for (int i = 0; i < 6; i++) OUTPUT_1D(m + (size_t)(6 * i) * point_stride + t, point_stride, r[i]);
+        for (int c = 0; c < 4; c++) {
+            int64_t x = 4 * (int64_t)t + c;
+            if (x >= cols) break;
+            OUTPUT_1D(&r[0][c], 4, o);
+            for (int i = 0; i < rows; i++) {
+                float val = o[i] + bias;
+                if (residual) val += residual[i * ld + x];
+                y[i * ld + x] = val;
+            }
+        }
+    }
+    if (act && act->kind != KERN_ACT_NONE)
+        for (int i = 0; i < rows; i++) kern_activation_apply(act, y + i * ld, (size_t)cols);
+}
+
+/* ---- Driver ------------------------------------------------------------------------------------------------------- */
+
+typedef struct wino_job {
+    const kern_winograd_weights *wt;
+    const kern_conv2d_params *p;
+    const float *x, *bias, *residual;
+    const kern_activation *act;
+    float *y;
+    char *scratch;
+    size_t slot_bytes;
+    size_t total, nb, chunk, chunks; /* tiles; tiles per block; output channels per chunk (a multiple of mr) */
+    size_t tiles_w, tiles_img;
+} wino_job;
+
+/* Calls visit for each run of horizontally adjacent tiles (one tile row of one image) in tiles [t0, t0 + nt):
+ * image n, output row oy, first tile column tx, count, and offset s in the block. */
+typedef struct wino_run {
+    int64_t n, oy, tx;
+    size_t count, s;
+} wino_run;
+
+static size_t next_run(const wino_job *j, size_t t0, size_t nt, size_t s, wino_run *r) {
+    size_t t = t0 + s, rem = t % j->tiles_img;
+    r->n = (int64_t)(t / j->tiles_img);
+    r->oy = (int64_t)(rem / j->tiles_w) * 4;
+    r->tx = (int64_t)(rem % j->tiles_w);
+    r->count = j->tiles_w - (size_t)r->tx;
+    if (r->count > nt - s) r->count = nt - s;
+    r->s = s;
+    return s + r->count;
+}
+
+/* Transformed input of tiles [t0, t0 + nt): v[(xi * cin + c) * nt + t]. */
+static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, float *work) {
+    const kern_conv2d_params *p = j->p;
+    const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
+    wino_run r;
+    for (size_t s = 0; s < nt;) {
+        s = next_run(j, t0, nt, s, &r);
+        for (size_t c = 0; c < cin; c++)
+            j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
+                            4 * r.tx - p->pad_left, r.count, v + c * nt + r.s, cin * nt, work);
+    }
+}
+
+/* m[(xi * nco + k) * nt + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr floats. */
+static void multiply_block(const wino_job *j, const float *v, size_t nt, size_t co0, size_t nco, float *m,
+                           float *bpanel) {
+    const kern_winograd_weights *wt = j->wt;
+    const size_t mr = wt->uk.mr, nr = wt->uk.nr, cin = (size_t)wt->cin, panels = div_up(nco, mr);
+    const kern_gemm_tile tile = {0};
+    for (size_t xi = 0; xi < WINO_POINTS; xi++) {
+        const float *vx = v + xi * cin * nt;
+        const float *ux = wt->data + (xi * wt->row_panels + co0 / mr) * cin * mr;
+        float *mx = m + xi * nco * nt;
+        for (size_t jr = 0; jr < nt; jr += nr) {
+            size_t n = nt - jr < nr ? nt - jr : nr;
+            /* the first panel reads V's rows directly and packs them for the others */
+            kern_gemm_b direct = {vx + jr, nt, panels > 1 ? bpanel : NULL}, packed = {bpanel, 0, NULL};
+            for (size_t q = 0; q < panels; q++) {
+                size_t rows = nco - q * mr < mr ? nco - q * mr : mr;
+                wt->uk.fn(cin, ux + q * cin * mr, q ? &packed : &direct, mx + q * mr * nt + jr, nt, rows, n, &tile);
+            }
+        }
+    }
+}
+
+/* y for tiles [t0, t0 + nt) and output channels [co0, co0 + nco) from m (as multiply_block wrote it). */
+static void output_block(const wino_job *j, const float *m, size_t t0, size_t nt, size_t co0, size_t nco) {
+    const kern_conv2d_params *p = j->p;
+    const int64_t oh = p->out_h, ow = p->out_w;
+    const size_t plane = (size_t)(oh * ow), cout = (size_t)p->out_channels;
+    wino_run r;
+    for (size_t s = 0; s < nt;) {
+        s = next_run(j, t0, nt, s, &r);
+        int rows = oh - r.oy < 4 ? (int)(oh - r.oy) : 4;
+        int64_t cols = ow - 4 * r.tx < 4 * (int64_t)r.count ? ow - 4 * r.tx : 4 * (int64_t)r.count;
+        for (size_t k = 0; k < nco; k++) {
+            size_t at = ((size_t)r.n * cout + co0 + k) * plane + (size_t)(r.oy * ow + 4 * r.tx);
+            j->wt->uk.output(m + k * nt + r.s, nco * nt, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
+                             j->residual ? j->residual + at : NULL, j->y + at, ow, rows, cols, j->act);
+        }
+    }
+}
+
+/* One task: block of tiles task / chunks, output-channel chunk task % chunks, in this thread's slot. */
+static void wino_task(void *ctx, int64_t task, int thread) {
+    const wino_job *j = ctx;
+    size_t block = (size_t)task / j->chunks, chunk = (size_t)task % j->chunks;
+    size_t t0 = block * j->nb, nt = j->total - t0 < j->nb ? j->total - t0 : j->nb;
+    size_t co0 = chunk * j->chunk, cout = (size_t)j->p->out_channels, cin = (size_t)j->p->in_channels;
+    size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
+    float *v = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
+    float *m = v + WINO_POINTS * nt * cin;
+    float *work = (float *)(((uintptr_t)(m + WINO_POINTS * nt * nco) + 63) & ~(uintptr_t)63);
+    float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
+    input_block(j, t0, nt, v, work);
+    multiply_block(j, v, nt, co0, nco, m, bpanel);
+    output_block(j, m, t0, nt, co0, nco);
+}
+
+void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights, const kern_conv2d_params *p,
+                          const float *x, const float *bias, const float *residual, const kern_activation *act,
+                          float *y, void *scratch, size_t slot_bytes, size_t slots) {
+    wino_job j = {.wt = weights, .p = p, .x = x, .bias = bias, .residual = residual, .act = act, .y = y,
+                  .scratch = scratch, .slot_bytes = slot_bytes};
+    size_t max_nb = plan_block(p, &j.total);
+    if (j.total == 0) return;
+    j.tiles_w = div_up((size_t)p->out_w, 4);
+    j.tiles_img = div_up((size_t)p->out_h, 4) * j.tiles_w;
+    size_t threads = (size_t)core_pool_size(pool);
+    if (threads > slots) threads = slots;
+    if (threads <= 1) pool = NULL;
+    /* Equal blocks no larger than the slot was sized for. */
+    size_t mr = weights->uk.mr, cout = (size_t)p->out_channels;
+    size_t blocks = div_up(j.total, max_nb);
+    j.nb = round_up(div_up(j.total, blocks), WINO_BLOCK_ALIGN);
+    if (j.nb > max_nb) j.nb = max_nb;
+    blocks = div_up(j.total, j.nb);
+    /* Too few blocks to share evenly: split the output channels too (each chunk repeats the cheap input
+     * transform). Picks the fewest chunks whose tasks fill the threads' rounds best. */
+    size_t row_panels = div_up(cout, mr), best_chunks = 1;
+    double best = 0;
+    for (size_t c = 1; c <= 8 && c <= row_panels && threads > 1; c++) {
+        size_t chunk = div_up(row_panels, c) * mr, real = div_up(cout, chunk), tasks = blocks * real;
+        double fill = (double)tasks / (double)round_up(tasks, threads);
+        if (fill > best + 0.01) {
+            best = fill;
+            best_chunks = real;
+        }
+    }
+    j.chunk = div_up(row_panels, best_chunks) * mr;
+    j.chunks = div_up(cout, j.chunk);
+    core_pool_run(pool, (int64_t)(blocks * j.chunks), wino_task, &j);
+}
