@@ -17,7 +17,7 @@
 #define WINO_MAX_NR KERN_GEMM_AVX512_NR
 /* Transformed input and output of one block of tiles should stay in a core's L2 between the three phases. */
 #define WINO_L2_BYTES ((size_t)768 * 1024)
-#define WINO_BLOCK_ALIGN 16 /* tiles per block: a multiple of the transforms' vector width */
+#define WINO_BLOCK_ALIGN 16 /* the block size is chosen in steps of the transforms' vector width */
 
 typedef struct wino_ukernel {
     size_t mr, nr;
@@ -101,16 +101,18 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
     }
     memset(p->data, 0, p->bytes);
     p->bytes += sizeof *p;
+    /* In the order of the packed data within each point, so the 36 output streams are written sequentially. */
     const size_t point_stride = p->row_panels * (size_t)cin * uk.mr;
-    for (int64_t co = 0; co < cout; co++)
-        for (int64_t ci = 0; ci < cin; ci++) {
-            const float *g = w + (co * cin + ci) * 9;
-            float rows[6][3], u[6][6];
-            for (int c = 0; c < 3; c++) weight_transform_1d(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
-            for (int r = 0; r < 6; r++) weight_transform_1d(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
-            float *dst = p->data + ((size_t)co / uk.mr * (size_t)cin + (size_t)ci) * uk.mr + (size_t)co % uk.mr;
-            for (int xi = 0; xi < WINO_POINTS; xi++) dst[(size_t)xi * point_stride] = u[xi / 6][xi % 6];
-        }
+    for (size_t q = 0; q < p->row_panels; q++)
+        for (size_t ci = 0; ci < (size_t)cin; ci++)
+            for (size_t lane = 0; lane < uk.mr && q * uk.mr + lane < (size_t)cout; lane++) {
+                const float *g = w + ((q * uk.mr + lane) * (size_t)cin + ci) * 9;
+                float rows[6][3], u[6][6];
+                for (int c = 0; c < 3; c++) weight_transform_1d(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
+                for (int r = 0; r < 6; r++) weight_transform_1d(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
+                float *dst = p->data + (q * (size_t)cin + ci) * uk.mr + lane;
+                for (int xi = 0; xi < WINO_POINTS; xi++) dst[(size_t)xi * point_stride] = u[xi / 6][xi % 6];
+            }
     return p;
 }
 
@@ -337,8 +339,7 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     /* Equal blocks no larger than the slot was sized for. */
     size_t mr = weights->uk.mr, cout = (size_t)p->out_channels;
     size_t blocks = div_up(j.total, max_nb);
-    j.nb = round_up(div_up(j.total, blocks), WINO_BLOCK_ALIGN);
-    if (j.nb > max_nb) j.nb = max_nb;
+    j.nb = div_up(j.total, blocks);
     blocks = div_up(j.total, j.nb);
     /* Too few blocks to share evenly: split the output channels too (each chunk repeats the cheap input
      * transform). Picks the fewest chunks whose tasks fill the threads' rounds best. */

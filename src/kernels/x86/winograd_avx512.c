@@ -33,7 +33,9 @@ void kern_winograd_input_avx512(const float *plane, int64_t h, int64_t w, int64_
         row_ok[i] = yy >= 0 && yy < h ? (__mmask16)0xffff : 0;
         row[i] = plane + (row_ok[i] ? yy * w : 0);
     }
-    for (size_t xb = 0; xb < width; xb += 16) {
+    /* Only the first span columns are read back for valid tiles; past them t may hold anything (those lanes are
+     * masked off at the store). */
+    for (size_t xb = 0; xb < (size_t)span; xb += 16) {
         int64_t x = x0 + (int64_t)xb; /* plane column of lane 0 */
         int64_t lo = -x, hi = (w - x < span - (int64_t)xb ? w - x : span - (int64_t)xb);
         __mmask16 cols = (__mmask16)(first_lanes(hi) & ~first_lanes(lo));
