@@ -141,12 +141,13 @@ static size_t plan_block(const kern_conv2d_params *p, size_t *total_tiles) {
     return nb;
 }
 
-/* Slot: transformed input [36][cin][nb], products [36][chunk <= cout rounded to MR][nb], the input transforms'
- * work, and one packed B panel [cin][NR]. */
+/* Slot: transformed input [36][cin][nb], products [36][chunk <= cout rounded to MR][nb] (each point padded by up
+ * to two cache lines), the input transforms' work, and one packed B panel [cin][NR]. */
 size_t kern_winograd_slot_bytes(const kern_conv2d_params *p) {
     size_t tiles, nb = plan_block(p, &tiles), floats, bytes;
     size_t channels = (size_t)p->in_channels + round_up((size_t)p->out_channels, WINO_MAX_MR);
-    size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, 4)) + (size_t)p->in_channels * WINO_MAX_NR;
+    size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, 4)) + (size_t)p->in_channels * WINO_MAX_NR +
+                   WINO_POINTS * 2 * 32;
     if (!core_mul_size(nb * WINO_POINTS, channels, &floats) || floats > SIZE_MAX / 8 - extra ||
         !core_mul_size(floats + extra + 64, sizeof(float), &bytes))
         return 0;
@@ -255,8 +256,8 @@ static size_t next_run(const wino_job *j, size_t t0, size_t nt, size_t s, wino_r
     return s + r->count;
 }
 
-/* Transformed input of tiles [t0, t0 + nt): v[(xi * cin + c) * nt + t]. */
-static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, float *work) {
+/* Transformed input of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
+static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, size_t vstride, float *work) {
     const kern_conv2d_params *p = j->p;
     const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
     wino_run r;
@@ -264,20 +265,21 @@ static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, float
         s = next_run(j, t0, nt, s, &r);
         for (size_t c = 0; c < cin; c++)
             j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
-                            4 * r.tx - p->pad_left, r.count, v + c * nt + r.s, cin * nt, work);
+                            4 * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
     }
 }
 
-/* m[(xi * nco + k) * nt + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr floats. */
-static void multiply_block(const wino_job *j, const float *v, size_t nt, size_t co0, size_t nco, float *m,
-                           float *bpanel) {
+/* m[xi * mstride + k * nt + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
+ * floats. */
+static void multiply_block(const wino_job *j, const float *v, size_t vstride, size_t nt, size_t co0, size_t nco,
+                           float *m, size_t mstride, float *bpanel) {
     const kern_winograd_weights *wt = j->wt;
     const size_t mr = wt->uk.mr, nr = wt->uk.nr, cin = (size_t)wt->cin, panels = div_up(nco, mr);
     const kern_gemm_tile tile = {0};
     for (size_t xi = 0; xi < WINO_POINTS; xi++) {
-        const float *vx = v + xi * cin * nt;
+        const float *vx = v + xi * vstride;
         const float *ux = wt->data + (xi * wt->row_panels + co0 / mr) * cin * mr;
-        float *mx = m + xi * nco * nt;
+        float *mx = m + xi * mstride;
         for (size_t jr = 0; jr < nt; jr += nr) {
             size_t n = nt - jr < nr ? nt - jr : nr;
             /* the first panel reads V's rows directly and packs them for the others */
@@ -291,7 +293,8 @@ static void multiply_block(const wino_job *j, const float *v, size_t nt, size_t 
 }
 
 /* y for tiles [t0, t0 + nt) and output channels [co0, co0 + nco) from m (as multiply_block wrote it). */
-static void output_block(const wino_job *j, const float *m, size_t t0, size_t nt, size_t co0, size_t nco) {
+static void output_block(const wino_job *j, const float *m, size_t mstride, size_t t0, size_t nt, size_t co0,
+                         size_t nco) {
     const kern_conv2d_params *p = j->p;
     const int64_t oh = p->out_h, ow = p->out_w;
     const size_t plane = (size_t)(oh * ow), cout = (size_t)p->out_channels;
@@ -302,11 +305,14 @@ static void output_block(const wino_job *j, const float *m, size_t t0, size_t nt
         int64_t cols = ow - 4 * r.tx < 4 * (int64_t)r.count ? ow - 4 * r.tx : 4 * (int64_t)r.count;
         for (size_t k = 0; k < nco; k++) {
             size_t at = ((size_t)r.n * cout + co0 + k) * plane + (size_t)(r.oy * ow + 4 * r.tx);
-            j->wt->uk.output(m + k * nt + r.s, nco * nt, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
+            j->wt->uk.output(m + k * nt + r.s, mstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
                              j->residual ? j->residual + at : NULL, j->y + at, ow, rows, cols, j->act);
         }
     }
 }
+
+/* Floats between the points of a transformed block of n floats each: whole cache lines plus one. */
+static size_t point_stride(size_t n) { return round_up(n, 16) + 16; }
 
 /* One task: block of tiles task / chunks, output-channel chunk task % chunks, in this thread's slot. */
 static void wino_task(void *ctx, int64_t task, int thread) {
@@ -315,13 +321,15 @@ static void wino_task(void *ctx, int64_t task, int thread) {
     size_t t0 = block * j->nb, nt = j->total - t0 < j->nb ? j->total - t0 : j->nb;
     size_t co0 = chunk * j->chunk, cout = (size_t)j->p->out_channels, cin = (size_t)j->p->in_channels;
     size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
+    /* 36 streams a power of two apart would share one L1 set: stagger the points by a cache line */
+    size_t vstride = point_stride(nt * cin), mstride = point_stride(nt * nco);
     float *v = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
-    float *m = v + WINO_POINTS * nt * cin;
-    float *work = (float *)(((uintptr_t)(m + WINO_POINTS * nt * nco) + 63) & ~(uintptr_t)63);
+    float *m = v + WINO_POINTS * vstride;
+    float *work = m + WINO_POINTS * mstride;
     float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
-    input_block(j, t0, nt, v, work);
-    multiply_block(j, v, nt, co0, nco, m, bpanel);
-    output_block(j, m, t0, nt, co0, nco);
+    input_block(j, t0, nt, v, vstride, work);
+    multiply_block(j, v, vstride, nt, co0, nco, m, mstride, bpanel);
+    output_block(j, m, mstride, t0, nt, co0, nco);
 }
 
 void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights, const kern_conv2d_params *p,
