@@ -261,12 +261,13 @@ static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, size_
     const kern_conv2d_params *p = j->p;
     const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
     wino_run r;
-    for (size_t s = 0; s < nt;) {
-        s = next_run(j, t0, nt, s, &r);
-        for (size_t c = 0; c < cin; c++)
+    /* channel by channel, so each input plane is read top to bottom */
+    for (size_t c = 0; c < cin; c++)
+        for (size_t s = 0; s < nt;) {
+            s = next_run(j, t0, nt, s, &r);
             j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
                             4 * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
-    }
+        }
 }
 
 /* m[xi * mstride + k * nt + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
@@ -347,13 +348,14 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     /* Equal blocks no larger than the slot was sized for. */
     size_t mr = weights->uk.mr, cout = (size_t)p->out_channels;
     size_t blocks = div_up(j.total, max_nb);
+    if (blocks >= threads && blocks <= j.total / threads) blocks = round_up(blocks, threads);
     j.nb = div_up(j.total, blocks);
     blocks = div_up(j.total, j.nb);
-    /* Too few blocks to share evenly: split the output channels too (each chunk repeats the cheap input
-     * transform). Picks the fewest chunks whose tasks fill the threads' rounds best. */
+    /* Fewer blocks than threads: split the output channels too (each chunk repeats the input transform). Picks
+     * the fewest chunks whose tasks fill the threads' rounds best. */
     size_t row_panels = div_up(cout, mr), best_chunks = 1;
     double best = 0;
-    for (size_t c = 1; c <= 8 && c <= row_panels && threads > 1; c++) {
+    for (size_t c = 1; c <= 8 && c <= row_panels && threads > 1 && blocks % threads; c++) {
         size_t chunk = div_up(row_panels, c) * mr, real = div_up(cout, chunk), tasks = blocks * real;
         double fill = (double)tasks / (double)round_up(tasks, threads);
         if (fill > best + 0.01) {

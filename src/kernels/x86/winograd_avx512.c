@@ -43,8 +43,8 @@ void kern_winograd_input_avx512(const float *plane, int64_t h, int64_t w, int64_
         for (int i = 0; i < 6; i++) {
             __mmask16 mk = cols & row_ok[i];
             /* masked-off lanes are never touched, so the address may lie outside the plane */
-            d[i] = mk ? _mm512_maskz_loadu_ps(mk, (const float *)((uintptr_t)row[i] + (uintptr_t)(x * 4)))
-                      : _mm512_setzero_ps();
+            const float *src = (const float *)((uintptr_t)row[i] + (uintptr_t)(x * 4));
+            d[i] = mk == 0xffff ? _mm512_loadu_ps(src) : mk ? _mm512_maskz_loadu_ps(mk, src) : _mm512_setzero_ps();
         }
         const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5), two = _mm512_set1_ps(2);
         __m512 s12 = _mm512_add_ps(d[1], d[2]), d12 = _mm512_sub_ps(d[1], d[2]);
