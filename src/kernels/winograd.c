@@ -1,17 +1,17 @@
-/* winograd.c — Winograd F(4x4, 3x3) convolution (see winograd.h): the weight transform and packing, the input and
- * output tile transforms, and the driver that runs them with the GEMM micro-kernels of gemm_internal.h over blocks
- * of tiles sized for L2. Transform matrices (Lavin & Gray, points 0, ±1, ±2, infinity):
+/* winograd.c — Winograd F(4x4, 3x3) and F(2x2, 3x3) convolution (see winograd.h): the weight transforms and packing,
+ * the scalar tile transforms, and the driver that runs them with the GEMM micro-kernels of gemm_internal.h over
+ * blocks of tiles sized for L2. F(4x4) matrices (Lavin & Gray, points 0, ±1, ±2, infinity):
  *   Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
  *   G  = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
  *   Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
- * Compiled without ISA flags; the micro-kernels are called through pointers after a CPU check. */
+ * Compiled without ISA flags; the micro-kernels and the AVX-512 transforms are called through pointers after a CPU
+ * check. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm_internal.h"
 #include "winograd_internal.h"
 
-#define WINO_POINTS 36 /* 6 x 6 transformed positions: 36 independent GEMMs */
 /* The slot layout is computed with the largest micro-tile (AVX-512's) so it does not depend on the ISA. */
 #define WINO_MAX_MR KERN_GEMM_AVX512_MR
 #define WINO_MAX_NR KERN_GEMM_AVX512_NR
@@ -65,6 +65,7 @@ bool kern_winograd_available(void) {
 
 struct kern_winograd_weights {
     wino_ukernel uk;
+    int tile, points; /* output tile edge (4 or 2) and (tile + 2)^2 */
     int64_t cout, cin;
     size_t row_panels; /* ceil(cout / mr) */
     size_t bytes;
@@ -73,7 +74,15 @@ struct kern_winograd_weights {
     float *data;
 };
 
-/* u = G g for one column of three taps. */
+/* u = G g for one column of three taps, F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static void weight_transform_1d_f2(float g0, float g1, float g2, float *u, size_t stride) {
+    u[0 * stride] = g0;
+    u[1 * stride] = (g0 + g1 + g2) * 0.5f;
+    u[2 * stride] = (g0 - g1 + g2) * 0.5f;
+    u[3 * stride] = g2;
+}
+
+/* u = G g for one column of three taps, F(4x4, 3x3). */
 static void weight_transform_1d(float g0, float g1, float g2, float *u, size_t stride) {
     u[0 * stride] = g0 * 0.25f;
     u[1 * stride] = -(g0 + g1 + g2) * (1.0f / 6.0f);
@@ -83,18 +92,24 @@ static void weight_transform_1d(float g0, float g1, float g2, float *u, size_t s
     u[5 * stride] = g2;
 }
 
-kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin) {
+kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin, int tile) {
     wino_ukernel uk;
-    if (!ukernel_for(forced_isa, &uk) || cout < 1 || cin < 1) return NULL;
+    if (!ukernel_for(forced_isa, &uk) || cout < 1 || cin < 1 || (tile != 2 && tile != 4)) return NULL;
     kern_winograd_weights *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->uk = uk;
+    p->tile = tile;
+    p->points = (tile + 2) * (tile + 2);
+    if (tile == 2) {
+        p->uk.input = kern_winograd_input2_generic;
+        p->uk.output = kern_winograd_output2_generic;
+    }
     p->cout = cout;
     p->cin = cin;
     p->row_panels = ((size_t)cout + uk.mr - 1) / uk.mr;
     size_t floats;
     if (!core_mul_size(p->row_panels * uk.mr, (size_t)cin, &floats) ||
-        !core_mul_size(floats, WINO_POINTS * sizeof(float), &p->bytes) ||
+        !core_mul_size(floats, (size_t)p->points * sizeof(float), &p->bytes) ||
         !(p->data = core_aligned_alloc(p->bytes))) {
         free(p);
         return NULL;
@@ -107,11 +122,14 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
         for (size_t ci = 0; ci < (size_t)cin; ci++)
             for (size_t lane = 0; lane < uk.mr && q * uk.mr + lane < (size_t)cout; lane++) {
                 const float *g = w + ((q * uk.mr + lane) * (size_t)cin + ci) * 9;
+                const int e = tile + 2;
+                void (*transform)(float, float, float, float *, size_t) =
+                    tile == 2 ? weight_transform_1d_f2 : weight_transform_1d;
                 float rows[6][3], u[6][6];
-                for (int c = 0; c < 3; c++) weight_transform_1d(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
-                for (int r = 0; r < 6; r++) weight_transform_1d(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
+                for (int c = 0; c < 3; c++) transform(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
+                for (int r = 0; r < e; r++) transform(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
                 float *dst = p->data + (q * (size_t)cin + ci) * uk.mr + lane;
-                for (int xi = 0; xi < WINO_POINTS; xi++) dst[(size_t)xi * point_stride] = u[xi / 6][xi % 6];
+                for (int xi = 0; xi < p->points; xi++) dst[(size_t)xi * point_stride] = u[xi / e][xi % e];
             }
     return p;
 }
@@ -131,9 +149,10 @@ static size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 
 /* Tiles of all images, and the largest block of them (a multiple of WINO_BLOCK_ALIGN) whose transformed input and
  * output fit WINO_L2_BYTES. */
-static size_t plan_block(const kern_conv2d_params *p, size_t *total_tiles) {
-    size_t tiles = (size_t)p->batch * div_up((size_t)p->out_h, 4) * div_up((size_t)p->out_w, 4);
-    size_t per_tile = WINO_POINTS * sizeof(float) * ((size_t)p->in_channels + (size_t)p->out_channels);
+static size_t plan_block(const kern_conv2d_params *p, int tile, size_t *total_tiles) {
+    size_t t = (size_t)tile, points = (t + 2) * (t + 2);
+    size_t tiles = (size_t)p->batch * div_up((size_t)p->out_h, t) * div_up((size_t)p->out_w, t);
+    size_t per_tile = points * sizeof(float) * ((size_t)p->in_channels + (size_t)p->out_channels);
     size_t nb = WINO_L2_BYTES / per_tile / WINO_BLOCK_ALIGN * WINO_BLOCK_ALIGN;
     if (nb < WINO_BLOCK_ALIGN) nb = WINO_BLOCK_ALIGN;
     if (nb > tiles) nb = tiles;
@@ -143,12 +162,13 @@ static size_t plan_block(const kern_conv2d_params *p, size_t *total_tiles) {
 
 /* Slot: transformed input [36][cin][nb], products [36][chunk <= cout rounded to MR][nb] (each point padded by up
  * to two cache lines), the input transforms' work, and one packed B panel [cin][NR]. */
-size_t kern_winograd_slot_bytes(const kern_conv2d_params *p) {
-    size_t tiles, nb = plan_block(p, &tiles), floats, bytes;
+size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile) {
+    if (tile != 2 && tile != 4) return 0;
+    size_t tiles, nb = plan_block(p, tile, &tiles), floats, bytes, points = (size_t)((tile + 2) * (tile + 2));
     size_t channels = (size_t)p->in_channels + round_up((size_t)p->out_channels, WINO_MAX_MR);
-    size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, 4)) + (size_t)p->in_channels * WINO_MAX_NR +
-                   WINO_POINTS * 2 * 32;
-    if (!core_mul_size(nb * WINO_POINTS, channels, &floats) || floats > SIZE_MAX / 8 - extra ||
+    size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, (size_t)tile)) +
+                   (size_t)p->in_channels * WINO_MAX_NR + points * 2 * 32;
+    if (!core_mul_size(nb * points, channels, &floats) || floats > SIZE_MAX / 8 - extra ||
         !core_mul_size(floats + extra + 64, sizeof(float), &bytes))
         return 0;
     return (bytes + 63) & ~(size_t)63;
@@ -224,6 +244,56 @@ void kern_winograd_output_generic(const float *m, size_t point_stride, size_t nt
         for (int i = 0; i < rows; i++) kern_activation_apply(act, y + i * ld, (size_t)cols);
 }
 
+/* F(2x2, 3x3): Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], Aᵀ = [1 1 1 0; 0 1 -1 -1]. Scalar: it serves
+ * only small images (7x7), where the transforms are a small part of the time. */
+void kern_winograd_input2_generic(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, size_t ntiles,
+                                  float *dst, size_t point_stride, float *work) {
+    (void)work;
+    for (size_t t = 0; t < ntiles; t++) {
+        float d[4][4], r[4][4];
+        int64_t xt = x0 + 2 * (int64_t)t;
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                int64_t yy = y0 + i, xx = xt + j;
+                d[i][j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0.0f;
+            }
+        for (int j = 0; j < 4; j++) {
+            r[0][j] = d[0][j] - d[2][j], r[1][j] = d[1][j] + d[2][j];
+            r[2][j] = d[2][j] - d[1][j], r[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {
+            float *o = dst + (size_t)(4 * i) * point_stride + t;
+            o[0] = r[i][0] - r[i][2], o[point_stride] = r[i][1] + r[i][2];
+            o[2 * point_stride] = r[i][2] - r[i][1], o[3 * point_stride] = r[i][1] - r[i][3];
+        }
+    }
+}
+
+void kern_winograd_output2_generic(const float *m, size_t point_stride, size_t ntiles, float bias,
+                                   const float *residual, float *y, int64_t ld, int rows, int64_t cols,
+                                   const kern_activation *act) {
+    for (size_t t = 0; t < ntiles; t++) {
+        float r[4][2];
+        for (int i = 0; i < 4; i++) {
+            const float *mi = m + (size_t)(4 * i) * point_stride + t;
+            r[i][0] = mi[0] + mi[point_stride] + mi[2 * point_stride];
+            r[i][1] = mi[point_stride] - mi[2 * point_stride] - mi[3 * point_stride];
+        }
+        for (int c = 0; c < 2; c++) {
+            int64_t x = 2 * (int64_t)t + c;
+            if (x >= cols) break;
+            float o[2] = {r[0][c] + r[1][c] + r[2][c], r[1][c] - r[2][c] - r[3][c]};
+            for (int i = 0; i < rows; i++) {
+                float val = o[i] + bias;
+                if (residual) val += residual[i * ld + x];
+                y[i * ld + x] = val;
+            }
+        }
+    }
+    if (act && act->kind != KERN_ACT_NONE)
+        for (int i = 0; i < rows; i++) kern_activation_apply(act, y + i * ld, (size_t)cols);
+}
+
 /* ---- Driver ------------------------------------------------------------------------------------------------------- */
 
 typedef struct wino_job {
@@ -236,6 +306,7 @@ typedef struct wino_job {
     size_t slot_bytes;
     size_t total, nb, chunk, chunks; /* tiles; tiles per block; output channels per chunk (a multiple of mr) */
     size_t tiles_w, tiles_img;
+    int tile, points;
 } wino_job;
 
 /* Calls visit for each run of horizontally adjacent tiles (one tile row of one image) in tiles [t0, t0 + nt):
@@ -248,7 +319,7 @@ typedef struct wino_run {
 static size_t next_run(const wino_job *j, size_t t0, size_t nt, size_t s, wino_run *r) {
     size_t t = t0 + s, rem = t % j->tiles_img;
     r->n = (int64_t)(t / j->tiles_img);
-    r->oy = (int64_t)(rem / j->tiles_w) * 4;
+    r->oy = (int64_t)(rem / j->tiles_w) * j->tile;
     r->tx = (int64_t)(rem % j->tiles_w);
     r->count = j->tiles_w - (size_t)r->tx;
     if (r->count > nt - s) r->count = nt - s;
@@ -266,7 +337,7 @@ static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, size_
         for (size_t s = 0; s < nt;) {
             s = next_run(j, t0, nt, s, &r);
             j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
-                            4 * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
+                            j->tile * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
         }
 }
 
@@ -277,7 +348,7 @@ static void multiply_block(const wino_job *j, const float *v, size_t vstride, si
     const kern_winograd_weights *wt = j->wt;
     const size_t mr = wt->uk.mr, nr = wt->uk.nr, cin = (size_t)wt->cin, panels = div_up(nco, mr);
     const kern_gemm_tile tile = {0};
-    for (size_t xi = 0; xi < WINO_POINTS; xi++) {
+    for (size_t xi = 0; xi < (size_t)j->points; xi++) {
         const float *vx = v + xi * vstride;
         const float *ux = wt->data + (xi * wt->row_panels + co0 / mr) * cin * mr;
         float *mx = m + xi * mstride;
@@ -302,10 +373,11 @@ static void output_block(const wino_job *j, const float *m, size_t mstride, size
     wino_run r;
     for (size_t s = 0; s < nt;) {
         s = next_run(j, t0, nt, s, &r);
-        int rows = oh - r.oy < 4 ? (int)(oh - r.oy) : 4;
-        int64_t cols = ow - 4 * r.tx < 4 * (int64_t)r.count ? ow - 4 * r.tx : 4 * (int64_t)r.count;
+        const int64_t tile = j->tile, x0 = tile * r.tx;
+        int rows = oh - r.oy < tile ? (int)(oh - r.oy) : (int)tile;
+        int64_t cols = ow - x0 < tile * (int64_t)r.count ? ow - x0 : tile * (int64_t)r.count;
         for (size_t k = 0; k < nco; k++) {
-            size_t at = ((size_t)r.n * cout + co0 + k) * plane + (size_t)(r.oy * ow + 4 * r.tx);
+            size_t at = ((size_t)r.n * cout + co0 + k) * plane + (size_t)(r.oy * ow + x0);
             j->wt->uk.output(m + k * nt + r.s, mstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
                              j->residual ? j->residual + at : NULL, j->y + at, ow, rows, cols, j->act);
         }
@@ -325,8 +397,8 @@ static void wino_task(void *ctx, int64_t task, int thread) {
     /* 36 streams a power of two apart would share one L1 set: stagger the points by a cache line */
     size_t vstride = point_stride(nt * cin), mstride = point_stride(nt * nco);
     float *v = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
-    float *m = v + WINO_POINTS * vstride;
-    float *work = m + WINO_POINTS * mstride;
+    float *m = v + (size_t)j->points * vstride;
+    float *work = m + (size_t)j->points * mstride;
     float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
     input_block(j, t0, nt, v, vstride, work);
     multiply_block(j, v, vstride, nt, co0, nco, m, mstride, bpanel);
@@ -338,10 +410,12 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
                           float *y, void *scratch, size_t slot_bytes, size_t slots) {
     wino_job j = {.wt = weights, .p = p, .x = x, .bias = bias, .residual = residual, .act = act, .y = y,
                   .scratch = scratch, .slot_bytes = slot_bytes};
-    size_t max_nb = plan_block(p, &j.total);
+    j.tile = weights->tile;
+    j.points = weights->points;
+    size_t max_nb = plan_block(p, j.tile, &j.total);
     if (j.total == 0) return;
-    j.tiles_w = div_up((size_t)p->out_w, 4);
-    j.tiles_img = div_up((size_t)p->out_h, 4) * j.tiles_w;
+    j.tiles_w = div_up((size_t)p->out_w, (size_t)j.tile);
+    j.tiles_img = div_up((size_t)p->out_h, (size_t)j.tile) * j.tiles_w;
     size_t threads = (size_t)core_pool_size(pool);
     if (threads > slots) threads = slots;
     if (threads <= 1) pool = NULL;

@@ -1,9 +1,10 @@
-/* winograd.h — Winograd F(4x4, 3x3) convolution for 2-D NCHW convs with a 3x3 kernel, stride 1, dilation 1, group 1
- * and any padding: 6x6 input tiles (overlapping by 2) are transformed (Bᵀ d B), multiplied channel-wise by the
- * transformed weights (G g Gᵀ, done once) as 36 independent [tiles x Cin] x [Cin x Cout] GEMMs on the packed GEMM
- * micro-kernel, and transformed back (Aᵀ m A) into 4x4 output tiles with bias, residual and activation fused.
- * 2.25x fewer multiplications than the direct conv, at the cost of 4x larger weights and an fp32 error a few times
- * the direct conv's (interpolation points 0, ±1, ±2 and infinity; see tests/ops/test_winograd.c for the bound).
+/* winograd.h — Winograd F(4x4, 3x3) and F(2x2, 3x3) convolution for 2-D NCHW convs with a 3x3 kernel, stride 1,
+ * dilation 1, group 1 and any padding: 6x6 (4x4) input tiles overlapping by 2 are transformed (Bᵀ d B), multiplied
+ * channel-wise by the transformed weights (G g Gᵀ, done once) as 36 (16) independent [Cout x Cin] x [Cin x tiles]
+ * GEMMs on the packed GEMM micro-kernel, and transformed back (Aᵀ m A) into 4x4 (2x2) output tiles with bias,
+ * residual and activation fused. F(4x4): 4x fewer multiplications than the direct conv, 4x larger weights and an
+ * fp32 error a few times the direct conv's (points 0, ±1, ±2 and infinity; see tests/ops/test_winograd.c for the
+ * bound). F(2x2): 2.25x fewer multiplications, 1.8x larger weights, for images too small for 4x4 tiles.
  * Kernels layer: includes only kernels.h and conv_ref.h (for the geometry struct). */
 #ifndef LENS_KERNELS_WINOGRAD_H
 #define LENS_KERNELS_WINOGRAD_H
@@ -17,20 +18,22 @@ typedef struct kern_winograd_weights kern_winograd_weights;
  * caller should keep to its im2col path. */
 bool kern_winograd_available(void);
 
-/* Transforms and packs w [cout, cin, 3, 3]. Returns NULL on out-of-memory or when !kern_winograd_available(). The
- * result does not reference w; free it with kern_winograd_free (NULL is a no-op). */
-kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin);
+/* Transforms and packs w [cout, cin, 3, 3] for output tiles of tile x tile (4 or 2). Returns NULL on out-of-memory,
+ * a bad tile, or when no micro-kernel runs here. The result does not reference w; free it with kern_winograd_free
+ * (NULL is a no-op). */
+kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin, int tile);
 void kern_winograd_free(kern_winograd_weights *weights);
 size_t kern_winograd_bytes(const kern_winograd_weights *weights);
 
 /* Bytes of scratch one thread needs for p (kernel 3x3, stride 1, dilation 1, group 1 implied; only batch, channels,
- * sizes and pads are read), a multiple of 64; 0 on overflow. The same for every thread count and pool. */
-size_t kern_winograd_slot_bytes(const kern_conv2d_params *p);
+ * sizes and pads are read) with output tiles of tile x tile, a multiple of 64; 0 on overflow or a bad tile. The
+ * same for every thread count and pool. */
+size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile);
 
 /* y = act(conv3x3(x, w) + bias + residual) for p (as above), with weights packed by kern_winograd_pack for
- * p->out_channels x p->in_channels. bias ([out_channels]), residual (y's shape, may alias y) and act may be NULL.
- * scratch holds slots slots of slot_bytes >= kern_winograd_slot_bytes(p) bytes each, 64-byte aligned; uses at most
- * min(slots, pool size) threads of pool. */
+ * p->out_channels x p->in_channels (their tile is used). bias ([out_channels]), residual (y's shape, may alias y)
+ * and act may be NULL. scratch holds slots slots of slot_bytes >= kern_winograd_slot_bytes(p, tile) bytes each,
+ * 64-byte aligned; uses at most min(slots, pool size) threads of pool. */
 void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights, const kern_conv2d_params *p,
                           const float *x, const float *bias, const float *residual, const kern_activation *act,
                           float *y, void *scratch, size_t slot_bytes, size_t slots);

@@ -1,8 +1,8 @@
-/* test_winograd.c — the Winograd F(4x4, 3x3) kernel (kern_winograd_conv2d) against the scalar reference
+/* test_winograd.c — the Winograd F(4x4, 3x3) and F(2x2, 3x3) kernel (kern_winograd_conv2d) against the scalar reference
  * kern_conv2d_ref on random shapes: H and W 1..17 (odd, not multiples of the 4x4 tile), pads 0..2 (asymmetric
  * too), channels 1..70 (not multiples of the micro-tile), batch 1..3, with and without bias, residual and fused
  * activations, on one thread and on a pool, with each micro-kernel (AVX-512 and AVX2 transforms differ too). Also
- * that the Conv op routes ResNet-like 3x3 convs here and stays close to the reference.
+ * the Conv op when its weights were prepared at one batch size (choosing one tile, or im2col) and it runs at another.
  *
  * Error bound: Winograd F(4x4, 3x3) with points 0, ±1, ±2, infinity scales inputs and weights by up to ~25 in the
  * transforms, so its fp32 error is a few times that of a direct sum. With x, w uniform in [-1, 1] we require
@@ -31,6 +31,7 @@ static float *random_array(size_t n) {
 }
 
 static core_pool *pool2;
+static int tile = 4; /* the output tile under test */
 static double worst_ratio;
 
 /* One random-free case: runs the kernel and compares with the reference. */
@@ -42,9 +43,9 @@ static void check_case(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m, in
     float *x = random_array(nx), *wt = random_array(nw), *b = random_array((size_t)m), *r = random_array(ny);
     float *y = random_array(ny), *yref = malloc(ny * sizeof *yref);
     kern_activation act = {act_kind, 0.0f, 0.5f};
-    kern_winograd_weights *pw = kern_winograd_pack(wt, m, c);
+    kern_winograd_weights *pw = kern_winograd_pack(wt, m, c, tile);
     CHECK(pw != NULL);
-    size_t slot = kern_winograd_slot_bytes(&p);
+    size_t slot = kern_winograd_slot_bytes(&p, tile);
     CHECK(slot > 0 && slot % 64 == 0);
     void *scratch = core_aligned_alloc(slot * 2);
     if (pw && scratch) {
@@ -75,8 +76,8 @@ static void check_in_place_residual(void) {
     float *x = random_array(nx), *wt = random_array(18 * 20 * 9), *y = random_array(ny);
     float *yref = malloc(ny * sizeof *yref), *r = malloc(ny * sizeof *r);
     memcpy(r, y, ny * sizeof *r);
-    kern_winograd_weights *pw = kern_winograd_pack(wt, 18, 20);
-    size_t slot = kern_winograd_slot_bytes(&p);
+    kern_winograd_weights *pw = kern_winograd_pack(wt, 18, 20, tile);
+    size_t slot = kern_winograd_slot_bytes(&p, tile);
     void *scratch = core_aligned_alloc(slot);
     kern_winograd_conv2d(NULL, pw, &p, x, NULL, y, NULL, y, scratch, slot, 1);
     kern_conv2d_ref(&p, x, wt, NULL, r, NULL, yref);
@@ -93,9 +94,9 @@ static void check_bound_catches_errors(void) {
     kern_conv2d_params p = {1, 8, 8, 8, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1};
     float *x = random_array(8 * 64), *wt = random_array(8 * 8 * 9), *y = malloc(8 * 64 * sizeof *y);
     float *yref = malloc(8 * 64 * sizeof *yref);
-    kern_winograd_weights *pw = kern_winograd_pack(wt, 8, 8);
+    kern_winograd_weights *pw = kern_winograd_pack(wt, 8, 8, tile);
     wt[5] += 1e-3f;
-    size_t slot = kern_winograd_slot_bytes(&p);
+    size_t slot = kern_winograd_slot_bytes(&p, tile);
     void *scratch = core_aligned_alloc(slot);
     kern_winograd_conv2d(NULL, pw, &p, x, NULL, NULL, NULL, y, scratch, slot, 1);
     kern_conv2d_ref(&p, x, wt, NULL, NULL, NULL, yref);
@@ -105,6 +106,46 @@ static void check_bound_catches_errors(void) {
     core_aligned_free(scratch);
     kern_winograd_free(pw);
     free(x), free(wt), free(y), free(yref);
+}
+
+/* The Conv op prepares its weights on the first plan only: prepare at batch n_prepare, run at n_run (which may
+ * prefer another tile, or im2col), with a fused ReLU, on the pool. */
+static void check_op_batch_change(int64_t hw, int64_t c, int64_t m, int64_t n_prepare, int64_t n_run) {
+    int64_t nmax = n_prepare > n_run ? n_prepare : n_run;
+    size_t nx = (size_t)(nmax * c * hw * hw), ny = (size_t)(n_run * m * hw * hw);
+    float *x = random_array(nx), *w = random_array((size_t)(m * c * 9)), *b = random_array((size_t)m);
+    float *y = random_array((size_t)(nmax * m * hw * hw)), *yref = malloc(ny * sizeof *yref);
+    tensor tx = {LENS_DTYPE_FLOAT32, 4, {n_prepare, c, hw, hw}, x};
+    tensor tw = {LENS_DTYPE_FLOAT32, 4, {m, c, 3, 3}, w};
+    tensor tb = {LENS_DTYPE_FLOAT32, 1, {m}, b};
+    tensor ty = {0};
+    const tensor *ins[3] = {&tx, &tw, &tb};
+    tensor *outs[1] = {&ty};
+    static const int64_t pads[4] = {1, 1, 1, 1};
+    op_attr attrs[2] = {{.name = "pads", .type = OP_ATTR_INTS, .ints = pads, .count = 4},
+                        {.name = "lens.activation", .type = OP_ATTR_STRING, .s = "Relu"}};
+    op_node node = {"conv", "Conv", "", 13, 2, attrs};
+    const op_def *def = ops_lookup("", "Conv");
+    op_call call = {&node, 3, ins, 1, outs, pool2, NULL, NULL, 0};
+    void *state = NULL;
+    CHECK(def && def->infer(&call) == LENS_OK && def->prepare(&call, &state) == LENS_OK);
+    tx.dims[0] = n_run;
+    CHECK(def->infer(&call) == LENS_OK);
+    call.state = state;
+    call.scratch = core_aligned_alloc(call.scratch_bytes);
+    ty.data = y;
+    lens_status st = def->run(&call);
+    CHECK_MSG(st == LENS_OK, "run: %s", core_last_error());
+    def->release(state);
+    core_aligned_free(call.scratch);
+    kern_conv2d_params p = {n_run, c, hw, hw, m, hw, hw, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+    kern_activation relu = {KERN_ACT_RELU, 0, 0};
+    kern_conv2d_ref(&p, x, w, b, NULL, &relu, yref);
+    double worst = 0, tol = 4e-5 * (1.0 + sqrt(9.0 * (double)c));
+    for (size_t i = 0; i < ny; i++) worst = fmax(worst, fabs((double)y[i] - (double)yref[i]));
+    CHECK_MSG(worst <= tol, "Conv %lldx%lld c%lld m%lld prepared at batch %lld, run at %lld: worst %g", (long long)hw,
+              (long long)hw, (long long)c, (long long)m, (long long)n_prepare, (long long)n_run, worst);
+    free(x), free(w), free(b), free(y), free(yref);
 }
 
 static void random_cases(int count) {
@@ -121,7 +162,9 @@ static void random_cases(int count) {
 int main(void) {
     CHECK(core_pool_create(2, &pool2) == LENS_OK);
     int isas_run = 0;
-    for (int isa = 1; isa <= 2; isa++) {
+    for (int run = 0; run < 4; run++) {
+        int isa = 1 + run / 2;
+        tile = run % 2 ? 2 : 4;
         if (!kern_winograd_force_isa(isa)) continue;
         isas_run++;
         /* fixed edges: 1x1 image with pad 1, exact multiples of the tile, ResNet-like shapes, wide rows */
@@ -137,7 +180,12 @@ int main(void) {
         check_bound_catches_errors();
     }
     kern_winograd_force_isa(0);
-    printf("worst error / tolerance: %.3f (over %d micro-kernels)\n", worst_ratio, isas_run);
+    check_op_batch_change(7, 64, 64, 1, 4);  /* F(2x2) prepared, F(4x4) preferred at the run */
+    check_op_batch_change(7, 64, 64, 4, 1);  /* and the other way */
+    check_op_batch_change(5, 16, 24, 4, 1);  /* Winograd prepared, im2col preferred at the run */
+    check_op_batch_change(5, 16, 24, 1, 4);  /* im2col prepared, Winograd preferred at the run */
+    check_op_batch_change(56, 64, 64, 1, 1); /* a ResNet-50 layer1 conv */
+    printf("worst error / tolerance: %.3f (over %d micro-kernel and tile pairs)\n", worst_ratio, isas_run);
     core_pool_free(pool2);
     return test_finish("test_winograd");
 }
