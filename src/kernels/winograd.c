@@ -418,7 +418,10 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     j.tiles_img = div_up((size_t)p->out_h, (size_t)j.tile) * j.tiles_w;
     size_t threads = (size_t)core_pool_size(pool);
     if (threads > slots) threads = slots;
-    if (threads <= 1) pool = NULL;
+    if (threads <= 1) {
+        pool = NULL;
+        threads = 1;
+    }
     /* Equal blocks no larger than the slot was sized for. */
     size_t mr = weights->uk.mr, cout = (size_t)p->out_channels;
     size_t blocks = div_up(j.total, max_nb);

@@ -1,7 +1,8 @@
 /* conv.c — Conv (1-D, 2-D, 3-D; groups, dilations, strides, pads, auto_pad) with fused bias, residual add and
- * activation. Three ways to compute it: pointwise convs are one GEMM on the input as it lies; depthwise 2-D convs
- * use a direct kernel; everything else is im2col in bounded column tiles followed by a GEMM on weights packed once
- * in prepare. May touch only its inputs, outputs and the scratch it asked for. */
+ * activation. Four ways to compute it: pointwise convs are one GEMM on the input as it lies; depthwise 2-D convs
+ * use a direct kernel; dense 3x3 stride-1 2-D convs with enough channels and tiles use Winograd (kernels/winograd.h,
+ * weights transformed once in prepare); everything else is im2col in bounded column tiles followed by a GEMM on
+ * weights packed once in prepare. May touch only its inputs, outputs and the scratch it asked for. */
 #include <stdlib.h>
 #include <string.h>
 
