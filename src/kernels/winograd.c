@@ -114,7 +114,7 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
         free(p);
         return NULL;
     }
-    memset(p->data, 0, p->bytes);
+    if ((size_t)cout % uk.mr) memset(p->data, 0, p->bytes); /* padding lanes of the last panels */
     p->bytes += sizeof *p;
     /* In the order of the packed data within each point, so the 36 output streams are written sequentially. */
     const size_t point_stride = p->row_panels * (size_t)cin * uk.mr;
@@ -416,9 +416,9 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     if (j.total == 0) return;
     j.tiles_w = div_up((size_t)p->out_w, (size_t)j.tile);
     j.tiles_img = div_up((size_t)p->out_h, (size_t)j.tile) * j.tiles_w;
+    /* the pool's thread indices pick the slots: with fewer slots than threads, run on this thread alone */
     size_t threads = (size_t)core_pool_size(pool);
-    if (threads > slots) threads = slots;
-    if (threads <= 1) {
+    if (threads > slots || threads <= 1) {
         pool = NULL;
         threads = 1;
     }

@@ -33,7 +33,7 @@ size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile);
 /* y = act(conv3x3(x, w) + bias + residual) for p (as above), with weights packed by kern_winograd_pack for
  * p->out_channels x p->in_channels (their tile is used). bias ([out_channels]), residual (y's shape, may alias y)
  * and act may be NULL. scratch holds slots slots of slot_bytes >= kern_winograd_slot_bytes(p, tile) bytes each,
- * 64-byte aligned; uses at most min(slots, pool size) threads of pool. */
+ * 64-byte aligned; uses the whole pool when slots >= its size, else only the calling thread. */
 void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights, const kern_conv2d_params *p,
                           const float *x, const float *bias, const float *residual, const kern_activation *act,
                           float *y, void *scratch, size_t slot_bytes, size_t slots);
