@@ -201,17 +201,36 @@ size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile) {
         (o)[3] = b_ + 8 * e_ + m5_;                                                                                   \
     } while (0)
 
+/* d[i * e + j] = plane[y0 + i][x0 + j] for an e x e patch, zero outside the h x w plane. */
+static void gather_patch(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, int e, float *d) {
+    for (int i = 0; i < e; i++)
+        for (int j = 0; j < e; j++) {
+            int64_t yy = y0 + i, xx = x0 + j;
+            d[i * e + j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0.0f;
+        }
+}
+
+/* Column x of an output tile: y[i][x] = o[i] + bias (+ residual[i][x]) for the first rows rows. */
+static void store_column(const float *o, int rows, float bias, const float *residual, float *y, int64_t ld,
+                         int64_t x) {
+    for (int i = 0; i < rows; i++) {
+        float val = o[i] + bias;
+        if (residual) val += residual[i * ld + x];
+        y[i * ld + x] = val;
+    }
+}
+
+static void finish_activation(const kern_activation *act, float *y, int64_t ld, int rows, int64_t cols) {
+    if (act && act->kind != KERN_ACT_NONE)
+        for (int i = 0; i < rows; i++) kern_activation_apply(act, y + i * ld, (size_t)cols);
+}
+
 void kern_winograd_input_generic(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, size_t ntiles,
                                  float *dst, size_t point_stride, float *work) {
     (void)work;
     for (size_t t = 0; t < ntiles; t++) {
         float d[6][6], r[6][6], v[6];
-        int64_t xt = x0 + 4 * (int64_t)t;
-        for (int i = 0; i < 6; i++)
-            for (int j = 0; j < 6; j++) {
-                int64_t yy = y0 + i, xx = xt + j;
-                d[i][j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0.0f;
-            }
+        gather_patch(plane, h, w, y0, x0 + 4 * (int64_t)t, 6, &d[0][0]);
         for (int j = 0; j < 6; j++) {
             INPUT_1D(&d[0][j], 6, v);
             for (int i = 0; i < 6; i++) r[i][j] = v[i];
@@ -233,15 +252,10 @@ void kern_winograd_output_generic(const float *m, size_t point_stride, size_t nt
             int64_t x = 4 * (int64_t)t + c;
             if (x >= cols) break;
             OUTPUT_1D(&r[0][c], 4, o);
-            for (int i = 0; i < rows; i++) {
-                float val = o[i] + bias;
-                if (residual) val += residual[i * ld + x];
-                y[i * ld + x] = val;
-            }
+            store_column(o, rows, bias, residual, y, ld, x);
         }
     }
-    if (act && act->kind != KERN_ACT_NONE)
-        for (int i = 0; i < rows; i++) kern_activation_apply(act, y + i * ld, (size_t)cols);
+    finish_activation(act, y, ld, rows, cols);
 }
 
 /* F(2x2, 3x3): Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], Aᵀ = [1 1 1 0; 0 1 -1 -1]. Scalar: it serves
@@ -251,12 +265,7 @@ void kern_winograd_input2_generic(const float *plane, int64_t h, int64_t w, int6
     (void)work;
     for (size_t t = 0; t < ntiles; t++) {
         float d[4][4], r[4][4];
-        int64_t xt = x0 + 2 * (int64_t)t;
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) {
-                int64_t yy = y0 + i, xx = xt + j;
-                d[i][j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0.0f;
-            }
+        gather_patch(plane, h, w, y0, x0 + 2 * (int64_t)t, 4, &d[0][0]);
         for (int j = 0; j < 4; j++) {
             r[0][j] = d[0][j] - d[2][j], r[1][j] = d[1][j] + d[2][j];
             r[2][j] = d[2][j] - d[1][j], r[3][j] = d[1][j] - d[3][j];
@@ -283,15 +292,10 @@ void kern_winograd_output2_generic(const float *m, size_t point_stride, size_t n
             int64_t x = 2 * (int64_t)t + c;
             if (x >= cols) break;
             float o[2] = {r[0][c] + r[1][c] + r[2][c], r[1][c] - r[2][c] - r[3][c]};
-            for (int i = 0; i < rows; i++) {
-                float val = o[i] + bias;
-                if (residual) val += residual[i * ld + x];
-                y[i * ld + x] = val;
-            }
+            store_column(o, rows, bias, residual, y, ld, x);
         }
     }
-    if (act && act->kind != KERN_ACT_NONE)
-        for (int i = 0; i < rows; i++) kern_activation_apply(act, y + i * ld, (size_t)cols);
+    finish_activation(act, y, ld, rows, cols);
 }
 
 /* ---- Driver ------------------------------------------------------------------------------------------------------- */
