@@ -75,7 +75,7 @@ struct kern_winograd_weights {
 };
 
 /* u = G g for one column of three taps, F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
-static void weight_transform_1d_f2(float g0, float g1, float g2, float *u, size_t stride) {
+static inline void weight_transform_1d_f2(float g0, float g1, float g2, float *u, size_t stride) {
     u[0 * stride] = g0;
     u[1 * stride] = (g0 + g1 + g2) * 0.5f;
     u[2 * stride] = (g0 - g1 + g2) * 0.5f;
@@ -83,13 +83,25 @@ static void weight_transform_1d_f2(float g0, float g1, float g2, float *u, size_
 }
 
 /* u = G g for one column of three taps, F(4x4, 3x3). */
-static void weight_transform_1d(float g0, float g1, float g2, float *u, size_t stride) {
+static inline void weight_transform_1d(float g0, float g1, float g2, float *u, size_t stride) {
     u[0 * stride] = g0 * 0.25f;
     u[1 * stride] = -(g0 + g1 + g2) * (1.0f / 6.0f);
     u[2 * stride] = -(g0 - g1 + g2) * (1.0f / 6.0f);
     u[3 * stride] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
     u[4 * stride] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
     u[5 * stride] = g2;
+}
+
+/* u = G g Gᵀ for one 3x3 kernel g (row-major): (tile + 2) x (tile + 2) values. */
+static void weight_transform(int tile, const float *g, float u[6][6]) {
+    float rows[6][3];
+    if (tile == 2) {
+        for (int c = 0; c < 3; c++) weight_transform_1d_f2(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
+        for (int r = 0; r < 4; r++) weight_transform_1d_f2(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
+    } else {
+        for (int c = 0; c < 3; c++) weight_transform_1d(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
+        for (int r = 0; r < 6; r++) weight_transform_1d(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
+    }
 }
 
 kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin, int tile) {
@@ -114,23 +126,33 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
         free(p);
         return NULL;
     }
-    if ((size_t)cout % uk.mr) memset(p->data, 0, p->bytes); /* padding lanes of the last panels */
     p->bytes += sizeof *p;
-    /* In the order of the packed data within each point, so the 36 output streams are written sequentially. */
-    const size_t point_stride = p->row_panels * (size_t)cin * uk.mr;
+    /* Transform a run of input channels of one panel into a staging block, then copy each point's part out in one
+     * piece: writing the points' streams (a panel apart) value by value missed the TLB on every store. */
+    enum { CI_BLOCK = 64 };
+    const size_t point_stride = p->row_panels * (size_t)cin * uk.mr, e = (size_t)tile + 2;
+    float *stage = malloc((size_t)p->points * CI_BLOCK * uk.mr * sizeof *stage);
+    if (!stage) {
+        kern_winograd_free(p);
+        return NULL;
+    }
     for (size_t q = 0; q < p->row_panels; q++)
-        for (size_t ci = 0; ci < (size_t)cin; ci++)
-            for (size_t lane = 0; lane < uk.mr && q * uk.mr + lane < (size_t)cout; lane++) {
-                const float *g = w + ((q * uk.mr + lane) * (size_t)cin + ci) * 9;
-                const int e = tile + 2;
-                void (*transform)(float, float, float, float *, size_t) =
-                    tile == 2 ? weight_transform_1d_f2 : weight_transform_1d;
-                float rows[6][3], u[6][6];
-                for (int c = 0; c < 3; c++) transform(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
-                for (int r = 0; r < e; r++) transform(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
-                float *dst = p->data + (q * (size_t)cin + ci) * uk.mr + lane;
-                for (int xi = 0; xi < p->points; xi++) dst[(size_t)xi * point_stride] = u[xi / e][xi % e];
-            }
+        for (size_t c0 = 0; c0 < (size_t)cin; c0 += CI_BLOCK) {
+            size_t nc = (size_t)cin - c0 < CI_BLOCK ? (size_t)cin - c0 : CI_BLOCK;
+            memset(stage, 0, (size_t)p->points * CI_BLOCK * uk.mr * sizeof *stage);
+            for (size_t lane = 0; lane < uk.mr && q * uk.mr + lane < (size_t)cout; lane++)
+                for (size_t ci = 0; ci < nc; ci++) {
+                    const float *g = w + ((q * uk.mr + lane) * (size_t)cin + c0 + ci) * 9;
+                    float u[6][6];
+                    weight_transform(tile, g, u);
+                    for (size_t r = 0; r < e; r++)
+                        for (size_t c = 0; c < e; c++) stage[((r * e + c) * CI_BLOCK + ci) * uk.mr + lane] = u[r][c];
+                }
+            for (size_t xi = 0; xi < (size_t)p->points; xi++)
+                memcpy(p->data + xi * point_stride + (q * (size_t)cin + c0) * uk.mr, stage + xi * CI_BLOCK * uk.mr,
+                       nc * uk.mr * sizeof *stage);
+        }
+    free(stage);
     return p;
 }
 
