@@ -1,0 +1,472 @@
+/* winograd.c — Winograd F(4x4, 3x3) and F(2x2, 3x3) convolution (see winograd.h): the weight transforms and packing,
+ * the scalar tile transforms, and the driver that runs them with the GEMM micro-kernels of gemm_internal.h over
+ * blocks of tiles sized for L2. F(4x4) matrices (Lavin & Gray, points 0, ±1, ±2, infinity):
+ *   Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   G  = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * Compiled without ISA flags; the micro-kernels and the AVX-512 transforms are called through pointers after a CPU
+ * check. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_internal.h"
+#include "winograd_internal.h"
+
+/* The slot layout is computed with the largest micro-tile (AVX-512's) so it does not depend on the ISA. */
+#define WINO_MAX_MR KERN_GEMM_AVX512_MR
+#define WINO_MAX_NR KERN_GEMM_AVX512_NR
+/* Transformed input and output of one block of tiles should stay in a core's L2 between the three phases. */
+#define WINO_L2_BYTES ((size_t)768 * 1024)
+#define WINO_BLOCK_ALIGN 16 /* the block size is chosen in steps of the transforms' vector width */
+
+typedef struct wino_ukernel {
+    size_t mr, nr;
+    kern_gemm_ukernel_fn fn;
+    wino_input_fn input;
+    wino_output_fn output;
+} wino_ukernel;
+
+static int forced_isa;
+
+static bool ukernel_for(int isa, wino_ukernel *out) {
+#if defined(LENS_X86)
+    const core_cpu *cpu = core_cpu_features();
+    if ((isa == 0 || isa == 1) && cpu->avx512f) {
+        *out = (wino_ukernel){KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, kern_gemm_ukernel_avx512,
+                              kern_winograd_input_avx512, kern_winograd_output_avx512};
+        return true;
+    }
+    if ((isa == 0 || isa == 2) && cpu->avx2 && cpu->fma) {
+        *out = (wino_ukernel){KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, kern_gemm_ukernel_avx2,
+                              kern_winograd_input_generic, kern_winograd_output_generic};
+        return true;
+    }
+#else
+    (void)isa;
+#endif
+    (void)out;
+    return false;
+}
+
+bool kern_winograd_force_isa(int isa) {
+    wino_ukernel k;
+    if (isa != 0 && !ukernel_for(isa, &k)) return false;
+    forced_isa = isa;
+    return true;
+}
+
+/* Without AVX-512 the transforms are scalar and eat the gain: the AVX2 build runs only when forced (tests). */
+bool kern_winograd_available(void) {
+    wino_ukernel k;
+    return ukernel_for(forced_isa ? forced_isa : 1, &k);
+}
+
+/* ---- Weights ------------------------------------------------------------------------------------------------------ */
+
+struct kern_winograd_weights {
+    wino_ukernel uk;
+    int tile, points; /* output tile edge (4 or 2) and (tile + 2)^2 */
+    int64_t cout, cin;
+    size_t row_panels; /* ceil(cout / mr) */
+    size_t bytes;
+    /* the micro-kernel's A panels, one set per point: point xi, panel q (output channels q*mr..), input channel k,
+     * lane i at data[((xi * row_panels + q) * cin + k) * mr + i]; lanes past cout are zero */
+    float *data;
+};
+
+/* u = G g for one column of three taps, F(2x2, 3x3): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static inline void weight_transform_1d_f2(float g0, float g1, float g2, float *u, size_t stride) {
+    u[0 * stride] = g0;
+    u[1 * stride] = (g0 + g1 + g2) * 0.5f;
+    u[2 * stride] = (g0 - g1 + g2) * 0.5f;
+    u[3 * stride] = g2;
+}
+
+/* u = G g for one column of three taps, F(4x4, 3x3). */
+static inline void weight_transform_1d(float g0, float g1, float g2, float *u, size_t stride) {
+    u[0 * stride] = g0 * 0.25f;
+    u[1 * stride] = -(g0 + g1 + g2) * (1.0f / 6.0f);
+    u[2 * stride] = -(g0 - g1 + g2) * (1.0f / 6.0f);
+    u[3 * stride] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+    u[4 * stride] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
+    u[5 * stride] = g2;
+}
+
+/* u = G g Gᵀ for one 3x3 kernel g (row-major): (tile + 2) x (tile + 2) values. */
+static void weight_transform(int tile, const float *g, float u[6][6]) {
+    float rows[6][3];
+    if (tile == 2) {
+        for (int c = 0; c < 3; c++) weight_transform_1d_f2(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
+        for (int r = 0; r < 4; r++) weight_transform_1d_f2(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
+    } else {
+        for (int c = 0; c < 3; c++) weight_transform_1d(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
+        for (int r = 0; r < 6; r++) weight_transform_1d(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
+    }
+}
+
+kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin, int tile) {
+    wino_ukernel uk;
+    if (!ukernel_for(forced_isa, &uk) || cout < 1 || cin < 1 || (tile != 2 && tile != 4)) return NULL;
+    kern_winograd_weights *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->uk = uk;
+    p->tile = tile;
+    p->points = (tile + 2) * (tile + 2);
+    if (tile == 2) {
+        p->uk.input = kern_winograd_input2_generic;
+        p->uk.output = kern_winograd_output2_generic;
+    }
+    p->cout = cout;
+    p->cin = cin;
+    p->row_panels = ((size_t)cout + uk.mr - 1) / uk.mr;
+    size_t floats;
+    if (!core_mul_size(p->row_panels * uk.mr, (size_t)cin, &floats) ||
+        !core_mul_size(floats, (size_t)p->points * sizeof(float), &p->bytes) ||
+        !(p->data = core_aligned_alloc(p->bytes))) {
+        free(p);
+        return NULL;
+    }
+    p->bytes += sizeof *p;
+    /* Transform a run of input channels of one panel into a staging block, then copy each point's part out in one
+     * piece: writing the points' streams (a panel apart) value by value missed the TLB on every store. */
+    enum { CI_BLOCK = 64 };
+    const size_t point_stride = p->row_panels * (size_t)cin * uk.mr, e = (size_t)tile + 2;
+    float *stage = malloc((size_t)p->points * CI_BLOCK * uk.mr * sizeof *stage);
+    if (!stage) {
+        kern_winograd_free(p);
+        return NULL;
+    }
+    for (size_t q = 0; q < p->row_panels; q++)
+        for (size_t c0 = 0; c0 < (size_t)cin; c0 += CI_BLOCK) {
+            size_t nc = (size_t)cin - c0 < CI_BLOCK ? (size_t)cin - c0 : CI_BLOCK;
+            memset(stage, 0, (size_t)p->points * CI_BLOCK * uk.mr * sizeof *stage);
+            for (size_t lane = 0; lane < uk.mr && q * uk.mr + lane < (size_t)cout; lane++)
+                for (size_t ci = 0; ci < nc; ci++) {
+                    const float *g = w + ((q * uk.mr + lane) * (size_t)cin + c0 + ci) * 9;
+                    float u[6][6];
+                    weight_transform(tile, g, u);
+                    for (size_t r = 0; r < e; r++)
+                        for (size_t c = 0; c < e; c++) stage[((r * e + c) * CI_BLOCK + ci) * uk.mr + lane] = u[r][c];
+                }
+            for (size_t xi = 0; xi < (size_t)p->points; xi++)
+                memcpy(p->data + xi * point_stride + (q * (size_t)cin + c0) * uk.mr, stage + xi * CI_BLOCK * uk.mr,
+                       nc * uk.mr * sizeof *stage);
+        }
+    free(stage);
+    return p;
+}
+
+void kern_winograd_free(kern_winograd_weights *weights) {
+    if (!weights) return;
+    core_aligned_free(weights->data);
+    free(weights);
+}
+
+size_t kern_winograd_bytes(const kern_winograd_weights *weights) { return weights ? weights->bytes : 0; }
+
+/* ---- Plan --------------------------------------------------------------------------------------------------------- */
+
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
+
+/* Tiles of all images, and the largest block of them (a multiple of WINO_BLOCK_ALIGN) whose transformed input and
+ * output fit WINO_L2_BYTES. */
+static size_t plan_block(const kern_conv2d_params *p, int tile, size_t *total_tiles) {
+    size_t t = (size_t)tile, points = (t + 2) * (t + 2);
+    size_t tiles = (size_t)p->batch * div_up((size_t)p->out_h, t) * div_up((size_t)p->out_w, t);
+    size_t per_tile = points * sizeof(float) * ((size_t)p->in_channels + (size_t)p->out_channels);
+    size_t nb = WINO_L2_BYTES / per_tile / WINO_BLOCK_ALIGN * WINO_BLOCK_ALIGN;
+    if (nb < WINO_BLOCK_ALIGN) nb = WINO_BLOCK_ALIGN;
+    if (nb > tiles) nb = tiles;
+    *total_tiles = tiles;
+    return nb;
+}
+
+/* Slot: transformed input [36][cin][nb], products [36][chunk <= cout rounded to MR][nb] (each point padded by up
+ * to two cache lines), the input transforms' work, and one packed B panel [cin][NR]. */
+size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile) {
+    if (tile != 2 && tile != 4) return 0;
+    size_t tiles, nb = plan_block(p, tile, &tiles), floats, bytes, points = (size_t)((tile + 2) * (tile + 2));
+    size_t channels = (size_t)p->in_channels + round_up((size_t)p->out_channels, WINO_MAX_MR);
+    size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, (size_t)tile)) +
+                   (size_t)p->in_channels * WINO_MAX_NR + points * 2 * 32;
+    if (!core_mul_size(nb * points, channels, &floats) || floats > SIZE_MAX / 8 - extra ||
+        !core_mul_size(floats + extra + 64, sizeof(float), &bytes))
+        return 0;
+    return (bytes + 63) & ~(size_t)63;
+}
+
+/* ---- Scalar tile transforms --------------------------------------------------------------------------------------- */
+
+/* r = Bᵀ d for six values d[0], d[s], ..., d[5s]. */
+#define INPUT_1D(d, s, r)                                                                                             \
+    do {                                                                                                              \
+        float d0_ = (d)[0], d1_ = (d)[(s)], d2_ = (d)[2 * (s)], d3_ = (d)[3 * (s)], d4_ = (d)[4 * (s)];               \
+        float d5_ = (d)[5 * (s)];                                                                                     \
+        (r)[0] = 4 * d0_ - 5 * d2_ + d4_;                                                                             \
+        (r)[1] = -4 * (d1_ + d2_) + d3_ + d4_;                                                                        \
+        (r)[2] = 4 * (d1_ - d2_) - d3_ + d4_;                                                                         \
+        (r)[3] = 2 * (d3_ - d1_) - d2_ + d4_;                                                                         \
+        (r)[4] = 2 * (d1_ - d3_) - d2_ + d4_;                                                                         \
+        (r)[5] = 4 * d1_ - 5 * d3_ + d5_;                                                                             \
+    } while (0)
+
+/* o = Aᵀ m for six values m[0], m[s], ..., m[5s]. */
+#define OUTPUT_1D(m, s, o)                                                                                            \
+    do {                                                                                                              \
+        float m0_ = (m)[0], m1_ = (m)[(s)], m2_ = (m)[2 * (s)], m3_ = (m)[3 * (s)], m4_ = (m)[4 * (s)];               \
+        float m5_ = (m)[5 * (s)];                                                                                     \
+        float a_ = m1_ + m2_, b_ = m1_ - m2_, c_ = m3_ + m4_, e_ = m3_ - m4_;                                          \
+        (o)[0] = m0_ + a_ + c_;                                                                                       \
+        (o)[1] = b_ + 2 * e_;                                                                                         \
+        (o)[2] = a_ + 4 * c_;                                                                                         \
+        (o)[3] = b_ + 8 * e_ + m5_;                                                                                   \
+    } while (0)
+
+/* d[i * e + j] = plane[y0 + i][x0 + j] for an e x e patch, zero outside the h x w plane. */
+static void gather_patch(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, int e, float *d) {
+    for (int i = 0; i < e; i++)
+        for (int j = 0; j < e; j++) {
+            int64_t yy = y0 + i, xx = x0 + j;
+            d[i * e + j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0.0f;
+        }
+}
+
+/* Column x of an output tile: y[i][x] = o[i] + bias (+ residual[i][x]) for the first rows rows. */
+static void store_column(const float *o, int rows, float bias, const float *residual, float *y, int64_t ld,
+                         int64_t x) {
+    for (int i = 0; i < rows; i++) {
+        float val = o[i] + bias;
+        if (residual) val += residual[i * ld + x];
+        y[i * ld + x] = val;
+    }
+}
+
+static void finish_activation(const kern_activation *act, float *y, int64_t ld, int rows, int64_t cols) {
+    if (act && act->kind != KERN_ACT_NONE)
+        for (int i = 0; i < rows; i++) kern_activation_apply(act, y + i * ld, (size_t)cols);
+}
+
+void kern_winograd_input_generic(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, size_t ntiles,
+                                 float *dst, size_t point_stride, float *work) {
+    (void)work;
+    for (size_t t = 0; t < ntiles; t++) {
+        float d[6][6], r[6][6], v[6];
+        gather_patch(plane, h, w, y0, x0 + 4 * (int64_t)t, 6, &d[0][0]);
+        for (int j = 0; j < 6; j++) {
+            INPUT_1D(&d[0][j], 6, v);
+            for (int i = 0; i < 6; i++) r[i][j] = v[i];
+        }
+        for (int i = 0; i < 6; i++) {
+            INPUT_1D(r[i], 1, v);
+            for (int j = 0; j < 6; j++) dst[(size_t)(6 * i + j) * point_stride + t] = v[j];
+        }
+    }
+}
+
+void kern_winograd_output_generic(const float *m, size_t point_stride, size_t ntiles, float bias,
+                                  const float *residual, float *y, int64_t ld, int rows, int64_t cols,
+                                  const kern_activation *act) {
+    for (size_t t = 0; t < ntiles; t++) {
+        float r[6][4], o[4];
+        for (int i = 0; i < 6; i++) OUTPUT_1D(m + (size_t)(6 * i) * point_stride + t, point_stride, r[i]);
+        for (int c = 0; c < 4; c++) {
+            int64_t x = 4 * (int64_t)t + c;
+            if (x >= cols) break;
+            OUTPUT_1D(&r[0][c], 4, o);
+            store_column(o, rows, bias, residual, y, ld, x);
+        }
+    }
+    finish_activation(act, y, ld, rows, cols);
+}
+
+/* F(2x2, 3x3): Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], Aᵀ = [1 1 1 0; 0 1 -1 -1]. Scalar: it serves
+ * only small images (7x7), where the transforms are a small part of the time. */
+void kern_winograd_input2_generic(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, size_t ntiles,
+                                  float *dst, size_t point_stride, float *work) {
+    (void)work;
+    for (size_t t = 0; t < ntiles; t++) {
+        float d[4][4], r[4][4];
+        gather_patch(plane, h, w, y0, x0 + 2 * (int64_t)t, 4, &d[0][0]);
+        for (int j = 0; j < 4; j++) {
+            r[0][j] = d[0][j] - d[2][j], r[1][j] = d[1][j] + d[2][j];
+            r[2][j] = d[2][j] - d[1][j], r[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {
+            float *o = dst + (size_t)(4 * i) * point_stride + t;
+            o[0] = r[i][0] - r[i][2], o[point_stride] = r[i][1] + r[i][2];
+            o[2 * point_stride] = r[i][2] - r[i][1], o[3 * point_stride] = r[i][1] - r[i][3];
+        }
+    }
+}
+
+void kern_winograd_output2_generic(const float *m, size_t point_stride, size_t ntiles, float bias,
+                                   const float *residual, float *y, int64_t ld, int rows, int64_t cols,
+                                   const kern_activation *act) {
+    for (size_t t = 0; t < ntiles; t++) {
+        float r[4][2];
+        for (int i = 0; i < 4; i++) {
+            const float *mi = m + (size_t)(4 * i) * point_stride + t;
+            r[i][0] = mi[0] + mi[point_stride] + mi[2 * point_stride];
+            r[i][1] = mi[point_stride] - mi[2 * point_stride] - mi[3 * point_stride];
+        }
+        for (int c = 0; c < 2; c++) {
+            int64_t x = 2 * (int64_t)t + c;
+            if (x >= cols) break;
+            float o[2] = {r[0][c] + r[1][c] + r[2][c], r[1][c] - r[2][c] - r[3][c]};
+            store_column(o, rows, bias, residual, y, ld, x);
+        }
+    }
+    finish_activation(act, y, ld, rows, cols);
+}
+
+/* ---- Driver ------------------------------------------------------------------------------------------------------- */
+
+typedef struct wino_job {
+    const kern_winograd_weights *wt;
+    const kern_conv2d_params *p;
+    const float *x, *bias, *residual;
+    const kern_activation *act;
+    float *y;
+    char *scratch;
+    size_t slot_bytes;
+    size_t total, nb, chunk, chunks; /* tiles; tiles per block; output channels per chunk (a multiple of mr) */
+    size_t tiles_w, tiles_img;
+    int tile, points;
+} wino_job;
+
+/* Calls visit for each run of horizontally adjacent tiles (one tile row of one image) in tiles [t0, t0 + nt):
+ * image n, output row oy, first tile column tx, count, and offset s in the block. */
+typedef struct wino_run {
+    int64_t n, oy, tx;
+    size_t count, s;
+} wino_run;
+
+static size_t next_run(const wino_job *j, size_t t0, size_t nt, size_t s, wino_run *r) {
+    size_t t = t0 + s, rem = t % j->tiles_img;
+    r->n = (int64_t)(t / j->tiles_img);
+    r->oy = (int64_t)(rem / j->tiles_w) * j->tile;
+    r->tx = (int64_t)(rem % j->tiles_w);
+    r->count = j->tiles_w - (size_t)r->tx;
+    if (r->count > nt - s) r->count = nt - s;
+    r->s = s;
+    return s + r->count;
+}
+
+/* Transformed input of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
+static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, size_t vstride, float *work) {
+    const kern_conv2d_params *p = j->p;
+    const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
+    wino_run r;
+    /* channel by channel, so each input plane is read top to bottom */
+    for (size_t c = 0; c < cin; c++)
+        for (size_t s = 0; s < nt;) {
+            s = next_run(j, t0, nt, s, &r);
+            j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
+                            j->tile * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
+        }
+}
+
+/* m[xi * mstride + k * nt + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
+ * floats. */
+static void multiply_block(const wino_job *j, const float *v, size_t vstride, size_t nt, size_t co0, size_t nco,
+                           float *m, size_t mstride, float *bpanel) {
+    const kern_winograd_weights *wt = j->wt;
+    const size_t mr = wt->uk.mr, nr = wt->uk.nr, cin = (size_t)wt->cin, panels = div_up(nco, mr);
+    const kern_gemm_tile tile = {0};
+    for (size_t xi = 0; xi < (size_t)j->points; xi++) {
+        const float *vx = v + xi * vstride;
+        const float *ux = wt->data + (xi * wt->row_panels + co0 / mr) * cin * mr;
+        float *mx = m + xi * mstride;
+        for (size_t jr = 0; jr < nt; jr += nr) {
+            size_t n = nt - jr < nr ? nt - jr : nr;
+            /* the first panel reads V's rows directly and packs them for the others */
+            kern_gemm_b direct = {vx + jr, nt, panels > 1 ? bpanel : NULL}, packed = {bpanel, 0, NULL};
+            for (size_t q = 0; q < panels; q++) {
+                size_t rows = nco - q * mr < mr ? nco - q * mr : mr;
+                wt->uk.fn(cin, ux + q * cin * mr, q ? &packed : &direct, mx + q * mr * nt + jr, nt, rows, n, &tile);
+            }
+        }
+    }
+}
+
+/* y for tiles [t0, t0 + nt) and output channels [co0, co0 + nco) from m (as multiply_block wrote it). */
+static void output_block(const wino_job *j, const float *m, size_t mstride, size_t t0, size_t nt, size_t co0,
+                         size_t nco) {
+    const kern_conv2d_params *p = j->p;
+    const int64_t oh = p->out_h, ow = p->out_w;
+    const size_t plane = (size_t)(oh * ow), cout = (size_t)p->out_channels;
+    wino_run r;
+    for (size_t s = 0; s < nt;) {
+        s = next_run(j, t0, nt, s, &r);
+        const int64_t tile = j->tile, x0 = tile * r.tx;
+        int rows = oh - r.oy < tile ? (int)(oh - r.oy) : (int)tile;
+        int64_t cols = ow - x0 < tile * (int64_t)r.count ? ow - x0 : tile * (int64_t)r.count;
+        for (size_t k = 0; k < nco; k++) {
+            size_t at = ((size_t)r.n * cout + co0 + k) * plane + (size_t)(r.oy * ow + x0);
+            j->wt->uk.output(m + k * nt + r.s, mstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
+                             j->residual ? j->residual + at : NULL, j->y + at, ow, rows, cols, j->act);
+        }
+    }
+}
+
+/* Floats between the points of a transformed block of n floats each: whole cache lines plus one. */
+static size_t point_stride(size_t n) { return round_up(n, 16) + 16; }
+
+/* One task: block of tiles task / chunks, output-channel chunk task % chunks, in this thread's slot. */
+static void wino_task(void *ctx, int64_t task, int thread) {
+    const wino_job *j = ctx;
+    size_t block = (size_t)task / j->chunks, chunk = (size_t)task % j->chunks;
+    size_t t0 = block * j->nb, nt = j->total - t0 < j->nb ? j->total - t0 : j->nb;
+    size_t co0 = chunk * j->chunk, cout = (size_t)j->p->out_channels, cin = (size_t)j->p->in_channels;
+    size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
+    /* 36 streams a power of two apart would share one L1 set: stagger the points by a cache line */
+    size_t vstride = point_stride(nt * cin), mstride = point_stride(nt * nco);
+    float *v = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
+    float *m = v + (size_t)j->points * vstride;
+    float *work = m + (size_t)j->points * mstride;
+    float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
+    input_block(j, t0, nt, v, vstride, work);
+    multiply_block(j, v, vstride, nt, co0, nco, m, mstride, bpanel);
+    output_block(j, m, mstride, t0, nt, co0, nco);
+}
+
+void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights, const kern_conv2d_params *p,
+                          const float *x, const float *bias, const float *residual, const kern_activation *act,
+                          float *y, void *scratch, size_t slot_bytes, size_t slots) {
+    wino_job j = {.wt = weights, .p = p, .x = x, .bias = bias, .residual = residual, .act = act, .y = y,
+                  .scratch = scratch, .slot_bytes = slot_bytes};
+    j.tile = weights->tile;
+    j.points = weights->points;
+    size_t max_nb = plan_block(p, j.tile, &j.total);
+    if (j.total == 0) return;
+    j.tiles_w = div_up((size_t)p->out_w, (size_t)j.tile);
+    j.tiles_img = div_up((size_t)p->out_h, (size_t)j.tile) * j.tiles_w;
+    /* the pool's thread indices pick the slots: with fewer slots than threads, run on this thread alone */
+    size_t threads = (size_t)core_pool_size(pool);
+    if (threads > slots || threads <= 1) {
+        pool = NULL;
+        threads = 1;
+    }
+    /* Equal blocks no larger than the slot was sized for. */
+    size_t mr = weights->uk.mr, cout = (size_t)p->out_channels;
+    size_t blocks = div_up(j.total, max_nb);
+    if (blocks >= threads && blocks <= j.total / threads) blocks = round_up(blocks, threads);
+    j.nb = div_up(j.total, blocks);
+    blocks = div_up(j.total, j.nb);
+    /* Fewer blocks than threads: split the output channels too (each chunk repeats the input transform). Picks
+     * the fewest chunks whose tasks fill the threads' rounds best. */
+    size_t row_panels = div_up(cout, mr), best_chunks = 1;
+    double best = 0;
+    for (size_t c = 1; c <= 8 && c <= row_panels && threads > 1 && blocks % threads; c++) {
+        size_t chunk = div_up(row_panels, c) * mr, real = div_up(cout, chunk), tasks = blocks * real;
+        double fill = (double)tasks / (double)round_up(tasks, threads);
+        if (fill > best + 0.01) {
+            best = fill;
+            best_chunks = real;
+        }
+    }
+    j.chunk = div_up(row_panels, best_chunks) * mr;
+    j.chunks = div_up(cout, j.chunk);
+    core_pool_run(pool, (int64_t)(blocks * j.chunks), wino_task, &j);
+}
