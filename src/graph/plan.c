@@ -1,6 +1,7 @@
 /* plan.c — fixes every shape for concrete input shapes, folds what is then known (Shape/Gather/Concat chains that
- * PyTorch exports), lets ops prepare state (packed weights) once per node, and lays out all activations in one arena
- * by liveness so buffers are reused. graph_plan_run then walks the steps: the hot loop. */
+ * PyTorch exports), lets ops prepare state (packed weights) once per node and drops the weights the state replaces,
+ * and lays out all activations in one arena by liveness so buffers are reused. graph_plan_run then walks the steps:
+ * the hot loop. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +158,17 @@ static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *dea
     return st;
 }
 
+/* Once a node's prepare has taken constant inputs into its state, drops those whose readers have all taken them,
+ * right away, so that at any time during planning each weight is resident once: raw or packed. */
+static void release_taken_inputs(graph_plan *p, const graph_node *n) {
+    for (int k = 0; k < n->n_inputs && k < 32; k++) {
+        int v = n->inputs[k];
+        if (v >= 0 && (n->taken_inputs >> k & 1) && p->kind[v] == VALUE_CONSTANT &&
+            graph_release_taken_constant(p->g, v))
+            p->t[v].data = NULL;
+    }
+}
+
 lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs, core_pool *pool, graph_plan **out) {
     *out = NULL;
     graph_plan *p = calloc(1, sizeof *p);
@@ -200,7 +212,7 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
             int v = n->inputs[k];
             if (v < 0) continue;
             ins[k] = &p->t[v];
-            if (p->kind[v] != VALUE_CONSTANT && p->kind[v] != VALUE_FOLDED) known = 0;
+            if ((p->kind[v] != VALUE_CONSTANT || !p->t[v].data) && p->kind[v] != VALUE_FOLDED) known = 0;
         }
         for (int k = 0; k < n->n_outputs; k++) {
             int v = n->outputs[k] >= 0 ? n->outputs[k] : next_extra++;
@@ -250,6 +262,8 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
             }
             n->state = state;
             n->prepared = 1;
+            n->taken_inputs = call.taken_inputs;
+            release_taken_inputs(p, n);
         }
     }
     for (int i = 0; i < g->n_outputs; i++) death[g->outputs[i]] = p->n_steps;
