@@ -2,6 +2,7 @@
  * PyTorch exports), lets ops prepare state (packed weights) once per node and drops the weights the state replaces,
  * and lays out all activations in one arena by liveness so buffers are reused. graph_plan_run then walks the steps:
  * the hot loop. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +170,68 @@ static void release_taken_inputs(graph_plan *p, const graph_node *n) {
     }
 }
 
+/* ---- Prepare ---------------------------------------------------------------------------------------------------- */
+
+typedef struct prepare_result {
+    void *state;
+    uint32_t taken_inputs;
+    lens_status status;
+    char message[240]; /* the worker's error message */
+} prepare_result;
+
+typedef struct prepare_job {
+    graph_plan *p;
+    const int *steps;
+    prepare_result *results;
+} prepare_job;
+
+static void prepare_task(void *ctx, int64_t i, int thread) {
+    (void)thread;
+    const prepare_job *job = ctx;
+    const plan_step *step = &job->p->steps[job->steps[i]];
+    const graph_node *n = &job->p->g->nodes[step->node];
+    prepare_result *r = &job->results[i];
+    op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = (const tensor *const *)step->inputs,
+                    .n_outputs = n->n_outputs, .outputs = (tensor *const *)step->outputs};
+    if ((r->status = n->def->prepare(&call, &r->state)))
+        snprintf(r->message, sizeof r->message, "%s", core_last_error());
+    r->taken_inputs = call.taken_inputs;
+}
+
+/* Prepares the nodes of the given steps (packing weights is most of a model's load time), several at once over the
+ * pool, in rounds: after each round the weights its nodes took are dropped, so that a weight is resident twice, raw
+ * and packed, only while its round runs. */
+static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
+    int round = 2 * core_pool_size(p->pool);
+    prepare_result *results = calloc((size_t)round, sizeof *results);
+    if (!results) return oom();
+    lens_status st = LENS_OK;
+    for (int first = 0; first < n_steps && !st; first += round) {
+        int count = n_steps - first < round ? n_steps - first : round;
+        memset(results, 0, sizeof *results * (size_t)count);
+        prepare_job job = {p, steps + first, results};
+        core_pool_run(p->pool, count, prepare_task, &job);
+        for (int i = 0; i < count; i++) {
+            graph_node *n = &p->g->nodes[p->steps[steps[first + i]].node];
+            if (results[i].status) {
+                char label[256];
+                if (!st)
+                    st = core_fail(results[i].status, "%s: %s: %s", p->g->source,
+                                   graph_node_label(n, label, sizeof label), results[i].message);
+                continue;
+            }
+            n->state = results[i].state; /* released by graph_free */
+            n->prepared = 1;
+            n->taken_inputs = results[i].taken_inputs;
+        }
+        for (int i = 0; i < count && !st; i++) release_taken_inputs(p, &p->g->nodes[p->steps[steps[first + i]].node]);
+    }
+    free(results);
+    return st;
+}
+
+/* ---- Planning --------------------------------------------------------------------------------------------------- */
+
 lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs, core_pool *pool, graph_plan **out) {
     *out = NULL;
     graph_plan *p = calloc(1, sizeof *p);
@@ -184,8 +247,9 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
     p->kind = calloc((size_t)p->n_slots + 1, 1);
     p->steps = calloc((size_t)g->n_nodes + 1, sizeof(plan_step));
     int *birth = calloc((size_t)p->n_slots + 1, sizeof(int)), *death = calloc((size_t)p->n_slots + 1, sizeof(int));
+    int *to_prepare = calloc((size_t)g->n_nodes + 1, sizeof(int)), n_prepare = 0; /* steps whose node prepares */
     lens_status st = LENS_OK;
-    if (!p->t || !p->kind || !p->steps || !birth || !death) {
+    if (!p->t || !p->kind || !p->steps || !birth || !death || !to_prepare) {
         st = oom();
         goto done;
     }
@@ -254,24 +318,16 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
         }
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0) death[n->inputs[k]] = p->n_steps - 1;
-        if (n->def->prepare && !n->prepared) {
-            void *state = NULL;
-            if ((st = n->def->prepare(&call, &state))) {
-                core_fail_context(st, "%s: %s", g->source, graph_node_label(n, label, sizeof label));
-                goto done;
-            }
-            n->state = state;
-            n->prepared = 1;
-            n->taken_inputs = call.taken_inputs;
-            release_taken_inputs(p, n);
-        }
+        if (n->def->prepare && !n->prepared) to_prepare[n_prepare++] = p->n_steps - 1;
     }
+    if ((st = prepare_steps(p, to_prepare, n_prepare))) goto done;
     for (int i = 0; i < g->n_outputs; i++) death[g->outputs[i]] = p->n_steps;
     if ((st = lay_out_arena(p, birth, death))) goto done;
     if (p->scratch_bytes && !(p->scratch = core_aligned_alloc(p->scratch_bytes))) st = oom();
 done:
     free(birth);
     free(death);
+    free(to_prepare);
     if (st) {
         graph_plan_free(p);
         return st;
