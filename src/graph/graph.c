@@ -123,21 +123,12 @@ int graph_value_find_or_add(graph *g, const char *name) {
 
 static lens_status oom(void) { return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory building graph"); }
 
-int graph_release_taken_constant(graph *g, int v) {
+void graph_drop_constant_data(graph *g, int v) {
     tensor *c = v >= 0 && v < g->n_values ? g->values[v].constant : NULL;
-    if (!c || !c->data) return 0;
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == v) return 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const graph_node *n = &g->nodes[i];
-        if (n->removed) continue;
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] == v && (!n->prepared || k >= 32 || !(n->taken_inputs >> k & 1))) return 0;
-    }
+    if (!c || !c->data) return;
     size_t bytes = tensor_bytes(c);
     if (bytes != SIZE_MAX) core_discard_pages(c->data, bytes);
     c->data = NULL;
-    return 1;
 }
 
 lens_status graph_set_constant(graph *g, const char *name, const tensor *t) {

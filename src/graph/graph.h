@@ -15,7 +15,7 @@ typedef struct graph_value {
     int rank;
     int64_t dims[TENSOR_MAX_RANK];
     /* Non-NULL for initializers and folded constants; its data is owned by the graph (arena or file mapping), and
-     * NULL (shape only) once graph_release_taken_constant has dropped it. */
+     * NULL (shape only) once graph_drop_constant_data has dropped it. */
     tensor *constant;
     int producer; /* node index, or -1 for graph inputs and constants */
 } graph_value;
@@ -115,11 +115,11 @@ typedef struct graph_plan graph_plan;
  * Invalidate plans made before: the caller frees them and plans again. */
 lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe);
 
-/* Drops the data of constant v when every live node that reads it has been prepared and took it (graph_node's
- * taken_inputs) and v is not a graph output: its pages go back to the OS and constant->data becomes NULL, so the
- * weights are resident once, in their packed form. Returns 1 when it dropped them. Plans made before still hold
- * the old pointer; only nodes that took the value read it, and they read their state instead. */
-int graph_release_taken_constant(graph *g, int v);
+/* Drops the data of constant v: its pages go back to the OS and constant->data becomes NULL (shape only). The
+ * planner calls it once every live node that reads v has been prepared and took it (graph_node's taken_inputs) and
+ * v is no graph output, so that weights are resident once, in their packed form. Plans made before keep the old
+ * pointer, but only nodes that took v read it, and they read their state instead. */
+void graph_drop_constant_data(graph *g, int v);
 
 /* Parameter count and bytes of all constants. */
 void graph_weight_stats(const graph *g, int64_t *params, size_t *bytes);

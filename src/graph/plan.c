@@ -2,6 +2,7 @@
  * PyTorch exports), lets ops prepare state (packed weights) once per node and drops the weights the state replaces,
  * and lays out all activations in one arena by liveness so buffers are reused. graph_plan_run then walks the steps:
  * the hot loop. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,74 +160,73 @@ static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *dea
     return st;
 }
 
-/* Once a node's prepare has taken constant inputs into its state, drops those whose readers have all taken them,
- * right away, so that at any time during planning each weight is resident once: raw or packed. */
-static void release_taken_inputs(graph_plan *p, const graph_node *n) {
-    for (int k = 0; k < n->n_inputs && k < 32; k++) {
-        int v = n->inputs[k];
-        if (v >= 0 && (n->taken_inputs >> k & 1) && p->kind[v] == VALUE_CONSTANT &&
-            graph_release_taken_constant(p->g, v))
-            p->t[v].data = NULL;
-    }
-}
-
 /* ---- Prepare ---------------------------------------------------------------------------------------------------- */
-
-typedef struct prepare_result {
-    void *state;
-    uint32_t taken_inputs;
-    lens_status status;
-    char message[240]; /* the worker's error message */
-} prepare_result;
 
 typedef struct prepare_job {
     graph_plan *p;
-    const int *steps;
-    prepare_result *results;
+    const int *steps;     /* steps whose node prepares */
+    atomic_int *pending;  /* per value: reads of its data not yet taken into some node's state */
+    lens_status *status;  /* per step */
+    char (*message)[240]; /* per step: the worker's error message */
 } prepare_job;
 
+/* Prepares one node and drops each constant it took once no reader is left that needs its data: the last taker
+ * drops it, so no other thread can be reading it. */
 static void prepare_task(void *ctx, int64_t i, int thread) {
     (void)thread;
     const prepare_job *job = ctx;
-    const plan_step *step = &job->p->steps[job->steps[i]];
-    const graph_node *n = &job->p->g->nodes[step->node];
-    prepare_result *r = &job->results[i];
+    graph_plan *p = job->p;
+    const plan_step *step = &p->steps[job->steps[i]];
+    graph_node *n = &p->g->nodes[step->node];
     op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = (const tensor *const *)step->inputs,
                     .n_outputs = n->n_outputs, .outputs = (tensor *const *)step->outputs};
-    if ((r->status = n->def->prepare(&call, &r->state)))
-        snprintf(r->message, sizeof r->message, "%s", core_last_error());
-    r->taken_inputs = call.taken_inputs;
+    void *state = NULL;
+    if ((job->status[i] = n->def->prepare(&call, &state))) {
+        snprintf(job->message[i], sizeof job->message[i], "%s", core_last_error());
+        return;
+    }
+    n->state = state; /* released by graph_free */
+    n->taken_inputs = call.taken_inputs;
+    n->prepared = 1;
+    for (int k = 0; k < n->n_inputs && k < 32; k++) {
+        int v = n->inputs[k];
+        if (v < 0 || !(n->taken_inputs >> k & 1) || p->kind[v] != VALUE_CONSTANT || !p->t[v].data) continue;
+        if (atomic_fetch_sub(&job->pending[v], 1) == 1) {
+            graph_drop_constant_data(p->g, v);
+            p->t[v].data = NULL;
+        }
+    }
 }
 
-/* Prepares the nodes of the given steps (packing weights is most of a model's load time), several at once over the
- * pool, in rounds: after each round the weights its nodes took are dropped, so that a weight is resident twice, raw
- * and packed, only while its round runs. */
+/* Prepares the nodes of the given steps (packing weights is most of a model's load time) over the pool, and drops
+ * the weights they took as soon as every reader has taken them: a weight is resident twice, raw and packed, only
+ * while its last taker packs it. */
 static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
-    int round = 2 * core_pool_size(p->pool);
-    prepare_result *results = calloc((size_t)round, sizeof *results);
-    if (!results) return oom();
+    graph *g = p->g;
+    prepare_job job = {p, steps, calloc((size_t)g->n_values + 1, sizeof(atomic_int)),
+                       calloc((size_t)n_steps + 1, sizeof(lens_status)), calloc((size_t)n_steps + 1, sizeof *job.message)};
     lens_status st = LENS_OK;
-    for (int first = 0; first < n_steps && !st; first += round) {
-        int count = n_steps - first < round ? n_steps - first : round;
-        memset(results, 0, sizeof *results * (size_t)count);
-        prepare_job job = {p, steps + first, results};
-        core_pool_run(p->pool, count, prepare_task, &job);
-        for (int i = 0; i < count; i++) {
-            graph_node *n = &p->g->nodes[p->steps[steps[first + i]].node];
-            if (results[i].status) {
-                char label[256];
-                if (!st)
-                    st = core_fail(results[i].status, "%s: %s: %s", p->g->source,
-                                   graph_node_label(n, label, sizeof label), results[i].message);
-                continue;
-            }
-            n->state = results[i].state; /* released by graph_free */
-            n->prepared = 1;
-            n->taken_inputs = results[i].taken_inputs;
-        }
-        for (int i = 0; i < count && !st; i++) release_taken_inputs(p, &p->g->nodes[p->steps[steps[first + i]].node]);
+    if (!job.pending || !job.status || !job.message) st = oom();
+    for (int v = 0; !st && v < g->n_values; v++) atomic_init(&job.pending[v], 0);
+    /* every read counts, except those of nodes prepared before that took it; graph outputs are never dropped */
+    for (int i = 0; !st && i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && !(n->prepared && k < 32 && (n->taken_inputs >> k & 1)))
+                atomic_fetch_add(&job.pending[n->inputs[k]], 1);
     }
-    free(results);
+    for (int i = 0; !st && i < g->n_outputs; i++) atomic_fetch_add(&job.pending[g->outputs[i]], 1);
+    if (!st) core_pool_run(p->pool, n_steps, prepare_task, &job);
+    for (int i = 0; !st && i < n_steps; i++)
+        if (job.status[i]) {
+            char label[256];
+            st = core_fail(job.status[i], "%s: %s: %s", g->source,
+                           graph_node_label(&g->nodes[p->steps[steps[i]].node], label, sizeof label), job.message[i]);
+        }
+    free(job.pending);
+    free(job.status);
+    free(job.message);
     return st;
 }
 
