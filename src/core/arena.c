@@ -61,19 +61,7 @@ char *core_arena_strdup(core_arena *arena, const char *s) { return core_arena_st
 void *core_aligned_alloc(size_t bytes) {
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded < bytes) return NULL;
-    void *p = aligned_alloc(64, rounded ? rounded : 64);
-    if (p && rounded >= CORE_HUGE_PAGE_MIN) core_prefer_huge_pages(p, rounded);
-    return p;
-}
-
-void core_prefer_huge_pages(void *p, size_t bytes) {
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    uintptr_t begin = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + bytes) & ~(huge - 1);
-    if (end > begin) madvise((void *)begin, end - begin, MADV_HUGEPAGE); /* advice only */
-#else
-    (void)p, (void)bytes;
-#endif
+    return aligned_alloc(64, rounded ? rounded : 64);
 }
 
 void core_aligned_free(void *p) { free(p); }

@@ -70,14 +70,9 @@ void *core_arena_alloc(core_arena *arena, size_t bytes);
 char *core_arena_strndup(core_arena *arena, const char *s, size_t len);
 char *core_arena_strdup(core_arena *arena, const char *s);
 
-/* 64-byte aligned malloc/free for hot buffers. Buffers of CORE_HUGE_PAGE_MIN bytes or more prefer huge pages
- * (core_prefer_huge_pages): packed weights and activation arenas fault in and walk the TLB in 2 MB steps. */
+/* 64-byte aligned malloc/free for hot buffers. */
 void *core_aligned_alloc(size_t bytes);
 void core_aligned_free(void *p);
-#define CORE_HUGE_PAGE_MIN ((size_t)4 << 20)
-/* Asks for transparent huge pages on the 2 MB-aligned whole huge pages inside [p, p + bytes): the partial ends keep
- * small pages, so nothing outside the buffer becomes resident. Advice only; a no-op where unsupported. */
-void core_prefer_huge_pages(void *p, size_t bytes);
 
 /* Gives the whole pages inside [p, p + bytes) back to the OS (partial pages at either end are kept). Their contents are
  * lost: anonymous and heap memory reads back as zeros, a private file mapping re-reads the file. For data that will

@@ -58,8 +58,8 @@ typedef struct onnx_loader {
     bool zero_copy;       /* the buffer being parsed is a mapping the graph keeps */
     external_file external[ONNX_MAX_EXTERNAL_FILES];
     int n_external;
-    /* One anonymous mapping for all misaligned raw_data copies: fresh pages fault in as huge pages where the
-     * system allows, and are not zeroed a second time as arena memory would be. */
+    /* One anonymous mapping for all misaligned raw_data copies: fresh pages fault in once, in bulk, and are not
+     * zeroed a second time as arena memory would be. */
     uint8_t *copies;
     size_t copies_used, copies_size;
 } onnx_loader;
@@ -792,9 +792,8 @@ static void reserve_copies(onnx_loader *L, pb_reader *r) {
     }
     if (total < ONNX_COPY_REGION_MIN || L->g->n_mappings >= (int)(sizeof L->g->mappings / sizeof *L->g->mappings))
         return;
-    void *map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (map == MAP_FAILED) return;
-    core_prefer_huge_pages(map, total);
     if (graph_keep_mapping(L->g, map, total)) {
         munmap(map, total);
         return;
