@@ -1,6 +1,9 @@
-/* arena.c — chunked bump allocator for load-time data (names, attributes, small constants), and aligned malloc. */
+/* arena.c — chunked bump allocator for load-time data (names, attributes, small constants), aligned malloc, and
+ * giving pages of dead data back to the OS. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -62,3 +65,11 @@ void *core_aligned_alloc(size_t bytes) {
 }
 
 void core_aligned_free(void *p) { free(p); }
+
+void core_discard_pages(void *p, size_t bytes) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !p) return;
+    uintptr_t begin = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t end = ((uintptr_t)p + bytes) & ~((uintptr_t)page - 1);
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED); /* advice only: failure keeps the pages */
+}

@@ -74,6 +74,11 @@ char *core_arena_strdup(core_arena *arena, const char *s);
 void *core_aligned_alloc(size_t bytes);
 void core_aligned_free(void *p);
 
+/* Gives the whole pages inside [p, p + bytes) back to the OS (partial pages at either end are kept). Their contents are
+ * lost: anonymous and heap memory reads back as zeros, a private file mapping re-reads the file. For data that will
+ * never be read again but lives inside something that cannot be freed on its own (a file mapping, an arena chunk). */
+void core_discard_pages(void *p, size_t bytes);
+
 /* ---- Thread pool ------------------------------------------------------------------------------------------------- */
 
 typedef struct core_pool core_pool;

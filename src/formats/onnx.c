@@ -470,6 +470,8 @@ static lens_status parse_tensor(onnx_loader *L, const pb_reader *parent, const p
         }
         if (!(out->data = copy_alloc(L, bytes))) return oom();
         if (bytes) memcpy(out->data, tp.raw.data, bytes);
+        /* the source pages of a copy are never read again: keep them out of the resident set */
+        if (L->zero_copy) core_discard_pages((void *)tp.raw.data, bytes);
         return LENS_OK;
     }
     if (counts[expected] != (size_t)numel)
@@ -976,6 +978,9 @@ static lens_status load(const uint8_t *data, size_t size, const char *source, co
     if (!(L.scratch = core_arena_create())) st = oom();
     if (!st) st = parse_model(&L, data, size);
     core_arena_free(L.scratch);
+    /* Parsing touched the protobuf framing and the sources of the copies. Dropping the mapping's pages keeps them
+     * out of the resident set; constants that point into it fault back in from the page cache when read. */
+    if (!st && mapping) core_discard_pages(mapping, size);
     if (st) {
         graph_free(g);
         return core_fail_context(st, "%s", source);

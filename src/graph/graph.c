@@ -123,6 +123,14 @@ int graph_value_find_or_add(graph *g, const char *name) {
 
 static lens_status oom(void) { return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory building graph"); }
 
+void graph_drop_constant_data(graph *g, int v) {
+    tensor *c = v >= 0 && v < g->n_values ? g->values[v].constant : NULL;
+    if (!c || !c->data) return;
+    size_t bytes = tensor_bytes(c);
+    if (bytes != SIZE_MAX) core_discard_pages(c->data, bytes);
+    c->data = NULL;
+}
+
 lens_status graph_set_constant(graph *g, const char *name, const tensor *t) {
     int v = graph_value_find_or_add(g, name);
     if (v < 0) return oom();

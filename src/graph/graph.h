@@ -14,7 +14,8 @@ typedef struct graph_value {
     lens_dtype dtype;
     int rank;
     int64_t dims[TENSOR_MAX_RANK];
-    /* Non-NULL for initializers and folded constants; its data is owned by the graph (arena or file mapping). */
+    /* Non-NULL for initializers and folded constants; its data is owned by the graph (arena or file mapping), and
+     * NULL (shape only) once graph_drop_constant_data has dropped it. */
     tensor *constant;
     int producer; /* node index, or -1 for graph inputs and constants */
 } graph_value;
@@ -29,6 +30,7 @@ typedef struct graph_node {
     const op_def *def; /* resolved by graph_finalize */
     void *state;       /* built by def->prepare on first plan, released by graph_free */
     int prepared;
+    uint32_t taken_inputs; /* from prepare (op_call.taken_inputs): inputs the state replaces */
 } graph_node;
 
 typedef struct graph_opset {
@@ -112,6 +114,12 @@ typedef struct graph_plan graph_plan;
  * another tensor of the same shape becomes the Conv's fused residual (and a Relu after it the Conv's activation).
  * Invalidate plans made before: the caller frees them and plans again. */
 lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe);
+
+/* Drops the data of constant v: its pages go back to the OS and constant->data becomes NULL (shape only). The
+ * planner calls it once every live node that reads v has been prepared and took it (graph_node's taken_inputs) and
+ * v is no graph output, so that weights are resident once, in their packed form. Plans made before keep the old
+ * pointer, but only nodes that took v read it, and they read their state instead. */
+void graph_drop_constant_data(graph *g, int v);
 
 /* Parameter count and bytes of all constants. */
 void graph_weight_stats(const graph *g, int64_t *params, size_t *bytes);

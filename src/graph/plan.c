@@ -1,6 +1,9 @@
 /* plan.c — fixes every shape for concrete input shapes, folds what is then known (Shape/Gather/Concat chains that
- * PyTorch exports), lets ops prepare state (packed weights) once per node, and lays out all activations in one arena
- * by liveness so buffers are reused. graph_plan_run then walks the steps: the hot loop. */
+ * PyTorch exports), lets ops prepare state (packed weights) once per node and drops the weights the state replaces,
+ * and lays out all activations in one arena by liveness so buffers are reused. graph_plan_run then walks the steps:
+ * the hot loop. */
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +160,78 @@ static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *dea
     return st;
 }
 
+/* ---- Prepare ---------------------------------------------------------------------------------------------------- */
+
+typedef struct prepare_job {
+    graph_plan *p;
+    const int *steps;     /* steps whose node prepares */
+    atomic_int *pending;  /* per value: reads of its data not yet taken into some node's state */
+    lens_status *status;  /* per step */
+    char (*message)[240]; /* per step: the worker's error message */
+} prepare_job;
+
+/* Prepares one node and drops each constant it took once no reader is left that needs its data: the last taker
+ * drops it, so no other thread can be reading it. */
+static void prepare_task(void *ctx, int64_t i, int thread) {
+    (void)thread;
+    const prepare_job *job = ctx;
+    graph_plan *p = job->p;
+    const plan_step *step = &p->steps[job->steps[i]];
+    graph_node *n = &p->g->nodes[step->node];
+    op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = (const tensor *const *)step->inputs,
+                    .n_outputs = n->n_outputs, .outputs = (tensor *const *)step->outputs};
+    void *state = NULL;
+    if ((job->status[i] = n->def->prepare(&call, &state))) {
+        snprintf(job->message[i], sizeof job->message[i], "%s", core_last_error());
+        return;
+    }
+    n->state = state; /* released by graph_free */
+    n->taken_inputs = call.taken_inputs;
+    n->prepared = 1;
+    for (int k = 0; k < n->n_inputs && k < 32; k++) {
+        int v = n->inputs[k];
+        if (v < 0 || !(n->taken_inputs >> k & 1) || p->kind[v] != VALUE_CONSTANT || !p->t[v].data) continue;
+        if (atomic_fetch_sub(&job->pending[v], 1) == 1) {
+            graph_drop_constant_data(p->g, v);
+            p->t[v].data = NULL;
+        }
+    }
+}
+
+/* Prepares the nodes of the given steps (packing weights is most of a model's load time) over the pool, and drops
+ * the weights they took as soon as every reader has taken them: a weight is resident twice, raw and packed, only
+ * while its last taker packs it. */
+static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
+    graph *g = p->g;
+    prepare_job job = {p, steps, calloc((size_t)g->n_values + 1, sizeof(atomic_int)),
+                       calloc((size_t)n_steps + 1, sizeof(lens_status)), calloc((size_t)n_steps + 1, sizeof *job.message)};
+    lens_status st = LENS_OK;
+    if (!job.pending || !job.status || !job.message) st = oom();
+    for (int v = 0; !st && v < g->n_values; v++) atomic_init(&job.pending[v], 0);
+    /* every read counts, except those of nodes prepared before that took it; graph outputs are never dropped */
+    for (int i = 0; !st && i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && !(n->prepared && k < 32 && (n->taken_inputs >> k & 1)))
+                atomic_fetch_add(&job.pending[n->inputs[k]], 1);
+    }
+    for (int i = 0; !st && i < g->n_outputs; i++) atomic_fetch_add(&job.pending[g->outputs[i]], 1);
+    if (!st) core_pool_run(p->pool, n_steps, prepare_task, &job);
+    for (int i = 0; !st && i < n_steps; i++)
+        if (job.status[i]) {
+            char label[256];
+            st = core_fail(job.status[i], "%s: %s: %s", g->source,
+                           graph_node_label(&g->nodes[p->steps[steps[i]].node], label, sizeof label), job.message[i]);
+        }
+    free(job.pending);
+    free(job.status);
+    free(job.message);
+    return st;
+}
+
+/* ---- Planning --------------------------------------------------------------------------------------------------- */
+
 lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs, core_pool *pool, graph_plan **out) {
     *out = NULL;
     graph_plan *p = calloc(1, sizeof *p);
@@ -172,8 +247,9 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
     p->kind = calloc((size_t)p->n_slots + 1, 1);
     p->steps = calloc((size_t)g->n_nodes + 1, sizeof(plan_step));
     int *birth = calloc((size_t)p->n_slots + 1, sizeof(int)), *death = calloc((size_t)p->n_slots + 1, sizeof(int));
+    int *to_prepare = calloc((size_t)g->n_nodes + 1, sizeof(int)), n_prepare = 0; /* steps whose node prepares */
     lens_status st = LENS_OK;
-    if (!p->t || !p->kind || !p->steps || !birth || !death) {
+    if (!p->t || !p->kind || !p->steps || !birth || !death || !to_prepare) {
         st = oom();
         goto done;
     }
@@ -200,7 +276,7 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
             int v = n->inputs[k];
             if (v < 0) continue;
             ins[k] = &p->t[v];
-            if (p->kind[v] != VALUE_CONSTANT && p->kind[v] != VALUE_FOLDED) known = 0;
+            if ((p->kind[v] != VALUE_CONSTANT || !p->t[v].data) && p->kind[v] != VALUE_FOLDED) known = 0;
         }
         for (int k = 0; k < n->n_outputs; k++) {
             int v = n->outputs[k] >= 0 ? n->outputs[k] : next_extra++;
@@ -242,22 +318,16 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
         }
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0) death[n->inputs[k]] = p->n_steps - 1;
-        if (n->def->prepare && !n->prepared) {
-            void *state = NULL;
-            if ((st = n->def->prepare(&call, &state))) {
-                core_fail_context(st, "%s: %s", g->source, graph_node_label(n, label, sizeof label));
-                goto done;
-            }
-            n->state = state;
-            n->prepared = 1;
-        }
+        if (n->def->prepare && !n->prepared) to_prepare[n_prepare++] = p->n_steps - 1;
     }
+    if ((st = prepare_steps(p, to_prepare, n_prepare))) goto done;
     for (int i = 0; i < g->n_outputs; i++) death[g->outputs[i]] = p->n_steps;
     if ((st = lay_out_arena(p, birth, death))) goto done;
     if (p->scratch_bytes && !(p->scratch = core_aligned_alloc(p->scratch_bytes))) st = oom();
 done:
     free(birth);
     free(death);
+    free(to_prepare);
     if (st) {
         graph_plan_free(p);
         return st;

@@ -282,6 +282,7 @@ static lens_status conv_prepare(op_call *call, void **state) {
         }
     }
     *state = cs;
+    call->taken_inputs |= 1u << 1; /* every GEMM path reads the packed copy */
     return LENS_OK;
 }
 
@@ -371,7 +372,8 @@ static lens_status conv_run(op_call *call) {
     job.y = call->outputs[0]->data;
     job.act = op_fused_activation(call->node);
     job.scratch = call->scratch;
-    if (!job.x || !job.w || !job.y) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: missing tensor data");
+    if (!job.x || (!job.w && !job.state) || !job.y)
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: missing tensor data");
     if (g.residual && !job.residual) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: missing residual input");
     if (job.state && job.state->groups != g.group)
         return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: prepared weights do not match the node");

@@ -133,6 +133,7 @@ static lens_status gemm_prepare(op_call *call, void **state) {
     *state = kern_sgemm_pack_b(g.trans_b, (size_t)g.K, (size_t)g.N, src, (size_t)b->dims[1]);
     free(scaled);
     if (!*state) return core_fail(LENS_ERR_OUT_OF_MEMORY, "Gemm: out of memory packing B");
+    call->taken_inputs |= 1u << 1;
     return LENS_OK;
 }
 
@@ -241,6 +242,7 @@ static lens_status matmul_prepare(op_call *call, void **state) {
     if (!b->data || b->rank > 2) return LENS_OK;
     *state = kern_sgemm_pack_b(0, (size_t)g.K, (size_t)g.N, b->data, (size_t)g.N);
     if (!*state) return core_fail(LENS_ERR_OUT_OF_MEMORY, "MatMul: out of memory packing B");
+    call->taken_inputs |= 1u << 1; /* B of rank <= 2 is never batched: run always takes the packed path */
     return LENS_OK;
 }
 
@@ -250,7 +252,8 @@ static lens_status matmul_run(op_call *call) {
     if (st) return st;
     const tensor *a = call->inputs[0], *b = call->inputs[1];
     float *y = call->outputs[0]->data;
-    if (!a->data || !b->data || !y) return core_fail(LENS_ERR_INVALID_ARGUMENT, "MatMul: missing tensor data");
+    if (!a->data || (!b->data && !call->state) || !y)
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "MatMul: missing tensor data");
     bgemm j = {0};
     j.M = (size_t)g.M, j.N = (size_t)g.N, j.K = (size_t)g.K;
     j.lda = (size_t)g.K, j.ldb = (size_t)g.N, j.ldc = (size_t)g.N;

@@ -69,6 +69,7 @@ typedef struct op_call {
     void *state;           /* from prepare, or NULL */
     void *scratch;         /* scratch_bytes of 64-byte aligned memory during run, shared with other nodes */
     size_t scratch_bytes;  /* set by infer when the op needs scratch */
+    uint32_t taken_inputs; /* set by prepare: bit k when the state holds all that run needs of constant input k */
 } op_call;
 
 typedef struct op_def {
@@ -82,7 +83,9 @@ typedef struct op_def {
     /* Computes the outputs into caller-allocated buffers of the inferred sizes. Inputs are read-only. */
     lens_status (*run)(op_call *call);
     /* Optional: called once per node after the first infer, with data for constant inputs, to build state (e.g.
-     * packed weights) that run receives in call->state. */
+     * packed weights) that run receives in call->state. Setting bit k of call->taken_inputs says the state replaces
+     * input k: the planner may then drop that constant's data (once no other node reads it), and later infer and
+     * run calls see it with the shape only (data NULL). */
     lens_status (*prepare)(op_call *call, void **state);
     /* Frees what prepare built. */
     void (*release)(void *state);

@@ -117,7 +117,7 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
     const op_def *def = ops_lookup("", "Conv");
     CHECK(def != NULL);
     if (!def) return;
-    op_call call = {&node, k->residual ? 4 : 3, ins, 1, outs, use_pool ? pool2 : NULL, NULL, NULL, 0};
+    op_call call = {&node, k->residual ? 4 : 3, ins, 1, outs, use_pool ? pool2 : NULL, NULL, NULL, 0, 0};
     lens_status st = def->infer(&call);
     CHECK_MSG(st == LENS_OK, "infer: %s", core_last_error());
     CHECK(ty.rank == 4 && ty.dims[0] == k->n && ty.dims[1] == k->m && ty.dims[2] == out[0] && ty.dims[3] == out[1]);
@@ -256,7 +256,7 @@ static void test_conv_1d_3d(void) {
                             {.name = "pads", .type = OP_ATTR_INTS, .ints = pads, .count = 2}};
         op_node node = {"", "Conv", "", 13, 3, attrs};
         const op_def *def = ops_lookup("", "Conv");
-        op_call call = {&node, 2, ins, 1, outs, pool2, NULL, NULL, 0};
+        op_call call = {&node, 2, ins, 1, outs, pool2, NULL, NULL, 0, 0};
         CHECK(def->infer(&call) == LENS_OK);
         CHECK(ty.rank == 3 && ty.dims[2] == OL && OL == 5);
         call.scratch = core_aligned_alloc(call.scratch_bytes);
@@ -299,7 +299,7 @@ static void test_conv_1d_3d(void) {
                             {.name = "pads", .type = OP_ATTR_INTS, .ints = pads, .count = 6}};
         op_node node = {"", "Conv", "", 13, 2, attrs};
         const op_def *def = ops_lookup("", "Conv");
-        op_call call = {&node, 3, ins, 1, outs, NULL, NULL, NULL, 0};
+        op_call call = {&node, 3, ins, 1, outs, NULL, NULL, NULL, 0, 0};
         CHECK(def->infer(&call) == LENS_OK);
         CHECK(ty.rank == 5 && ty.dims[2] == OD && ty.dims[3] == OH && ty.dims[4] == OW);
         void *state = NULL;
@@ -324,7 +324,7 @@ static void test_errors(void) {
     tensor *outs[1] = {&ty};
     op_node node = {"", "Conv", "", 13, 0, NULL};
     const op_def *def = ops_lookup("", "Conv");
-    op_call call = {&node, 2, ins, 1, outs, NULL, NULL, NULL, 0};
+    op_call call = {&node, 2, ins, 1, outs, NULL, NULL, NULL, 0, 0};
     CHECK(def->infer(&call) == LENS_ERR_SHAPE); /* W has 3 input channels, X 4 */
     CHECK(strstr(core_last_error(), "[2,3,3,3]") && strstr(core_last_error(), "[1,4,4,4]"));
     tw.dims[1] = 4;
@@ -375,7 +375,7 @@ static void test_scratch_mismatch(void) {
                                 {.name = "group", .type = OP_ATTR_INT, .i = g}};
             op_node node = {"", "Conv", "", 13, 2, attrs};
             const op_def *def = ops_lookup("", "Conv");
-            op_call call = {&node, 2, ins, 1, outs, flip ? pool2 : NULL, NULL, NULL, 0};
+            op_call call = {&node, 2, ins, 1, outs, flip ? pool2 : NULL, NULL, NULL, 0, 0};
             CHECK(def->infer(&call) == LENS_OK);
             call.pool = flip ? NULL : pool2;
             call.scratch = core_aligned_alloc(call.scratch_bytes);

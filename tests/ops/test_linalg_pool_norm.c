@@ -34,7 +34,7 @@ static lens_status run_op(const char *type, const op_attr *attrs, int n_attrs, c
     const op_def *def = ops_lookup("", type);
     if (!def) return core_fail(LENS_ERR_UNSUPPORTED, "no op %s", type);
     op_node node = {"t", type, "", 17, n_attrs, attrs};
-    op_call call = {&node, n_in, ins, n_out, outs, pool, NULL, NULL, 0};
+    op_call call = {&node, n_in, ins, n_out, outs, pool, NULL, NULL, 0, 0};
     for (int i = 0; i < n_out; i++)
         if (outs[i]) outs[i]->data = NULL;
     lens_status st = def->infer(&call);

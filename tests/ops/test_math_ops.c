@@ -47,7 +47,7 @@ static lens_status run_op(op_spec spec, int n_in, const tensor *const *in, tenso
     if (!def) return core_fail(LENS_ERR_UNSUPPORTED, "%s is not registered", spec.op_type);
     op_node node = {"test", spec.op_type, spec.domain, spec.opset, spec.n_attrs, spec.attrs};
     tensor *outs[1] = {out};
-    op_call call = {&node, n_in, in, 1, outs, pool, NULL, NULL, 0};
+    op_call call = {&node, n_in, in, 1, outs, pool, NULL, NULL, 0, 0};
     lens_status st = def->infer(&call);
     if (st) return st;
     size_t bytes = tensor_bytes(out);

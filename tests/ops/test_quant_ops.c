@@ -78,7 +78,7 @@ static lens_status run_op(const char *domain, const char *type, const op_attr *a
         memset(&outputs[i], 0, sizeof outputs[i]);
         outs[i] = &outputs[i];
     }
-    op_call call = {&node, n_in, inputs, n_out, outs, use_pool ? pool2 : NULL, NULL, NULL, 0};
+    op_call call = {&node, n_in, inputs, n_out, outs, use_pool ? pool2 : NULL, NULL, NULL, 0, 0};
     lens_status st = def->infer(&call);
     if (st) return st;
     for (int i = 0; i < n_out; i++) {
