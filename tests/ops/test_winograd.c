@@ -127,7 +127,7 @@ static void check_op_batch_change(int64_t hw, int64_t c, int64_t m, int64_t n_pr
                         {.name = "lens.activation", .type = OP_ATTR_STRING, .s = "Relu"}};
     op_node node = {"conv", "Conv", "", 13, 2, attrs};
     const op_def *def = ops_lookup("", "Conv");
-    op_call call = {&node, 3, ins, 1, outs, pool2, NULL, NULL, 0};
+    op_call call = {.node = &node, .n_inputs = 3, .inputs = ins, .n_outputs = 1, .outputs = outs, .pool = pool2};
     void *state = NULL;
     CHECK(def && def->infer(&call) == LENS_OK && def->prepare(&call, &state) == LENS_OK);
     tx.dims[0] = n_run;
