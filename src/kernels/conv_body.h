@@ -50,19 +50,15 @@ static inline void conv_store_n(float *p, conv_vec v, int64_t n) {
 
 #if CONV_VLEN == 16
 #define CONV_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
-#define CONV_ODD_MASK {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}
 #elif CONV_VLEN == 8
 #define CONV_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14}
-#define CONV_ODD_MASK {1, 3, 5, 7, 9, 11, 13, 15}
 #else
 #define CONV_EVEN_MASK {0, 2, 4, 6}
-#define CONV_ODD_MASK {1, 3, 5, 7}
 #endif
 
-/* Even and odd elements of the 2 * CONV_VLEN floats at p (what a stride-2 tap reads). */
+/* The even elements of the 2 * CONV_VLEN floats in a, b (what a stride-2 tap reads). */
 #if defined(__clang__)
-static inline conv_vec conv_even(const float *p) {
-    conv_vec a = conv_load(p), b = conv_load(p + CONV_VLEN);
+static inline conv_vec conv_even2(conv_vec a, conv_vec b) {
 #if CONV_VLEN == 16
     return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 #elif CONV_VLEN == 8
@@ -71,26 +67,26 @@ static inline conv_vec conv_even(const float *p) {
     return __builtin_shufflevector(a, b, 0, 2, 4, 6);
 #endif
 }
-static inline conv_vec conv_odd(const float *p) {
-    conv_vec a = conv_load(p), b = conv_load(p + CONV_VLEN);
-#if CONV_VLEN == 16
-    return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-#elif CONV_VLEN == 8
-    return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
 #else
-    return __builtin_shufflevector(a, b, 1, 3, 5, 7);
-#endif
-}
-#else
-static inline conv_vec conv_even(const float *p) {
+static inline conv_vec conv_even2(conv_vec a, conv_vec b) {
     const conv_mask m = CONV_EVEN_MASK;
-    return __builtin_shuffle(conv_load(p), conv_load(p + CONV_VLEN), m);
-}
-static inline conv_vec conv_odd(const float *p) {
-    const conv_mask m = CONV_ODD_MASK;
-    return __builtin_shuffle(conv_load(p), conv_load(p + CONV_VLEN), m);
+    return __builtin_shuffle(a, b, m);
 }
 #endif
+/* The same of the 2 * CONV_VLEN floats at p. */
+static inline conv_vec conv_even(const float *p) { return conv_even2(conv_load(p), conv_load(p + CONV_VLEN)); }
+
+/* min(max(v, lo), hi) lane by lane; a NaN lane stays NaN. */
+static inline conv_vec conv_clamp(conv_vec v, conv_vec lo, conv_vec hi) {
+#if CONV_VBYTES == 64 && defined(__AVX512F__)
+    return (conv_vec)_mm512_min_ps((__m512)hi, _mm512_max_ps((__m512)lo, (__m512)v));
+#elif CONV_VBYTES == 32 && defined(__AVX2__)
+    return (conv_vec)_mm256_min_ps((__m256)hi, _mm256_max_ps((__m256)lo, (__m256)v));
+#else
+    conv_mask below = v < lo, above = v > hi;
+    return (conv_vec)(((conv_mask)v & ~(below | above)) | ((conv_mask)lo & below) | ((conv_mask)hi & above));
+#endif
+}
 
 static inline int64_t conv_div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -105,36 +101,41 @@ static inline void conv_tap_columns(int64_t off, int64_t stride, int64_t width, 
 
 /* ---- Depthwise layout -------------------------------------------------------------------------------------------- */
 
-/* When stride_h == stride_w == S in {1, 2}, the input copied into a zero-padded buffer with row pitch P turns the
- * 2-D conv into a 1-D one over flat indices: output q = oh * P + ow reads padded[S * q + i * dh * P + j * dw].
- * Columns ow >= out_w are computed and thrown away (about half the row at stride 2); in exchange every vector is
- * full, there are no borders, and narrow planes (7x7) vectorise as well as wide ones. Large planes go in strips of
- * rows, which bounds the scratch. */
+/* When stride_h == stride_w == S, the input is copied into S * S zero-padded phase planes: plane (a, b) holds the
+ * padded input's rows r == a and columns c == b (mod S) at [r / S][c / S], rows of pitch Q. Output q = oh * Q + ow
+ * then reads, for tap (i, j), plane ((i * dh) % S, (j * dw) % S) at q + (i * dh / S) * Q + j * dw / S: the 2-D conv
+ * becomes a stride-1 1-D one over flat indices, with contiguous loads for every stride. Columns ow >= out_w are
+ * computed and thrown away (a few per row); in exchange every vector is full, there are no borders, and narrow
+ * planes (7x7) vectorise as well as wide ones. Large planes go in strips of rows, which bounds the scratch. */
 typedef struct conv_dw_flat {
-    int64_t pitch;         /* of the padded input rows and of the flat outputs */
-    int64_t strip;         /* output rows per strip */
-    int64_t in_rows;       /* padded input rows one strip reads */
-    int64_t n_out;         /* flat outputs per strip: strip * pitch rounded up to CONV_DW_BLOCK */
-    int64_t padded_floats; /* the padded strip with zero slack after it for the last block's reads */
+    int64_t S;            /* stride: S * S phase planes */
+    int64_t pitch;        /* Q: of the phase planes' rows and of the flat outputs */
+    int64_t strip;        /* output rows per strip */
+    int64_t in_rows;      /* padded input rows one strip reads */
+    int64_t n_out;        /* flat outputs per strip: strip * pitch rounded up to CONV_DW_BLOCK */
+    int64_t plane_floats; /* per phase plane, with zero slack after it for the last block's reads; multiple of 16 */
 } conv_dw_flat;
 
 #define CONV_DW_BLOCK 64          /* four vectors of the widest build, a multiple of four vectors of every build */
-#define CONV_DW_STRIP_FLOATS 65536 /* padded input + flat outputs of a strip: 256 KiB bounds the scratch */
+#define CONV_DW_STRIP_FLOATS 32768 /* phase planes + flat outputs of a strip: 128 KiB bounds the scratch */
+#define CONV_DW_MAX_STRIDE 4       /* larger strides (rare) take the direct loop: S * S planes would be mostly pad */
+#define CONV_DW_MAX_TAPS 121       /* and so do kernels larger than 11x11 */
 
 static inline int conv_dw_flat_layout(const kern_conv_shape *s, conv_dw_flat *f) {
     const int64_t S = s->stride[2];
-    if (s->stride[1] != S || (S != 1 && S != 2)) return 0;
-    int64_t width = s->pad[2] + s->in[2], need = (s->out[2] - 1) * S + (s->kernel[2] - 1) * s->dilation[2] + 1;
-    f->pitch = need > width ? need : width;
-    f->strip = CONV_DW_STRIP_FLOATS / (f->pitch * (S + 1));
+    if (s->stride[1] != S || S > CONV_DW_MAX_STRIDE || s->kernel[1] * s->kernel[2] > CONV_DW_MAX_TAPS) return 0;
+    const int64_t rh = (s->kernel[1] - 1) * s->dilation[1] / S, rw = (s->kernel[2] - 1) * s->dilation[2] / S;
+    const int64_t need = s->out[2] + rw, data = (s->pad[2] + s->in[2] - 1) / S + 1;
+    f->S = S;
+    f->pitch = need > data ? need : data;
+    f->strip = CONV_DW_STRIP_FLOATS / (f->pitch * (S * S + 1));
     if (f->strip < 1) f->strip = 1;
     if (f->strip > s->out[1]) f->strip = s->out[1];
     f->in_rows = (f->strip - 1) * S + (s->kernel[1] - 1) * s->dilation[1] + 1;
     f->n_out = conv_div_ceil(f->strip * f->pitch, CONV_DW_BLOCK) * CONV_DW_BLOCK;
-    int64_t reach = (s->kernel[1] - 1) * s->dilation[1] * f->pitch + (s->kernel[2] - 1) * s->dilation[2];
-    int64_t last = S * (f->n_out - 1) + reach + (S - 1); /* stride 2 also loads the odd partner of its last lane */
-    f->padded_floats = f->in_rows * f->pitch > last + 1 ? f->in_rows * f->pitch : last + 1;
-    f->padded_floats = conv_div_ceil(f->padded_floats, 16) * 16; /* keeps the outputs after it 64-byte aligned */
+    /* plane rows: (in_rows - 1) / S + 1 == strip + rh; the last block reads up to n_out - 1 + the furthest tap */
+    int64_t rows = (f->strip + rh) * f->pitch, last = f->n_out + rh * f->pitch + rw;
+    f->plane_floats = conv_div_ceil(rows > last ? rows : last, 16) * 16; /* keeps every plane 64-byte aligned */
     return 1;
 }
 
@@ -146,7 +147,17 @@ static inline void conv_gather2(float *dst, const float *src, int64_t n, int64_t
     int64_t i = 0;
     for (; i + CONV_VLEN <= n && 2 * (i + CONV_VLEN) <= limit; i += CONV_VLEN)
         conv_store(dst + i, conv_even(src + 2 * i));
+#if CONV_VBYTES >= 32
+    /* the rest with masked loads of the floats that exist (a narrow plane's whole row) */
+    for (; i < n; i += CONV_VLEN) {
+        int64_t m = limit - 2 * i, k = n - i < CONV_VLEN ? n - i : CONV_VLEN;
+        conv_vec lo = conv_load_n(src + 2 * i, m < CONV_VLEN ? m : CONV_VLEN), hi = {0};
+        if (m > CONV_VLEN) hi = conv_load_n(src + 2 * i + CONV_VLEN, m < 2 * CONV_VLEN ? m - CONV_VLEN : CONV_VLEN);
+        conv_store_n(dst + i, conv_even2(lo, hi), k);
+    }
+#else
     for (; i < n; i++) dst[i] = src[2 * i];
+#endif
 }
 
 /* Inline copies: im2col moves many short runs (a 7-wide output row), where a libc call costs more than the copy. */
@@ -207,32 +218,29 @@ void CONV_FN(kern_im2col_)(const kern_conv_shape *s, const float *x, int64_t col
 
 /* ---- Depthwise --------------------------------------------------------------------------------------------------- */
 
-/* The hot loop of the flat layout (conv_dw_flat_layout): out[q] = sum over taps of w[i][j] * xp[S * q + i * dh *
- * pitch + j * dw] for q in [0, n_out), four vectors at a time (independent accumulators hide the FMA latency).
- * Constant arguments after inlining unroll the taps of the common kernels. */
-static inline __attribute__((always_inline)) void conv_dw_flat_loop(const float *xp, const float *w, float *out,
-                                                                    int64_t n_out, int64_t pitch, const int64_t KH,
-                                                                    const int64_t KW, const int64_t dh,
-                                                                    const int64_t dw, const int64_t S) {
+#define CONV_DW_HOIST 25 /* taps whose weights stay in registers across the loop (5x5) */
+
+/* The hot loop of the flat layout (conv_dw_flat_layout): out[q] = sum over taps t of w[t] * xp[off[t] + q] for q in
+ * [0, n_out), four vectors at a time (independent accumulators hide the FMA latency). A constant T after inlining
+ * unrolls the taps of the common kernels. */
+static inline __attribute__((always_inline)) void conv_dw_flat_loop(const float *xp, const int64_t *off,
+                                                                    const float *w, float *out, int64_t n_out,
+                                                                    const int64_t T) {
+    conv_vec wv[CONV_DW_HOIST];
+    const int hoist = T <= CONV_DW_HOIST;
+    if (hoist)
+        for (int64_t t = 0; t < T; t++) wv[t] = conv_splat(w[t]);
     for (int64_t q = 0; q < n_out; q += 4 * CONV_VLEN) {
         conv_vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        const float *b = xp + S * q;
-        for (int64_t i = 0; i < KH; i++)
-            for (int64_t j = 0; j < KW; j++) {
-                const float *p = b + i * dh * pitch + j * dw;
-                conv_vec wv = conv_splat(w[i * KW + j]);
-                if (S == 1) {
-                    a0 += wv * conv_load(p);
-                    a1 += wv * conv_load(p + CONV_VLEN);
-                    a2 += wv * conv_load(p + 2 * CONV_VLEN);
-                    a3 += wv * conv_load(p + 3 * CONV_VLEN);
-                } else {
-                    a0 += wv * conv_even(p);
-                    a1 += wv * conv_even(p + 2 * CONV_VLEN);
-                    a2 += wv * conv_even(p + 4 * CONV_VLEN);
-                    a3 += wv * conv_even(p + 6 * CONV_VLEN);
-                }
-            }
+#pragma GCC unroll 25
+        for (int64_t t = 0; t < T; t++) {
+            const float *p = xp + off[t] + q;
+            conv_vec v = hoist ? wv[t] : conv_splat(w[t]);
+            a0 += v * conv_load(p);
+            a1 += v * conv_load(p + CONV_VLEN);
+            a2 += v * conv_load(p + 2 * CONV_VLEN);
+            a3 += v * conv_load(p + 3 * CONV_VLEN);
+        }
         conv_store(out + q, a0);
         conv_store(out + q + CONV_VLEN, a1);
         conv_store(out + q + 2 * CONV_VLEN, a2);
@@ -248,8 +256,7 @@ static inline void conv_dw_finish_row(float *y, const float *src, float bias, co
         int64_t m = n - i < CONV_VLEN ? n - i : CONV_VLEN;
         conv_vec v = (m == CONV_VLEN ? conv_load(src + i) : conv_load_n(src + i, m)) + vb;
         if (res) v += m == CONV_VLEN ? conv_load(res + i) : conv_load_n(res + i, m);
-        conv_mask below = v < vlo, above = v > vhi;
-        v = (conv_vec)(((conv_mask)v & ~(below | above)) | ((conv_mask)vlo & below) | ((conv_mask)vhi & above));
+        v = conv_clamp(v, vlo, vhi);
         if (m == CONV_VLEN) conv_store(y + i, v);
         else conv_store_n(y + i, v, m);
     }
@@ -277,52 +284,106 @@ static void conv_dw_direct(const kern_conv_shape *s, const float *x, const float
     }
 }
 
-void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, const float *x, const float *w, float bias,
-                             const float *residual, const kern_activation *act, float *y, float *scratch) {
-    const int64_t IH = s->in[1], IW = s->in[2], OH = s->out[1], OW = s->out[2], KH = s->kernel[1], KW = s->kernel[2];
-    const int64_t dh = s->dilation[1], dw = s->dilation[2], S = s->stride[2];
+/* Zeroes what conv_dw_fill_planes never writes: the pad columns of every phase plane row and the slack after them. */
+static void conv_dw_clear_pads(const conv_dw_flat *f, int64_t rows, const int64_t *n, const int64_t *col,
+                               float *planes) {
+    const int64_t Q = f->pitch;
+    for (int64_t a = 0; a < f->S; a++)
+        for (int64_t b = 0; b < f->S; b++) {
+            float *p = planes + (a * f->S + b) * f->plane_floats;
+            for (int64_t r = 0; r < rows; r++) {
+                conv_zero(p + r * Q, col[b]);
+                conv_zero(p + r * Q + col[b] + n[b], Q - col[b] - n[b]);
+            }
+            conv_zero(p + rows * Q, f->plane_floats - rows * Q);
+        }
+}
+
+/* Copies the padded input rows [0, f->in_rows) of the strip starting at output row oh0 into the phase planes (all
+ * zero where no input lands: rows outside the image are cleared here, the pad columns and the slack after the rows
+ * once per call by conv_dw_clear_pads).
+ * Column phase b takes x[iw0[b] + k * S] for k < n[b] to its row at offset col[b]. S is a constant after inlining. */
+static inline __attribute__((always_inline)) void conv_dw_fill_planes(const kern_conv_shape *s, const conv_dw_flat *f,
+                                                                      const float *x, int64_t oh0, const int64_t *iw0,
+                                                                      const int64_t *n, const int64_t *col,
+                                                                      float *planes, const int64_t S) {
+    const int64_t Q = f->pitch, IH = s->in[1], IW = s->in[2], pf = f->plane_floats;
+    int64_t ih = oh0 * S - s->pad[1];
+    for (int64_t r = 0, a = 0, rr = 0; r < f->in_rows; r++, ih++) {
+        float *row = planes + a * S * pf + rr * Q; /* in plane (a, 0) == (r % S, 0), row r / S */
+        if (++a == S) a = 0, rr++;
+        if (ih < 0 || ih >= IH) {
+            for (int64_t b = 0; b < S; b++) conv_zero(row + b * pf, Q);
+            continue;
+        }
+        const float *xr = x + ih * IW;
+        for (int64_t b = 0; b < S; b++) {
+            float *d = row + b * pf + col[b];
+            if (S == 1) conv_copy(d, xr, n[b]);
+            else if (S == 2) conv_gather2(d, xr + iw0[b], n[b], IW - iw0[b]);
+            else
+                for (int64_t k = 0; k < n[b]; k++) d[k] = xr[iw0[b] + k * S];
+        }
+    }
+}
+
+void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, int64_t channels, const float *x, const float *w,
+                             const float *bias, const float *residual, const kern_activation *act, float *y,
+                             float *scratch) {
+    const int64_t OH = s->out[1], OW = s->out[2], KH = s->kernel[1], KW = s->kernel[2], T = KH * KW;
+    const int64_t in_size = s->in[1] * s->in[2], out_size = OH * OW;
     conv_dw_flat f;
-    /* Relu and Clip are applied while finishing each row; anything else afterwards. */
+    /* Relu and Clip are applied while finishing each row; anything else afterwards, per channel. */
     int clamp = !act || act->kind == KERN_ACT_NONE || act->kind == KERN_ACT_RELU || act->kind == KERN_ACT_CLIP;
     float lo = -__builtin_inff(), hi = __builtin_inff();
     if (act && act->kind == KERN_ACT_RELU) lo = 0.0f;
     if (act && act->kind == KERN_ACT_CLIP) lo = act->alpha, hi = act->beta;
     if (!conv_dw_flat_layout(s, &f)) {
-        conv_dw_direct(s, x, w, bias, residual, y);
-        if (clamp) conv_dw_finish_row(y, y, 0.0f, NULL, OH * OW, lo, hi);
-        else kern_activation_apply(act, y, (size_t)(OH * OW));
+        for (int64_t c = 0; c < channels; c++) {
+            float *yc = y + c * out_size;
+            conv_dw_direct(s, x + c * in_size, w + c * T, bias ? bias[c] : 0.0f,
+                           residual ? residual + c * out_size : NULL, yc);
+            if (clamp) conv_dw_finish_row(yc, yc, 0.0f, NULL, out_size, lo, hi);
+            else kern_activation_apply(act, yc, (size_t)out_size);
+        }
         return;
     }
-    /* Per strip of output rows: the zero-padded copy of the input rows it reads, then its flat outputs. */
-    float *xp = scratch, *out = scratch + f.padded_floats;
-    const int64_t pt = s->pad[1], pl = s->pad[2], P = f.pitch;
-    for (int64_t oh0 = 0; oh0 < OH; oh0 += f.strip) {
-        int64_t rows = OH - oh0 < f.strip ? OH - oh0 : f.strip;
-        for (int64_t t = 0; t < f.in_rows; t++) {
-            int64_t ih = oh0 * S + t - pt;
-            float *d = xp + t * P;
-            if (ih < 0 || ih >= IH) {
-                conv_zero(d, P);
-                continue;
-            }
-            conv_zero(d, pl);
-            conv_copy(d + pl, x + ih * IW, IW);
-            conv_zero(d + pl + IW, P - pl - IW);
+    const int64_t S = f.S, Q = f.pitch;
+    float *planes = scratch, *out = scratch + S * S * f.plane_floats;
+    /* tap (i, j) reads plane ((i * dh) % S, (j * dw) % S) at (i * dh / S) * Q + j * dw / S */
+    int64_t off[CONV_DW_MAX_TAPS];
+    for (int64_t i = 0; i < KH; i++)
+        for (int64_t j = 0; j < KW; j++) {
+            int64_t u = i * s->dilation[1], v = j * s->dilation[2];
+            off[i * KW + j] = ((u % S) * S + v % S) * f.plane_floats + (u / S) * Q + v / S;
         }
-        conv_zero(xp + f.in_rows * P, f.padded_floats - f.in_rows * P);
-        /* constant kernels for the common shapes, so their taps unroll */
-        const int unit = dh == 1 && dw == 1, k3 = unit && KH == 3 && KW == 3, k5 = unit && KH == 5 && KW == 5;
-        if (k3 && S == 1) conv_dw_flat_loop(xp, w, out, f.n_out, P, 3, 3, 1, 1, 1);
-        else if (k3) conv_dw_flat_loop(xp, w, out, f.n_out, P, 3, 3, 1, 1, 2);
-        else if (k5 && S == 1) conv_dw_flat_loop(xp, w, out, f.n_out, P, 5, 5, 1, 1, 1);
-        else if (k5) conv_dw_flat_loop(xp, w, out, f.n_out, P, 5, 5, 1, 1, 2);
-        else if (unit && KH == 7 && KW == 7 && S == 1) conv_dw_flat_loop(xp, w, out, f.n_out, P, 7, 7, 1, 1, 1);
-        else if (S == 1) conv_dw_flat_loop(xp, w, out, f.n_out, P, KH, KW, dh, dw, 1);
-        else conv_dw_flat_loop(xp, w, out, f.n_out, P, KH, KW, dh, dw, 2);
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t oh = oh0 + r;
-            conv_dw_finish_row(y + oh * OW, out + r * P, bias, residual ? residual + oh * OW : NULL, OW, lo, hi);
-        }
+    /* column phase b: padded columns c == b (mod S) from c0 = pl + ((b - pl) mod S) on hold x[c - pl] */
+    int64_t iw0[CONV_DW_MAX_STRIDE], nb[CONV_DW_MAX_STRIDE], col[CONV_DW_MAX_STRIDE];
+    for (int64_t b = 0; b < S; b++) {
+        int64_t pl = s->pad[2], c0 = pl + ((b - pl % S) % S + S) % S;
+        iw0[b] = c0 - pl;
+        nb[b] = iw0[b] < s->in[2] ? (s->in[2] - 1 - iw0[b]) / S + 1 : 0;
+        col[b] = c0 / S;
     }
-    if (!clamp) kern_activation_apply(act, y, (size_t)(OH * OW));
+    conv_dw_clear_pads(&f, f.strip + (KH - 1) * s->dilation[1] / S, nb, col, planes);
+    for (int64_t c = 0; c < channels; c++) {
+        const float *wc = w + c * T, *rc = residual ? residual + c * out_size : NULL;
+        float *yc = y + c * out_size, bc = bias ? bias[c] : 0.0f;
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += f.strip) {
+            int64_t rows = OH - oh0 < f.strip ? OH - oh0 : f.strip;
+            if (S == 1) conv_dw_fill_planes(s, &f, x + c * in_size, oh0, iw0, nb, col, planes, 1);
+            else if (S == 2) conv_dw_fill_planes(s, &f, x + c * in_size, oh0, iw0, nb, col, planes, 2);
+            else conv_dw_fill_planes(s, &f, x + c * in_size, oh0, iw0, nb, col, planes, S);
+            /* constant tap counts for the common kernels, so their taps unroll */
+            if (T == 9) conv_dw_flat_loop(planes, off, wc, out, f.n_out, 9);
+            else if (T == 25) conv_dw_flat_loop(planes, off, wc, out, f.n_out, 25);
+            else if (T == 49) conv_dw_flat_loop(planes, off, wc, out, f.n_out, 49);
+            else conv_dw_flat_loop(planes, off, wc, out, f.n_out, T);
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t oh = oh0 + r;
+                conv_dw_finish_row(yc + oh * OW, out + r * Q, bc, rc ? rc + oh * OW : NULL, OW, lo, hi);
+            }
+        }
+        if (!clamp) kern_activation_apply(act, yc, (size_t)out_size);
+    }
 }

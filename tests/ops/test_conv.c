@@ -177,7 +177,7 @@ static void test_kernels(const char *isa) {
                         kern_activation relu = {KERN_ACT_RELU, 0, 0};
                         size_t scratch_floats = kern_dwconv2d_scratch(&sh);
                         float *scratch = scratch_floats ? core_aligned_alloc(scratch_floats * sizeof(float)) : NULL;
-                        kern_dwconv2d(&sh, x, wt, bias, (w + h) % 2 ? r : NULL, &relu, y, scratch);
+                        kern_dwconv2d(&sh, 1, x, wt, &bias, (w + h) % 2 ? r : NULL, &relu, y, scratch);
                         core_aligned_free(scratch);
                         kern_conv2d_params cp = {1, 1, h, w, 1, oh, ow, k, k, 1, s, s, d, d, p, p};
                         kern_conv2d_ref(&cp, x, wt, &bias, (w + h) % 2 ? r : NULL, &relu, e);
@@ -215,7 +215,7 @@ static void test_kernels(const char *isa) {
         kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, s, s}, {1, d, d}, {0, p, p}};
         float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float));
         kern_activation hs = {KERN_ACT_HARD_SWISH, 0, 0};
-        kern_dwconv2d(&sh, x, wt, bias, NULL, &hs, y, scratch);
+        kern_dwconv2d(&sh, 1, x, wt, &bias, NULL, &hs, y, scratch);
         kern_conv2d_params cp = {1, 1, h, w, 1, oh, ow, k, k, 1, s, s, d, d, p, p};
         kern_conv2d_ref(&cp, x, wt, &bias, NULL, &hs, e);
         double worst = max_abs_diff(y, e, (size_t)(oh * ow));
