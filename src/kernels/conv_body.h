@@ -14,7 +14,17 @@ typedef int32_t conv_mask __attribute__((vector_size(CONV_VBYTES)));
 
 static inline conv_vec conv_load(const float *p) { return *(const conv_vec *)p; }
 static inline void conv_store(float *p, conv_vec v) { *(conv_vec *)p = v; }
-static inline conv_vec conv_splat(float x) { return (conv_vec){0} + x; }
+/* x in every lane (an initializer, not {0} + x: the compiler may not drop the + 0, which would cost a scalar add
+ * per tap instead of a broadcast folded into the FMA). */
+static inline conv_vec conv_splat(float x) {
+#if CONV_VLEN == 16
+    return (conv_vec){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+#elif CONV_VLEN == 8
+    return (conv_vec){x, x, x, x, x, x, x, x};
+#else
+    return (conv_vec){x, x, x, x};
+#endif
+}
 
 /* The first n (0 <= n <= CONV_VLEN) floats at p, the rest zero; and the store of v's first n lanes. Masked on AVX-512
  * and AVX2 so short rows (a 7-wide feature map) cost one vector, not n scalars; no lane past n is touched. */
@@ -227,7 +237,8 @@ static inline __attribute__((always_inline)) void conv_dw_flat_loop(const float 
                                                                     const float *w, float *out, int64_t n_out,
                                                                     const int64_t T) {
     conv_vec wv[CONV_DW_HOIST];
-    const int hoist = T <= CONV_DW_HOIST;
+    /* splatting the weights once pays only over several blocks; small planes broadcast them from memory per tap */
+    const int hoist = T <= CONV_DW_HOIST && n_out >= 4 * 4 * CONV_VLEN;
     if (hoist)
         for (int64_t t = 0; t < T; t++) wv[t] = conv_splat(w[t]);
     for (int64_t q = 0; q < n_out; q += 4 * CONV_VLEN) {
