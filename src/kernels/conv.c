@@ -55,8 +55,14 @@ void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t
 
 size_t kern_dwconv2d_scratch(const kern_conv_shape *s) {
     conv_dw_flat f;
-    return conv_dw_flat_layout(s, &f) ? (size_t)(f.S * f.S * f.plane_floats + f.n_out) : 0;
+    conv_dwcl L;
+    size_t n = conv_dw_flat_layout(s, &f) ? (size_t)(f.S * f.S * f.plane_floats + f.n_out) : 0;
+    if (conv_dwcl_wanted(s) && conv_dwcl_layout(s, 16, &L) && (size_t)conv_dwcl_scratch(&L) > n)
+        n = (size_t)conv_dwcl_scratch(&L);
+    return n;
 }
+
+int64_t kern_dwconv2d_channel_block(const kern_conv_shape *s) { return conv_dwcl_wanted(s) ? 16 : 1; }
 
 void kern_dwconv2d(const kern_conv_shape *s, int64_t channels, const float *x, const float *w, const float *bias,
                    const float *residual, const kern_activation *act, float *y, float *scratch) {

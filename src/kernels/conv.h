@@ -28,6 +28,9 @@ void kern_dwconv2d(const kern_conv_shape *s, int64_t channels, const float *x, c
                    const float *residual, const kern_activation *act, float *y, float *scratch);
 /* Floats of scratch kern_dwconv2d needs for s (the same for every build). */
 size_t kern_dwconv2d_scratch(const kern_conv_shape *s);
+/* Channels per call the kernel prefers a multiple of for s: 16 where it runs blocks of channels (small planes,
+ * 7x7 kernels), else 1. */
+int64_t kern_dwconv2d_channel_block(const kern_conv_shape *s);
 
 /* Test hook: makes later calls use one build (generic, or the x86 AVX2 / AVX-512 ones). Returns false, changing
  * nothing, when this CPU or build cannot run it. Not thread-safe: call while no convolution runs. */

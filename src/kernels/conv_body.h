@@ -338,6 +338,211 @@ static inline __attribute__((always_inline)) void conv_dw_fill_planes(const kern
     }
 }
 
+/* ---- Depthwise, channels blocked ---------------------------------------------------------------------------------- */
+
+/* Small planes (and 7x7 kernels) run CONV_VLEN channels at a time in a channels-last tile: tile[(r * pitch + c) *
+ * CONV_VLEN + lane] holds padded input row r, column c of channel lane. Every output pixel is then a sum over taps of
+ * a weight vector (one weight per lane) times an aligned input vector: pure vector FMAs, no horizontal work, no
+ * copies of short rows. The blocks go in and out of NCHW with in-register transposes (conv_transpose) over the flat
+ * plane, so a 7x7 plane costs four transposes, not seven row copies per channel. Stride 1 or 2, dilation 1, square
+ * kernels of 3, 5 or 7. Layout, for the widest build (the scratch must not depend on the build): */
+typedef struct conv_dwcl {
+    int64_t B;         /* output columns per register block */
+    int64_t pitch;     /* tile columns: the padded input's, and what the last column block reads */
+    int64_t rows;      /* tile rows */
+    int64_t strip;     /* output rows per pass of the output tile */
+    int64_t out_pix;   /* pixels of the output tile: strip rows, the last block's overrun, rounded to vectors */
+} conv_dwcl;
+
+#define CONV_DWCL_STRIP_PIX 1024 /* output pixels per strip (64 KiB at 16 lanes) */
+
+static inline int conv_dwcl_layout(const kern_conv_shape *s, int64_t V, conv_dwcl *L) {
+    const int64_t K = s->kernel[2], S = s->stride[2];
+    if (s->kernel[1] != K || s->stride[1] != S || s->dilation[1] != 1 || s->dilation[2] != 1 || S > 2 ||
+        (K != 3 && K != 5 && K != 7))
+        return 0;
+    const int64_t OH = s->out[1], OW = s->out[2];
+    L->B = V >= 16 ? 8 : 4;
+    int64_t cols = conv_div_ceil(OW, L->B) * L->B; /* computed columns, some spill into the next row's slots */
+    int64_t need_c = (cols - 1) * S + K, have_c = s->pad[2] + s->in[2];
+    int64_t need_r = (OH - 1) * S + K, have_r = s->pad[1] + s->in[1];
+    L->pitch = need_c > have_c ? need_c : have_c;
+    L->rows = need_r > have_r ? need_r : have_r;
+    L->strip = CONV_DWCL_STRIP_PIX / OW;
+    if (L->strip < 1) L->strip = 1;
+    if (L->strip > OH) L->strip = OH;
+    L->out_pix = conv_div_ceil(L->strip * OW + L->B, 16) * 16;
+    return 1;
+}
+
+#define CONV_DWCL_MAX_TILE 4096 /* padded input pixels: 256 KiB of tile at 16 lanes */
+
+/* Whether the channel-blocked kernel runs s (in builds of 8 or 16 lanes): a measured rule. */
+static inline int conv_dwcl_wanted(const kern_conv_shape *s) {
+    conv_dwcl L;
+    if (!conv_dwcl_layout(s, 16, &L) || L.rows * L.pitch > CONV_DWCL_MAX_TILE) return 0;
+    return 1;
+}
+
+/* Floats of scratch: the input tile, the output tile, the weights (49 taps at most) with lanes of 16. */
+static inline int64_t conv_dwcl_scratch(const conv_dwcl *L) { return (L->rows * L->pitch + L->out_pix + 49) * 16; }
+
+#if CONV_VLEN >= 8 /* the portable build keeps the flat kernel */
+#if CONV_VLEN == 16
+#define CONV_ZIP_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define CONV_ZIP_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#else
+#define CONV_ZIP_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define CONV_ZIP_HI 4, 12, 5, 13, 6, 14, 7, 15
+#endif
+
+/* The lanes of a, b (indices 0 .. 2 * CONV_VLEN - 1) listed in the index macro. */
+#if defined(__clang__)
+#define CONV_SHUFFLE2(a, b, IDX) __builtin_shufflevector(a, b, IDX)
+#else
+#define CONV_SHUFFLE2(a, b, IDX) __builtin_shuffle(a, b, (conv_mask){IDX})
+#endif
+
+/* Lanes of the first halves of a and b interleaved (a0 b0 a1 b1 ...), and of the second halves. */
+static inline conv_vec conv_zip_lo(conv_vec a, conv_vec b) { return CONV_SHUFFLE2(a, b, CONV_ZIP_LO); }
+static inline conv_vec conv_zip_hi(conv_vec a, conv_vec b) { return CONV_SHUFFLE2(a, b, CONV_ZIP_HI); }
+
+/* Transposes the CONV_VLEN x CONV_VLEN matrix whose rows are r[0..CONV_VLEN): log2(CONV_VLEN) rounds of pairing row
+ * i with row i + CONV_VLEN / 2 by zips (a perfect shuffle of the element indices each round). */
+static inline __attribute__((always_inline)) void conv_transpose(conv_vec *r) {
+#pragma GCC unroll 4
+    for (int round = 1; round < CONV_VLEN; round *= 2) {
+        conv_vec t[CONV_VLEN];
+#pragma GCC unroll 8
+        for (int i = 0; i < CONV_VLEN / 2; i++) {
+            t[2 * i] = conv_zip_lo(r[i], r[i + CONV_VLEN / 2]);
+            t[2 * i + 1] = conv_zip_hi(r[i], r[i + CONV_VLEN / 2]);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < CONV_VLEN; i++) r[i] = t[i];
+    }
+}
+
+/* Packs n flat pixels of nc <= CONV_VLEN planes (x + c * plane) into tile vectors: pixel p goes to
+ * tile[((p / width + r0) * pitch + p % width + c0) * CONV_VLEN]; lanes of missing channels are zero. */
+static void conv_dwcl_pack(const float *x, int64_t plane, int64_t nc, int64_t n, int64_t width, float *tile,
+                           int64_t pitch, int64_t r0, int64_t c0) {
+    int64_t row = r0, col = 0;
+    for (int64_t p = 0; p < n; p += CONV_VLEN) {
+        int64_t m = n - p < CONV_VLEN ? n - p : CONV_VLEN;
+        conv_vec r[CONV_VLEN];
+#pragma GCC unroll 16
+        for (int c = 0; c < CONV_VLEN; c++)
+            r[c] = c >= nc ? (conv_vec){0} : m == CONV_VLEN ? conv_load(x + c * plane + p) : conv_load_n(x + c * plane + p, m);
+        conv_transpose(r);
+#pragma GCC unroll 16
+        for (int k = 0; k < CONV_VLEN; k++) {
+            if (k == m) break;
+            conv_store(tile + (row * pitch + col + c0) * CONV_VLEN, r[k]);
+            if (++col == width) col = 0, row++;
+        }
+    }
+}
+
+/* The other way, for n output pixels in out (pixel p at out[p * CONV_VLEN], read in whole vectors of pixels): y[c, p]
+ * = clamp(out[p, c] + res[c, p]) for c < nc; res may be NULL. */
+static void conv_dwcl_unpack(const float *out, int64_t n, int64_t nc, float *y, int64_t plane, const float *res,
+                             float lo, float hi) {
+    const conv_vec vlo = conv_splat(lo), vhi = conv_splat(hi);
+    for (int64_t p = 0; p < n; p += CONV_VLEN) {
+        int64_t m = n - p < CONV_VLEN ? n - p : CONV_VLEN;
+        conv_vec r[CONV_VLEN];
+#pragma GCC unroll 16
+        for (int k = 0; k < CONV_VLEN; k++) r[k] = conv_load(out + (p + k) * CONV_VLEN);
+        conv_transpose(r);
+#pragma GCC unroll 16
+        for (int c = 0; c < CONV_VLEN; c++) {
+            if (c == nc) break;
+            conv_vec v = r[c];
+            if (m == CONV_VLEN) {
+                if (res) v += conv_load(res + c * plane + p);
+                conv_store(y + c * plane + p, conv_clamp(v, vlo, vhi));
+            } else {
+                if (res) v += conv_load_n(res + c * plane + p, m);
+                conv_store_n(y + c * plane + p, conv_clamp(v, vlo, vhi), m);
+            }
+        }
+    }
+}
+
+/* Output rows [oh0, oh0 + rows) of one channel block into out (row oh at out + (oh - oh0) * OW pixels), B columns at
+ * a time from K tap rows of B * S + K - S input vectors each, loaded once and reused across the row's taps. Blocks
+ * past OW spill into the next row's slots (rewritten after) or the tile's slack. K, S, B constant after inlining.
+ * The weights are loaded per tap row (kept in registers, 3x3 spilled: slower). */
+static inline __attribute__((always_inline)) void conv_dwcl_rows(const float *tile, int64_t pitch, const float *wt,
+                                                                 conv_vec vb, float *out, int64_t oh0, int64_t rows,
+                                                                 int64_t OW, const int K, const int S, const int B) {
+    for (int64_t oh = oh0; oh < oh0 + rows; oh++) {
+        float *o = out + (oh - oh0) * OW * CONV_VLEN;
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += B) {
+            conv_vec acc[8];
+            for (int k = 0; k < B; k++) acc[k] = vb;
+            for (int i = 0; i < K; i++) {
+                const float *xr = tile + ((oh * S + i) * pitch + ow0 * S) * CONV_VLEN;
+                conv_vec xv[(8 - 1) * 2 + 7];
+#pragma GCC unroll 21
+                for (int m = 0; m < (B - 1) * S + K; m++) xv[m] = conv_load(xr + m * CONV_VLEN);
+#pragma GCC unroll 7
+                for (int j = 0; j < K; j++) {
+                    conv_vec wv = conv_load(wt + (i * K + j) * CONV_VLEN);
+#pragma GCC unroll 8
+                    for (int k = 0; k < B; k++) acc[k] += wv * xv[k * S + j];
+                }
+            }
+            for (int k = 0; k < B; k++) conv_store(o + (ow0 + k) * CONV_VLEN, acc[k]);
+        }
+    }
+}
+
+#define CONV_DWCL_B (CONV_VLEN >= 16 ? 8 : 4)
+/* The channel-blocked kernel (conv_dwcl): blocks of CONV_VLEN channels, each packed, convolved strip by strip and
+ * unpacked with the clamp and residual; bias rides in the accumulators. */
+static void conv_dwcl_run(const kern_conv_shape *s, const conv_dwcl *L, int64_t channels, const float *x,
+                          const float *w, const float *bias, const float *residual, const kern_activation *act,
+                          int clamp, float lo, float hi, float *y, float *scratch) {
+    const int64_t K = s->kernel[2], S = s->stride[2], T = K * K, IH = s->in[1], IW = s->in[2];
+    const int64_t OH = s->out[1], OW = s->out[2], in_size = IH * IW, out_size = OH * OW, pt = s->pad[1],
+                  pl = s->pad[2], Q = L->pitch;
+    float *tile = scratch, *out = tile + L->rows * Q * CONV_VLEN, *wt = out + L->out_pix * CONV_VLEN;
+    /* the pad rows and columns stay zero: packing writes only the image */
+    for (int64_t r = 0; r < L->rows; r++) {
+        if (r < pt || r >= pt + IH) {
+            conv_zero(tile + r * Q * CONV_VLEN, Q * CONV_VLEN);
+        } else {
+            conv_zero(tile + r * Q * CONV_VLEN, pl * CONV_VLEN);
+            conv_zero(tile + (r * Q + pl + IW) * CONV_VLEN, (Q - pl - IW) * CONV_VLEN);
+        }
+    }
+    for (int64_t c0 = 0; c0 < channels; c0 += CONV_VLEN) {
+        int64_t nc = channels - c0 < CONV_VLEN ? channels - c0 : CONV_VLEN;
+        conv_dwcl_pack(w + c0 * T, T, nc, T, T, wt, T, 0, 0);
+        conv_dwcl_pack(x + c0 * in_size, in_size, nc, in_size, IW, tile, Q, pt, pl);
+        conv_vec vb = {0};
+        if (bias)
+            for (int64_t c = 0; c < nc; c++) vb[c] = bias[c0 + c];
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += L->strip) {
+            int64_t rows = OH - oh0 < L->strip ? OH - oh0 : L->strip;
+            if (K == 3 && S == 1) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 3, 1, CONV_DWCL_B);
+            else if (K == 3) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 3, 2, CONV_DWCL_B);
+            else if (K == 5 && S == 1) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 5, 1, CONV_DWCL_B);
+            else if (K == 5) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 5, 2, CONV_DWCL_B);
+            else if (S == 1) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 7, 1, CONV_DWCL_B);
+            else conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 7, 2, CONV_DWCL_B);
+            int64_t p0 = oh0 * OW;
+            conv_dwcl_unpack(out, rows * OW, nc, y + c0 * out_size + p0, out_size,
+                             residual ? residual + c0 * out_size + p0 : NULL, lo, hi);
+        }
+        if (!clamp)
+            for (int64_t c = 0; c < nc; c++) kern_activation_apply(act, y + (c0 + c) * out_size, (size_t)out_size);
+    }
+}
+#endif
+
 void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, int64_t channels, const float *x, const float *w,
                              const float *bias, const float *residual, const kern_activation *act, float *y,
                              float *scratch) {
@@ -349,6 +554,13 @@ void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, int64_t channels, const f
     float lo = -__builtin_inff(), hi = __builtin_inff();
     if (act && act->kind == KERN_ACT_RELU) lo = 0.0f;
     if (act && act->kind == KERN_ACT_CLIP) lo = act->alpha, hi = act->beta;
+#if CONV_VLEN >= 8
+    conv_dwcl L;
+    if (conv_dwcl_wanted(s) && conv_dwcl_layout(s, CONV_VLEN, &L)) {
+        conv_dwcl_run(s, &L, channels, x, w, bias, residual, act, clamp, lo, hi, y, scratch);
+        return;
+    }
+#endif
     if (!conv_dw_flat_layout(s, &f)) {
         for (int64_t c = 0; c < channels; c++) {
             float *yc = y + c * out_size;

@@ -293,7 +293,8 @@ static void conv_im2col_rows_task(void *ctx, int64_t task, int thread) {
 /* ---- Depthwise --------------------------------------------------------------------------------------------------- */
 
 /* Depthwise tasks cover this many output floats (several small planes each, so per-call set-up amortises), but
- * each thread gets at least CONV_DW_TASKS_PER_THREAD of them to balance the load. */
+ * each thread gets at least CONV_DW_TASKS_PER_THREAD of them to balance the load; channel counts are rounded up to
+ * the kernel's channel block (kern_dwconv2d_channel_block). */
 #define CONV_DW_TASK_FLOATS 8192
 #define CONV_DW_TASKS_PER_THREAD 4
 
@@ -343,7 +344,8 @@ static lens_status conv_run(op_call *call) {
         int64_t per = CONV_DW_TASK_FLOATS / g.out_size;
         int64_t most = div_ceil(g.batch * g.cin, CONV_DW_TASKS_PER_THREAD * threads);
         if (per > most) per = most;
-        job.tile_cols = per < 1 ? 1 : per;
+        int64_t blk = kern_dwconv2d_channel_block(&g.shape); /* whole blocks of channels, even if fewer tasks */
+        job.tile_cols = per < 1 ? blk : div_ceil(per, blk) * blk;
         job.tiles = div_ceil(g.cin, job.tile_cols);
         core_pool_run(threads > 1 ? call->pool : NULL, g.batch * job.tiles, conv_depthwise_task, &job);
         return LENS_OK;
