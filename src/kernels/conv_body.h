@@ -407,9 +407,60 @@ static inline int64_t conv_dwcl_scratch(const conv_dwcl *L) { return (L->rows * 
 static inline conv_vec conv_zip_lo(conv_vec a, conv_vec b) { return CONV_SHUFFLE2(a, b, CONV_ZIP_LO); }
 static inline conv_vec conv_zip_hi(conv_vec a, conv_vec b) { return CONV_SHUFFLE2(a, b, CONV_ZIP_HI); }
 
-/* Transposes the CONV_VLEN x CONV_VLEN matrix whose rows are r[0..CONV_VLEN): log2(CONV_VLEN) rounds of pairing row
- * i with row i + CONV_VLEN / 2 by zips (a perfect shuffle of the element indices each round). */
+/* Transposes the CONV_VLEN x CONV_VLEN matrix whose rows are r[0..CONV_VLEN). With AVX-512 and AVX2: pairs of rows
+ * interleaved by floats, then by float pairs (within 128-bit lanes), then the 128-bit lanes gathered; each step
+ * one cheap non-destructive shuffle per row. Elsewhere log2(CONV_VLEN) rounds of zips of row i with row
+ * i + CONV_VLEN / 2 (a perfect shuffle of the element indices each round). */
 static inline __attribute__((always_inline)) void conv_transpose(conv_vec *r) {
+#if CONV_VLEN == 16 && defined(__AVX512F__)
+    __m512 t[16], u[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps((__m512)r[2 * i], (__m512)r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps((__m512)r[2 * i], (__m512)r[2 * i + 1]);
+    }
+    /* u[4j + k], 128-bit lane L: column 4L + k of rows 4j .. 4j + 3 */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m512d a = _mm512_castps_pd(t[4 * j]), b = _mm512_castps_pd(t[4 * j + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * j + 2]), d = _mm512_castps_pd(t[4 * j + 3]);
+        u[4 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512 x0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44), x1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xEE);
+        __m512 y0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x44);
+        __m512 y1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xEE);
+        r[k] = (conv_vec)_mm512_shuffle_f32x4(x0, y0, 0x88);
+        r[4 + k] = (conv_vec)_mm512_shuffle_f32x4(x0, y0, 0xDD);
+        r[8 + k] = (conv_vec)_mm512_shuffle_f32x4(x1, y1, 0x88);
+        r[12 + k] = (conv_vec)_mm512_shuffle_f32x4(x1, y1, 0xDD);
+    }
+#elif CONV_VLEN == 8 && defined(__AVX2__)
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps((__m256)r[2 * i], (__m256)r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps((__m256)r[2 * i], (__m256)r[2 * i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+        __m256d a = _mm256_castps_pd(t[4 * j]), b = _mm256_castps_pd(t[4 * j + 1]);
+        __m256d c = _mm256_castps_pd(t[4 * j + 2]), d = _mm256_castps_pd(t[4 * j + 3]);
+        u[4 * j] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));
+        u[4 * j + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));
+        u[4 * j + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
+        u[4 * j + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        r[k] = (conv_vec)_mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
+        r[4 + k] = (conv_vec)_mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
+    }
+#else
 #pragma GCC unroll 4
     for (int round = 1; round < CONV_VLEN; round *= 2) {
         conv_vec t[CONV_VLEN];
@@ -421,6 +472,7 @@ static inline __attribute__((always_inline)) void conv_transpose(conv_vec *r) {
 #pragma GCC unroll 16
         for (int i = 0; i < CONV_VLEN; i++) r[i] = t[i];
     }
+#endif
 }
 
 /* Packs n flat pixels of nc <= CONV_VLEN planes (x + c * plane) into tile vectors: pixel p goes to
