@@ -55,10 +55,8 @@ void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t
 
 size_t kern_dwconv2d_scratch(const kern_conv_shape *s) {
     conv_dw_flat f;
-    conv_dwcl L;
     size_t n = conv_dw_flat_layout(s, &f) ? (size_t)(f.S * f.S * f.plane_floats + f.n_out) : 0;
-    if (conv_dwcl_wanted(s) && conv_dwcl_layout(s, 16, &L) && (size_t)conv_dwcl_scratch(&L) > n)
-        n = (size_t)conv_dwcl_scratch(&L);
+    if (conv_dwcl_wanted(s) && (size_t)conv_dwcl_scratch(s) > n) n = (size_t)conv_dwcl_scratch(s);
     return n;
 }
 

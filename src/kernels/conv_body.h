@@ -355,6 +355,9 @@ typedef struct conv_dwcl {
 } conv_dwcl;
 
 #define CONV_DWCL_STRIP_PIX 1024 /* output pixels per strip (64 KiB at 16 lanes) */
+/* Output columns per register block for V lanes: 7 fits the 32 registers of AVX-512 and divides the widths of
+ * MobileNet and EfficientNet (7 .. 112); 4 fits AVX2's 16. */
+#define CONV_DWCL_B_OF(V) ((V) >= 16 ? 7 : 4)
 
 static inline int conv_dwcl_layout(const kern_conv_shape *s, int64_t V, conv_dwcl *L) {
     const int64_t K = s->kernel[2], S = s->stride[2];
@@ -362,7 +365,7 @@ static inline int conv_dwcl_layout(const kern_conv_shape *s, int64_t V, conv_dwc
         (K != 3 && K != 5 && K != 7))
         return 0;
     const int64_t OH = s->out[1], OW = s->out[2];
-    L->B = V >= 16 ? 8 : 4;
+    L->B = CONV_DWCL_B_OF(V);
     int64_t cols = conv_div_ceil(OW, L->B) * L->B; /* computed columns, some spill into the next row's slots */
     int64_t need_c = (cols - 1) * S + K, have_c = s->pad[2] + s->in[2];
     int64_t need_r = (OH - 1) * S + K, have_r = s->pad[1] + s->in[1];
@@ -384,8 +387,18 @@ static inline int conv_dwcl_wanted(const kern_conv_shape *s) {
     return 1;
 }
 
-/* Floats of scratch: the input tile, the output tile, the weights (49 taps at most) with lanes of 16. */
-static inline int64_t conv_dwcl_scratch(const conv_dwcl *L) { return (L->rows * L->pitch + L->out_pix + 49) * 16; }
+/* Floats of scratch: the input tile, the output tile, the weights (49 taps at most), for the larger of the 8- and
+ * 16-lane layouts; 0 where s does not fit the kernel. */
+static inline int64_t conv_dwcl_scratch(const kern_conv_shape *s) {
+    int64_t most = 0;
+    for (int64_t V = 8; V <= 16; V *= 2) {
+        conv_dwcl L;
+        if (!conv_dwcl_layout(s, V, &L)) return 0;
+        int64_t n = (L.rows * L.pitch + L.out_pix + 49) * V;
+        if (n > most) most = n;
+    }
+    return most;
+}
 
 #if CONV_VLEN >= 8 /* the portable build keeps the flat kernel */
 #if CONV_VLEN == 16
@@ -532,11 +545,11 @@ static inline __attribute__((always_inline)) void conv_dwcl_rows(const float *ti
     for (int64_t oh = oh0; oh < oh0 + rows; oh++) {
         float *o = out + (oh - oh0) * OW * CONV_VLEN;
         for (int64_t ow0 = 0; ow0 < OW; ow0 += B) {
-            conv_vec acc[8];
+            conv_vec acc[CONV_DWCL_B_OF(CONV_VLEN)];
             for (int k = 0; k < B; k++) acc[k] = vb;
             for (int i = 0; i < K; i++) {
                 const float *xr = tile + ((oh * S + i) * pitch + ow0 * S) * CONV_VLEN;
-                conv_vec xv[(8 - 1) * 2 + 7];
+                conv_vec xv[(CONV_DWCL_B_OF(CONV_VLEN) - 1) * 2 + 7];
 #pragma GCC unroll 21
                 for (int m = 0; m < (B - 1) * S + K; m++) xv[m] = conv_load(xr + m * CONV_VLEN);
 #pragma GCC unroll 7
@@ -551,7 +564,7 @@ static inline __attribute__((always_inline)) void conv_dwcl_rows(const float *ti
     }
 }
 
-#define CONV_DWCL_B (CONV_VLEN >= 16 ? 8 : 4)
+#define CONV_DWCL_B CONV_DWCL_B_OF(CONV_VLEN)
 /* The channel-blocked kernel (conv_dwcl): blocks of CONV_VLEN channels, each packed, convolved strip by strip and
  * unpacked with the clamp and residual; bias rides in the accumulators. */
 static void conv_dwcl_run(const kern_conv_shape *s, const conv_dwcl *L, int64_t channels, const float *x,
