@@ -7,12 +7,14 @@
 #if defined(LENS_X86)
 void kern_im2col_avx512(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0,
                         int64_t row1, float *dst);
-void kern_dwconv2d_avx512(const kern_conv_shape *s, const float *x, const float *w, float bias, const float *residual,
-                          const kern_activation *act, float *y, float *scratch);
+void kern_dwconv2d_avx512(const kern_conv_shape *s, int64_t channels, const float *x, const float *w,
+                          const float *bias, const float *residual, const kern_activation *act, float *y,
+                          float *scratch);
 void kern_im2col_avx2(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0,
                       int64_t row1, float *dst);
-void kern_dwconv2d_avx2(const kern_conv_shape *s, const float *x, const float *w, float bias, const float *residual,
-                        const kern_activation *act, float *y, float *scratch);
+void kern_dwconv2d_avx2(const kern_conv_shape *s, int64_t channels, const float *x, const float *w,
+                        const float *bias, const float *residual, const kern_activation *act, float *y,
+                        float *scratch);
 #endif
 
 static kern_conv_isa forced_isa;
@@ -53,16 +55,20 @@ void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t
 
 size_t kern_dwconv2d_scratch(const kern_conv_shape *s) {
     conv_dw_flat f;
-    return conv_dw_flat_layout(s, &f) ? (size_t)(f.padded_floats + f.n_out) : 0;
+    size_t n = conv_dw_flat_layout(s, &f) ? (size_t)(f.S * f.S * f.plane_floats + f.n_out) : 0;
+    if (conv_dwcl_wanted(s) && (size_t)conv_dwcl_scratch(s) > n) n = (size_t)conv_dwcl_scratch(s);
+    return n;
 }
 
-void kern_dwconv2d(const kern_conv_shape *s, const float *x, const float *w, float bias, const float *residual,
-                   const kern_activation *act, float *y, float *scratch) {
+int64_t kern_dwconv2d_channel_block(const kern_conv_shape *s) { return conv_dwcl_wanted(s) ? 16 : 1; }
+
+void kern_dwconv2d(const kern_conv_shape *s, int64_t channels, const float *x, const float *w, const float *bias,
+                   const float *residual, const kern_activation *act, float *y, float *scratch) {
     switch (active_isa()) {
 #if defined(LENS_X86)
-    case KERN_CONV_ISA_AVX512: kern_dwconv2d_avx512(s, x, w, bias, residual, act, y, scratch); return;
-    case KERN_CONV_ISA_AVX2: kern_dwconv2d_avx2(s, x, w, bias, residual, act, y, scratch); return;
+    case KERN_CONV_ISA_AVX512: kern_dwconv2d_avx512(s, channels, x, w, bias, residual, act, y, scratch); return;
+    case KERN_CONV_ISA_AVX2: kern_dwconv2d_avx2(s, channels, x, w, bias, residual, act, y, scratch); return;
 #endif
-    default: kern_dwconv2d_generic(s, x, w, bias, residual, act, y, scratch); return;
+    default: kern_dwconv2d_generic(s, channels, x, w, bias, residual, act, y, scratch); return;
     }
 }

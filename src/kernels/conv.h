@@ -19,14 +19,18 @@ typedef struct kern_conv_shape {
 void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0, int64_t row1,
                  float *dst);
 
-/* One depthwise channel of a 2-D conv (s->in[0] == s->out[0] == 1): y[out_h, out_w] = act(conv(x[in_h, in_w],
- * w[kernel_h, kernel_w]) + bias + residual). residual (y's shape) and act may be NULL. scratch holds
- * kern_dwconv2d_scratch(s) floats, 64-byte aligned. Fast for any kernel and dilation when stride_h == stride_w is 1
- * or 2; correct for everything. */
-void kern_dwconv2d(const kern_conv_shape *s, const float *x, const float *w, float bias, const float *residual,
-                   const kern_activation *act, float *y, float *scratch);
+/* channels depthwise channels of a 2-D conv (s->in[0] == s->out[0] == 1), planes stored one after another: for each
+ * channel c, y[c, out_h, out_w] = act(conv(x[c, in_h, in_w], w[c, kernel_h, kernel_w]) + bias[c] + residual[c]).
+ * bias, residual (y's shape) and act may be NULL. scratch holds kern_dwconv2d_scratch(s) floats, 64-byte aligned,
+ * whatever the channel count (more channels per call amortise the per-call set-up). Fast for any kernel up to 11x11
+ * and dilation when stride_h == stride_w <= 4; correct for everything. */
+void kern_dwconv2d(const kern_conv_shape *s, int64_t channels, const float *x, const float *w, const float *bias,
+                   const float *residual, const kern_activation *act, float *y, float *scratch);
 /* Floats of scratch kern_dwconv2d needs for s (the same for every build). */
 size_t kern_dwconv2d_scratch(const kern_conv_shape *s);
+/* Channels per call the kernel prefers a multiple of for s: 16 where it runs blocks of channels (small planes,
+ * 7x7 kernels), else 1. */
+int64_t kern_dwconv2d_channel_block(const kern_conv_shape *s);
 
 /* Test hook: makes later calls use one build (generic, or the x86 AVX2 / AVX-512 ones). Returns false, changing
  * nothing, when this CPU or build cannot run it. Not thread-safe: call while no convolution runs. */

@@ -14,7 +14,17 @@ typedef int32_t conv_mask __attribute__((vector_size(CONV_VBYTES)));
 
 static inline conv_vec conv_load(const float *p) { return *(const conv_vec *)p; }
 static inline void conv_store(float *p, conv_vec v) { *(conv_vec *)p = v; }
-static inline conv_vec conv_splat(float x) { return (conv_vec){0} + x; }
+/* x in every lane (an initializer, not {0} + x: the compiler may not drop the + 0, which would cost a scalar add
+ * per tap instead of a broadcast folded into the FMA). */
+static inline conv_vec conv_splat(float x) {
+#if CONV_VLEN == 16
+    return (conv_vec){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+#elif CONV_VLEN == 8
+    return (conv_vec){x, x, x, x, x, x, x, x};
+#else
+    return (conv_vec){x, x, x, x};
+#endif
+}
 
 /* The first n (0 <= n <= CONV_VLEN) floats at p, the rest zero; and the store of v's first n lanes. Masked on AVX-512
  * and AVX2 so short rows (a 7-wide feature map) cost one vector, not n scalars; no lane past n is touched. */
@@ -50,19 +60,15 @@ static inline void conv_store_n(float *p, conv_vec v, int64_t n) {
 
 #if CONV_VLEN == 16
 #define CONV_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
-#define CONV_ODD_MASK {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}
 #elif CONV_VLEN == 8
 #define CONV_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14}
-#define CONV_ODD_MASK {1, 3, 5, 7, 9, 11, 13, 15}
 #else
 #define CONV_EVEN_MASK {0, 2, 4, 6}
-#define CONV_ODD_MASK {1, 3, 5, 7}
 #endif
 
-/* Even and odd elements of the 2 * CONV_VLEN floats at p (what a stride-2 tap reads). */
+/* The even elements of the 2 * CONV_VLEN floats in a, b (what a stride-2 tap reads). */
 #if defined(__clang__)
-static inline conv_vec conv_even(const float *p) {
-    conv_vec a = conv_load(p), b = conv_load(p + CONV_VLEN);
+static inline conv_vec conv_even2(conv_vec a, conv_vec b) {
 #if CONV_VLEN == 16
     return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 #elif CONV_VLEN == 8
@@ -71,26 +77,26 @@ static inline conv_vec conv_even(const float *p) {
     return __builtin_shufflevector(a, b, 0, 2, 4, 6);
 #endif
 }
-static inline conv_vec conv_odd(const float *p) {
-    conv_vec a = conv_load(p), b = conv_load(p + CONV_VLEN);
-#if CONV_VLEN == 16
-    return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-#elif CONV_VLEN == 8
-    return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
 #else
-    return __builtin_shufflevector(a, b, 1, 3, 5, 7);
-#endif
-}
-#else
-static inline conv_vec conv_even(const float *p) {
+static inline conv_vec conv_even2(conv_vec a, conv_vec b) {
     const conv_mask m = CONV_EVEN_MASK;
-    return __builtin_shuffle(conv_load(p), conv_load(p + CONV_VLEN), m);
-}
-static inline conv_vec conv_odd(const float *p) {
-    const conv_mask m = CONV_ODD_MASK;
-    return __builtin_shuffle(conv_load(p), conv_load(p + CONV_VLEN), m);
+    return __builtin_shuffle(a, b, m);
 }
 #endif
+/* The same of the 2 * CONV_VLEN floats at p. */
+static inline conv_vec conv_even(const float *p) { return conv_even2(conv_load(p), conv_load(p + CONV_VLEN)); }
+
+/* min(max(v, lo), hi) lane by lane; a NaN lane stays NaN. */
+static inline conv_vec conv_clamp(conv_vec v, conv_vec lo, conv_vec hi) {
+#if CONV_VBYTES == 64 && defined(__AVX512F__)
+    return (conv_vec)_mm512_min_ps((__m512)hi, _mm512_max_ps((__m512)lo, (__m512)v));
+#elif CONV_VBYTES == 32 && defined(__AVX2__)
+    return (conv_vec)_mm256_min_ps((__m256)hi, _mm256_max_ps((__m256)lo, (__m256)v));
+#else
+    conv_mask below = v < lo, above = v > hi;
+    return (conv_vec)(((conv_mask)v & ~(below | above)) | ((conv_mask)lo & below) | ((conv_mask)hi & above));
+#endif
+}
 
 static inline int64_t conv_div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -105,36 +111,41 @@ static inline void conv_tap_columns(int64_t off, int64_t stride, int64_t width, 
 
 /* ---- Depthwise layout -------------------------------------------------------------------------------------------- */
 
-/* When stride_h == stride_w == S in {1, 2}, the input copied into a zero-padded buffer with row pitch P turns the
- * 2-D conv into a 1-D one over flat indices: output q = oh * P + ow reads padded[S * q + i * dh * P + j * dw].
- * Columns ow >= out_w are computed and thrown away (about half the row at stride 2); in exchange every vector is
- * full, there are no borders, and narrow planes (7x7) vectorise as well as wide ones. Large planes go in strips of
- * rows, which bounds the scratch. */
+/* When stride_h == stride_w == S, the input is copied into S * S zero-padded phase planes: plane (a, b) holds the
+ * padded input's rows r == a and columns c == b (mod S) at [r / S][c / S], rows of pitch Q. Output q = oh * Q + ow
+ * then reads, for tap (i, j), plane ((i * dh) % S, (j * dw) % S) at q + (i * dh / S) * Q + j * dw / S: the 2-D conv
+ * becomes a stride-1 1-D one over flat indices, with contiguous loads for every stride. Columns ow >= out_w are
+ * computed and thrown away (a few per row); in exchange every vector is full, there are no borders, and narrow
+ * planes (7x7) vectorise as well as wide ones. Large planes go in strips of rows, which bounds the scratch. */
 typedef struct conv_dw_flat {
-    int64_t pitch;         /* of the padded input rows and of the flat outputs */
-    int64_t strip;         /* output rows per strip */
-    int64_t in_rows;       /* padded input rows one strip reads */
-    int64_t n_out;         /* flat outputs per strip: strip * pitch rounded up to CONV_DW_BLOCK */
-    int64_t padded_floats; /* the padded strip with zero slack after it for the last block's reads */
+    int64_t S;            /* stride: S * S phase planes */
+    int64_t pitch;        /* Q: of the phase planes' rows and of the flat outputs */
+    int64_t strip;        /* output rows per strip */
+    int64_t in_rows;      /* padded input rows one strip reads */
+    int64_t n_out;        /* flat outputs per strip: strip * pitch rounded up to CONV_DW_BLOCK */
+    int64_t plane_floats; /* per phase plane, with zero slack after it for the last block's reads; multiple of 16 */
 } conv_dw_flat;
 
 #define CONV_DW_BLOCK 64          /* four vectors of the widest build, a multiple of four vectors of every build */
-#define CONV_DW_STRIP_FLOATS 65536 /* padded input + flat outputs of a strip: 256 KiB bounds the scratch */
+#define CONV_DW_STRIP_FLOATS 32768 /* phase planes + flat outputs of a strip: 128 KiB bounds the scratch */
+#define CONV_DW_MAX_STRIDE 4       /* larger strides (rare) take the direct loop: S * S planes would be mostly pad */
+#define CONV_DW_MAX_TAPS 121       /* and so do kernels larger than 11x11 */
 
 static inline int conv_dw_flat_layout(const kern_conv_shape *s, conv_dw_flat *f) {
     const int64_t S = s->stride[2];
-    if (s->stride[1] != S || (S != 1 && S != 2)) return 0;
-    int64_t width = s->pad[2] + s->in[2], need = (s->out[2] - 1) * S + (s->kernel[2] - 1) * s->dilation[2] + 1;
-    f->pitch = need > width ? need : width;
-    f->strip = CONV_DW_STRIP_FLOATS / (f->pitch * (S + 1));
+    if (s->stride[1] != S || S > CONV_DW_MAX_STRIDE || s->kernel[1] * s->kernel[2] > CONV_DW_MAX_TAPS) return 0;
+    const int64_t rh = (s->kernel[1] - 1) * s->dilation[1] / S, rw = (s->kernel[2] - 1) * s->dilation[2] / S;
+    const int64_t need = s->out[2] + rw, data = (s->pad[2] + s->in[2] - 1) / S + 1;
+    f->S = S;
+    f->pitch = need > data ? need : data;
+    f->strip = CONV_DW_STRIP_FLOATS / (f->pitch * (S * S + 1));
     if (f->strip < 1) f->strip = 1;
     if (f->strip > s->out[1]) f->strip = s->out[1];
     f->in_rows = (f->strip - 1) * S + (s->kernel[1] - 1) * s->dilation[1] + 1;
     f->n_out = conv_div_ceil(f->strip * f->pitch, CONV_DW_BLOCK) * CONV_DW_BLOCK;
-    int64_t reach = (s->kernel[1] - 1) * s->dilation[1] * f->pitch + (s->kernel[2] - 1) * s->dilation[2];
-    int64_t last = S * (f->n_out - 1) + reach + (S - 1); /* stride 2 also loads the odd partner of its last lane */
-    f->padded_floats = f->in_rows * f->pitch > last + 1 ? f->in_rows * f->pitch : last + 1;
-    f->padded_floats = conv_div_ceil(f->padded_floats, 16) * 16; /* keeps the outputs after it 64-byte aligned */
+    /* plane rows: (in_rows - 1) / S + 1 == strip + rh; the last block reads up to n_out - 1 + the furthest tap */
+    int64_t rows = (f->strip + rh) * f->pitch, last = f->n_out + rh * f->pitch + rw;
+    f->plane_floats = conv_div_ceil(rows > last ? rows : last, 16) * 16; /* keeps every plane 64-byte aligned */
     return 1;
 }
 
@@ -146,7 +157,17 @@ static inline void conv_gather2(float *dst, const float *src, int64_t n, int64_t
     int64_t i = 0;
     for (; i + CONV_VLEN <= n && 2 * (i + CONV_VLEN) <= limit; i += CONV_VLEN)
         conv_store(dst + i, conv_even(src + 2 * i));
+#if CONV_VBYTES >= 32
+    /* the rest with masked loads of the floats that exist (a narrow plane's whole row) */
+    for (; i < n; i += CONV_VLEN) {
+        int64_t m = limit - 2 * i, k = n - i < CONV_VLEN ? n - i : CONV_VLEN;
+        conv_vec lo = conv_load_n(src + 2 * i, m < CONV_VLEN ? m : CONV_VLEN), hi = {0};
+        if (m > CONV_VLEN) hi = conv_load_n(src + 2 * i + CONV_VLEN, m < 2 * CONV_VLEN ? m - CONV_VLEN : CONV_VLEN);
+        conv_store_n(dst + i, conv_even2(lo, hi), k);
+    }
+#else
     for (; i < n; i++) dst[i] = src[2 * i];
+#endif
 }
 
 /* Inline copies: im2col moves many short runs (a 7-wide output row), where a libc call costs more than the copy. */
@@ -207,32 +228,30 @@ void CONV_FN(kern_im2col_)(const kern_conv_shape *s, const float *x, int64_t col
 
 /* ---- Depthwise --------------------------------------------------------------------------------------------------- */
 
-/* The hot loop of the flat layout (conv_dw_flat_layout): out[q] = sum over taps of w[i][j] * xp[S * q + i * dh *
- * pitch + j * dw] for q in [0, n_out), four vectors at a time (independent accumulators hide the FMA latency).
- * Constant arguments after inlining unroll the taps of the common kernels. */
-static inline __attribute__((always_inline)) void conv_dw_flat_loop(const float *xp, const float *w, float *out,
-                                                                    int64_t n_out, int64_t pitch, const int64_t KH,
-                                                                    const int64_t KW, const int64_t dh,
-                                                                    const int64_t dw, const int64_t S) {
+#define CONV_DW_HOIST 25 /* taps whose weights stay in registers across the loop (5x5) */
+
+/* The hot loop of the flat layout (conv_dw_flat_layout): out[q] = sum over taps t of w[t] * xp[off[t] + q] for q in
+ * [0, n_out), four vectors at a time (independent accumulators hide the FMA latency). A constant T after inlining
+ * unrolls the taps of the common kernels. */
+static inline __attribute__((always_inline)) void conv_dw_flat_loop(const float *xp, const int64_t *off,
+                                                                    const float *w, float *out, int64_t n_out,
+                                                                    const int64_t T) {
+    conv_vec wv[CONV_DW_HOIST];
+    /* splatting the weights once pays only over several blocks; small planes broadcast them from memory per tap */
+    const int hoist = T <= CONV_DW_HOIST && n_out >= 4 * 4 * CONV_VLEN;
+    if (hoist)
+        for (int64_t t = 0; t < T; t++) wv[t] = conv_splat(w[t]);
     for (int64_t q = 0; q < n_out; q += 4 * CONV_VLEN) {
         conv_vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        const float *b = xp + S * q;
-        for (int64_t i = 0; i < KH; i++)
-            for (int64_t j = 0; j < KW; j++) {
-                const float *p = b + i * dh * pitch + j * dw;
-                conv_vec wv = conv_splat(w[i * KW + j]);
-                if (S == 1) {
-                    a0 += wv * conv_load(p);
-                    a1 += wv * conv_load(p + CONV_VLEN);
-                    a2 += wv * conv_load(p + 2 * CONV_VLEN);
-                    a3 += wv * conv_load(p + 3 * CONV_VLEN);
-                } else {
-                    a0 += wv * conv_even(p);
-                    a1 += wv * conv_even(p + 2 * CONV_VLEN);
-                    a2 += wv * conv_even(p + 4 * CONV_VLEN);
-                    a3 += wv * conv_even(p + 6 * CONV_VLEN);
-                }
-            }
+#pragma GCC unroll 25
+        for (int64_t t = 0; t < T; t++) {
+            const float *p = xp + off[t] + q;
+            conv_vec v = hoist ? wv[t] : conv_splat(w[t]);
+            a0 += v * conv_load(p);
+            a1 += v * conv_load(p + CONV_VLEN);
+            a2 += v * conv_load(p + 2 * CONV_VLEN);
+            a3 += v * conv_load(p + 3 * CONV_VLEN);
+        }
         conv_store(out + q, a0);
         conv_store(out + q + CONV_VLEN, a1);
         conv_store(out + q + 2 * CONV_VLEN, a2);
@@ -248,8 +267,7 @@ static inline void conv_dw_finish_row(float *y, const float *src, float bias, co
         int64_t m = n - i < CONV_VLEN ? n - i : CONV_VLEN;
         conv_vec v = (m == CONV_VLEN ? conv_load(src + i) : conv_load_n(src + i, m)) + vb;
         if (res) v += m == CONV_VLEN ? conv_load(res + i) : conv_load_n(res + i, m);
-        conv_mask below = v < vlo, above = v > vhi;
-        v = (conv_vec)(((conv_mask)v & ~(below | above)) | ((conv_mask)vlo & below) | ((conv_mask)vhi & above));
+        v = conv_clamp(v, vlo, vhi);
         if (m == CONV_VLEN) conv_store(y + i, v);
         else conv_store_n(y + i, v, m);
     }
@@ -277,52 +295,387 @@ static void conv_dw_direct(const kern_conv_shape *s, const float *x, const float
     }
 }
 
-void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, const float *x, const float *w, float bias,
-                             const float *residual, const kern_activation *act, float *y, float *scratch) {
-    const int64_t IH = s->in[1], IW = s->in[2], OH = s->out[1], OW = s->out[2], KH = s->kernel[1], KW = s->kernel[2];
-    const int64_t dh = s->dilation[1], dw = s->dilation[2], S = s->stride[2];
+/* Zeroes what conv_dw_fill_planes never writes: the pad columns of every phase plane row and the slack after them. */
+static void conv_dw_clear_pads(const conv_dw_flat *f, int64_t rows, const int64_t *n, const int64_t *col,
+                               float *planes) {
+    const int64_t Q = f->pitch;
+    for (int64_t a = 0; a < f->S; a++)
+        for (int64_t b = 0; b < f->S; b++) {
+            float *p = planes + (a * f->S + b) * f->plane_floats;
+            for (int64_t r = 0; r < rows; r++) {
+                conv_zero(p + r * Q, col[b]);
+                conv_zero(p + r * Q + col[b] + n[b], Q - col[b] - n[b]);
+            }
+            conv_zero(p + rows * Q, f->plane_floats - rows * Q);
+        }
+}
+
+/* Copies the padded input rows [0, f->in_rows) of the strip starting at output row oh0 into the phase planes (all
+ * zero where no input lands: rows outside the image are cleared here, the pad columns and the slack after the rows
+ * once per call by conv_dw_clear_pads).
+ * Column phase b takes x[iw0[b] + k * S] for k < n[b] to its row at offset col[b]. S is a constant after inlining. */
+static inline __attribute__((always_inline)) void conv_dw_fill_planes(const kern_conv_shape *s, const conv_dw_flat *f,
+                                                                      const float *x, int64_t oh0, const int64_t *iw0,
+                                                                      const int64_t *n, const int64_t *col,
+                                                                      float *planes, const int64_t S) {
+    const int64_t Q = f->pitch, IH = s->in[1], IW = s->in[2], pf = f->plane_floats;
+    int64_t ih = oh0 * S - s->pad[1];
+    for (int64_t r = 0, a = 0, rr = 0; r < f->in_rows; r++, ih++) {
+        float *row = planes + a * S * pf + rr * Q; /* in plane (a, 0) == (r % S, 0), row r / S */
+        if (++a == S) a = 0, rr++;
+        if (ih < 0 || ih >= IH) {
+            for (int64_t b = 0; b < S; b++) conv_zero(row + b * pf, Q);
+            continue;
+        }
+        const float *xr = x + ih * IW;
+        for (int64_t b = 0; b < S; b++) {
+            float *d = row + b * pf + col[b];
+            if (S == 1) conv_copy(d, xr, n[b]);
+            else if (S == 2) conv_gather2(d, xr + iw0[b], n[b], IW - iw0[b]);
+            else
+                for (int64_t k = 0; k < n[b]; k++) d[k] = xr[iw0[b] + k * S];
+        }
+    }
+}
+
+/* ---- Depthwise, channels blocked ------------------------------------------------------------------------------- */
+
+/* Small planes (and 7x7 kernels) run CONV_VLEN channels at a time in a channels-last tile: tile[(r * pitch + c) *
+ * CONV_VLEN + lane] holds padded input row r, column c of channel lane. Every output pixel is then a sum over taps of
+ * a weight vector (one weight per lane) times an aligned input vector: pure vector FMAs, no horizontal work, no
+ * copies of short rows. The blocks go in and out of NCHW with in-register transposes (conv_transpose) over the flat
+ * plane, so a 7x7 plane costs four transposes, not seven row copies per channel. Stride 1 or 2, dilation 1, square
+ * kernels of 3, 5 or 7. Layout for V lanes (kern_dwconv2d_scratch covers both 8 and 16): */
+typedef struct conv_dwcl {
+    int64_t B;         /* output columns per register block */
+    int64_t pitch;     /* tile columns: the padded input's, and what the last column block reads */
+    int64_t rows;      /* tile rows */
+    int64_t strip;     /* output rows per pass of the output tile */
+    int64_t out_pix;   /* pixels of the output tile: strip rows, the last block's overrun, rounded to vectors */
+} conv_dwcl;
+
+#define CONV_DWCL_STRIP_PIX 1024 /* output pixels per strip (64 KiB at 16 lanes) */
+/* Output columns per register block for V lanes: 7 fits the 32 registers of AVX-512 and divides the widths of
+ * MobileNet and EfficientNet (7 .. 112); 4 fits AVX2's 16. */
+#define CONV_DWCL_B_OF(V) ((V) >= 16 ? 7 : 4)
+
+static inline int conv_dwcl_layout(const kern_conv_shape *s, int64_t V, conv_dwcl *L) {
+    const int64_t K = s->kernel[2], S = s->stride[2];
+    if (s->kernel[1] != K || s->stride[1] != S || s->dilation[1] != 1 || s->dilation[2] != 1 || S > 2 ||
+        (K != 3 && K != 5 && K != 7))
+        return 0;
+    const int64_t OH = s->out[1], OW = s->out[2];
+    L->B = CONV_DWCL_B_OF(V);
+    int64_t cols = conv_div_ceil(OW, L->B) * L->B; /* computed columns, some spill into the next row's slots */
+    int64_t need_c = (cols - 1) * S + K, have_c = s->pad[2] + s->in[2];
+    int64_t need_r = (OH - 1) * S + K, have_r = s->pad[1] + s->in[1];
+    L->pitch = need_c > have_c ? need_c : have_c;
+    L->rows = need_r > have_r ? need_r : have_r;
+    L->strip = CONV_DWCL_STRIP_PIX / OW;
+    if (L->strip < 1) L->strip = 1;
+    if (L->strip > OH) L->strip = OH;
+    L->out_pix = conv_div_ceil(L->strip * OW + L->B, 16) * 16;
+    return 1;
+}
+
+#define CONV_DWCL_MAX_TILE 4096 /* padded input pixels: 256 KiB of tile at 16 lanes */
+
+/* Whether the channel-blocked kernel runs s (in builds of 8 or 16 lanes). Measured on Zen 4 (one thread, against the
+ * flat kernel): faster on every shape it takes, 1.1x (3x3 s1 on 56x56) to 4x (5x5 on 7x7, 3x3 s2 on 14x14) with
+ * AVX-512, 1.1x to 5x with AVX2; 112x112 planes were even, so the tile cap keeps them (and the scratch) out. */
+static inline int conv_dwcl_wanted(const kern_conv_shape *s) {
+    conv_dwcl L;
+    if (!conv_dwcl_layout(s, 16, &L) || L.rows * L.pitch > CONV_DWCL_MAX_TILE) return 0;
+    return 1;
+}
+
+/* Floats of scratch: the input tile, the output tile, the weights (49 taps at most), for the larger of the 8- and
+ * 16-lane layouts; 0 where s does not fit the kernel. */
+static inline int64_t conv_dwcl_scratch(const kern_conv_shape *s) {
+    int64_t most = 0;
+    for (int64_t V = 8; V <= 16; V *= 2) {
+        conv_dwcl L;
+        if (!conv_dwcl_layout(s, V, &L)) return 0;
+        int64_t n = (L.rows * L.pitch + L.out_pix + 49) * V;
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+#if CONV_VLEN >= 8 /* the portable build keeps the flat kernel */
+#if CONV_VLEN == 16
+#define CONV_ZIP_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define CONV_ZIP_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#else
+#define CONV_ZIP_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define CONV_ZIP_HI 4, 12, 5, 13, 6, 14, 7, 15
+#endif
+
+/* The lanes of a, b (indices 0 .. 2 * CONV_VLEN - 1) listed in the index macro. */
+#if defined(__clang__)
+#define CONV_SHUFFLE2(a, b, IDX) __builtin_shufflevector(a, b, IDX)
+#else
+#define CONV_SHUFFLE2(a, b, IDX) __builtin_shuffle(a, b, (conv_mask){IDX})
+#endif
+
+/* Lanes of the first halves of a and b interleaved (a0 b0 a1 b1 ...), and of the second halves. */
+static inline conv_vec conv_zip_lo(conv_vec a, conv_vec b) { return CONV_SHUFFLE2(a, b, CONV_ZIP_LO); }
+static inline conv_vec conv_zip_hi(conv_vec a, conv_vec b) { return CONV_SHUFFLE2(a, b, CONV_ZIP_HI); }
+
+/* Transposes the CONV_VLEN x CONV_VLEN matrix whose rows are r[0..CONV_VLEN). With AVX-512 and AVX2: pairs of rows
+ * interleaved by floats, then by float pairs (within 128-bit lanes), then the 128-bit lanes gathered; each step
+ * one cheap non-destructive shuffle per row. Elsewhere log2(CONV_VLEN) rounds of zips of row i with row
+ * i + CONV_VLEN / 2 (a perfect shuffle of the element indices each round). */
+static inline __attribute__((always_inline)) void conv_transpose(conv_vec *r) {
+#if CONV_VLEN == 16 && defined(__AVX512F__)
+    __m512 t[16], u[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps((__m512)r[2 * i], (__m512)r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps((__m512)r[2 * i], (__m512)r[2 * i + 1]);
+    }
+    /* u[4j + k], 128-bit lane L: column 4L + k of rows 4j .. 4j + 3 */
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m512d a = _mm512_castps_pd(t[4 * j]), b = _mm512_castps_pd(t[4 * j + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * j + 2]), d = _mm512_castps_pd(t[4 * j + 3]);
+        u[4 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512 x0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44), x1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xEE);
+        __m512 y0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x44);
+        __m512 y1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xEE);
+        r[k] = (conv_vec)_mm512_shuffle_f32x4(x0, y0, 0x88);
+        r[4 + k] = (conv_vec)_mm512_shuffle_f32x4(x0, y0, 0xDD);
+        r[8 + k] = (conv_vec)_mm512_shuffle_f32x4(x1, y1, 0x88);
+        r[12 + k] = (conv_vec)_mm512_shuffle_f32x4(x1, y1, 0xDD);
+    }
+#elif CONV_VLEN == 8 && defined(__AVX2__)
+    __m256 t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps((__m256)r[2 * i], (__m256)r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps((__m256)r[2 * i], (__m256)r[2 * i + 1]);
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+        __m256d a = _mm256_castps_pd(t[4 * j]), b = _mm256_castps_pd(t[4 * j + 1]);
+        __m256d c = _mm256_castps_pd(t[4 * j + 2]), d = _mm256_castps_pd(t[4 * j + 3]);
+        u[4 * j] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));
+        u[4 * j + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));
+        u[4 * j + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, d));
+        u[4 * j + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, d));
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        r[k] = (conv_vec)_mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
+        r[4 + k] = (conv_vec)_mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
+    }
+#else
+#pragma GCC unroll 4
+    for (int round = 1; round < CONV_VLEN; round *= 2) {
+        conv_vec t[CONV_VLEN];
+#pragma GCC unroll 8
+        for (int i = 0; i < CONV_VLEN / 2; i++) {
+            t[2 * i] = conv_zip_lo(r[i], r[i + CONV_VLEN / 2]);
+            t[2 * i + 1] = conv_zip_hi(r[i], r[i + CONV_VLEN / 2]);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < CONV_VLEN; i++) r[i] = t[i];
+    }
+#endif
+}
+
+/* Packs n flat pixels of nc <= CONV_VLEN planes (x + c * plane) into tile vectors: pixel p goes to
+ * tile[((p / width + r0) * pitch + p % width + c0) * CONV_VLEN]; lanes of missing channels are zero. */
+static void conv_dwcl_pack(const float *x, int64_t plane, int64_t nc, int64_t n, int64_t width, float *tile,
+                           int64_t pitch, int64_t r0, int64_t c0) {
+    int64_t row = r0, col = 0;
+    for (int64_t p = 0; p < n; p += CONV_VLEN) {
+        int64_t m = n - p < CONV_VLEN ? n - p : CONV_VLEN;
+        conv_vec r[CONV_VLEN];
+#pragma GCC unroll 16
+        for (int c = 0; c < CONV_VLEN; c++)
+            r[c] = c >= nc          ? (conv_vec){0}
+                   : m == CONV_VLEN ? conv_load(x + c * plane + p)
+                                    : conv_load_n(x + c * plane + p, m);
+        conv_transpose(r);
+#pragma GCC unroll 16
+        for (int k = 0; k < CONV_VLEN; k++) {
+            if (k == m) break;
+            conv_store(tile + (row * pitch + col + c0) * CONV_VLEN, r[k]);
+            if (++col == width) col = 0, row++;
+        }
+    }
+}
+
+/* The other way, for n output pixels in out (pixel p at out[p * CONV_VLEN], read in whole vectors of pixels): y[c, p]
+ * = clamp(out[p, c] + res[c, p]) for c < nc; res may be NULL. */
+static void conv_dwcl_unpack(const float *out, int64_t n, int64_t nc, float *y, int64_t plane, const float *res,
+                             float lo, float hi) {
+    const conv_vec vlo = conv_splat(lo), vhi = conv_splat(hi);
+    for (int64_t p = 0; p < n; p += CONV_VLEN) {
+        int64_t m = n - p < CONV_VLEN ? n - p : CONV_VLEN;
+        conv_vec r[CONV_VLEN];
+#pragma GCC unroll 16
+        for (int k = 0; k < CONV_VLEN; k++) r[k] = conv_load(out + (p + k) * CONV_VLEN);
+        conv_transpose(r);
+#pragma GCC unroll 16
+        for (int c = 0; c < CONV_VLEN; c++) {
+            if (c == nc) break;
+            conv_vec v = r[c];
+            if (m == CONV_VLEN) {
+                if (res) v += conv_load(res + c * plane + p);
+                conv_store(y + c * plane + p, conv_clamp(v, vlo, vhi));
+            } else {
+                if (res) v += conv_load_n(res + c * plane + p, m);
+                conv_store_n(y + c * plane + p, conv_clamp(v, vlo, vhi), m);
+            }
+        }
+    }
+}
+
+/* Output rows [oh0, oh0 + rows) of one channel block into out (row oh at out + (oh - oh0) * OW pixels), B columns at
+ * a time from K tap rows of B * S + K - S input vectors each, loaded once and reused across the row's taps. Blocks
+ * past OW spill into the next row's slots (rewritten after) or the tile's slack. K, S, B constant after inlining.
+ * Each weight vector is loaded once per tap and block (holding all nine of a 3x3 in registers spilled: slower). */
+static inline __attribute__((always_inline)) void conv_dwcl_rows(const float *tile, int64_t pitch, const float *wt,
+                                                                 conv_vec vb, float *out, int64_t oh0, int64_t rows,
+                                                                 int64_t OW, const int K, const int S, const int B) {
+    for (int64_t oh = oh0; oh < oh0 + rows; oh++) {
+        float *o = out + (oh - oh0) * OW * CONV_VLEN;
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += B) {
+            conv_vec acc[CONV_DWCL_B_OF(CONV_VLEN)];
+            for (int k = 0; k < B; k++) acc[k] = vb;
+            for (int i = 0; i < K; i++) {
+                const float *xr = tile + ((oh * S + i) * pitch + ow0 * S) * CONV_VLEN;
+                conv_vec xv[(CONV_DWCL_B_OF(CONV_VLEN) - 1) * 2 + 7];
+#pragma GCC unroll 21
+                for (int m = 0; m < (B - 1) * S + K; m++) xv[m] = conv_load(xr + m * CONV_VLEN);
+#pragma GCC unroll 7
+                for (int j = 0; j < K; j++) {
+                    conv_vec wv = conv_load(wt + (i * K + j) * CONV_VLEN);
+#pragma GCC unroll 8
+                    for (int k = 0; k < B; k++) acc[k] += wv * xv[k * S + j];
+                }
+            }
+            for (int k = 0; k < B; k++) conv_store(o + (ow0 + k) * CONV_VLEN, acc[k]);
+        }
+    }
+}
+
+#define CONV_DWCL_B CONV_DWCL_B_OF(CONV_VLEN)
+/* The channel-blocked kernel (conv_dwcl): blocks of CONV_VLEN channels, each packed, convolved strip by strip and
+ * unpacked with the clamp and residual; bias rides in the accumulators. */
+static void conv_dwcl_run(const kern_conv_shape *s, const conv_dwcl *L, int64_t channels, const float *x,
+                          const float *w, const float *bias, const float *residual, const kern_activation *act,
+                          int clamp, float lo, float hi, float *y, float *scratch) {
+    const int64_t K = s->kernel[2], S = s->stride[2], T = K * K, IH = s->in[1], IW = s->in[2];
+    const int64_t OH = s->out[1], OW = s->out[2], in_size = IH * IW, out_size = OH * OW, pt = s->pad[1],
+                  pl = s->pad[2], Q = L->pitch;
+    float *tile = scratch, *out = tile + L->rows * Q * CONV_VLEN, *wt = out + L->out_pix * CONV_VLEN;
+    /* the pad rows and columns stay zero: packing writes only the image */
+    for (int64_t r = 0; r < L->rows; r++) {
+        if (r < pt || r >= pt + IH) {
+            conv_zero(tile + r * Q * CONV_VLEN, Q * CONV_VLEN);
+        } else {
+            conv_zero(tile + r * Q * CONV_VLEN, pl * CONV_VLEN);
+            conv_zero(tile + (r * Q + pl + IW) * CONV_VLEN, (Q - pl - IW) * CONV_VLEN);
+        }
+    }
+    for (int64_t c0 = 0; c0 < channels; c0 += CONV_VLEN) {
+        int64_t nc = channels - c0 < CONV_VLEN ? channels - c0 : CONV_VLEN;
+        conv_dwcl_pack(w + c0 * T, T, nc, T, T, wt, T, 0, 0);
+        conv_dwcl_pack(x + c0 * in_size, in_size, nc, in_size, IW, tile, Q, pt, pl);
+        conv_vec vb = {0};
+        if (bias)
+            for (int64_t c = 0; c < nc; c++) vb[c] = bias[c0 + c];
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += L->strip) {
+            int64_t rows = OH - oh0 < L->strip ? OH - oh0 : L->strip;
+            if (K == 3 && S == 1) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 3, 1, CONV_DWCL_B);
+            else if (K == 3) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 3, 2, CONV_DWCL_B);
+            else if (K == 5 && S == 1) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 5, 1, CONV_DWCL_B);
+            else if (K == 5) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 5, 2, CONV_DWCL_B);
+            else if (S == 1) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 7, 1, CONV_DWCL_B);
+            else conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 7, 2, CONV_DWCL_B);
+            int64_t p0 = oh0 * OW;
+            conv_dwcl_unpack(out, rows * OW, nc, y + c0 * out_size + p0, out_size,
+                             residual ? residual + c0 * out_size + p0 : NULL, lo, hi);
+        }
+        if (!clamp)
+            for (int64_t c = 0; c < nc; c++) kern_activation_apply(act, y + (c0 + c) * out_size, (size_t)out_size);
+    }
+}
+#endif
+
+void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, int64_t channels, const float *x, const float *w,
+                             const float *bias, const float *residual, const kern_activation *act, float *y,
+                             float *scratch) {
+    const int64_t OH = s->out[1], OW = s->out[2], KH = s->kernel[1], KW = s->kernel[2], T = KH * KW;
+    const int64_t in_size = s->in[1] * s->in[2], out_size = OH * OW;
     conv_dw_flat f;
-    /* Relu and Clip are applied while finishing each row; anything else afterwards. */
+    /* Relu and Clip are applied while finishing each row; anything else afterwards, per channel. */
     int clamp = !act || act->kind == KERN_ACT_NONE || act->kind == KERN_ACT_RELU || act->kind == KERN_ACT_CLIP;
     float lo = -__builtin_inff(), hi = __builtin_inff();
     if (act && act->kind == KERN_ACT_RELU) lo = 0.0f;
     if (act && act->kind == KERN_ACT_CLIP) lo = act->alpha, hi = act->beta;
-    if (!conv_dw_flat_layout(s, &f)) {
-        conv_dw_direct(s, x, w, bias, residual, y);
-        if (clamp) conv_dw_finish_row(y, y, 0.0f, NULL, OH * OW, lo, hi);
-        else kern_activation_apply(act, y, (size_t)(OH * OW));
+#if CONV_VLEN >= 8
+    conv_dwcl L;
+    if (conv_dwcl_wanted(s) && conv_dwcl_layout(s, CONV_VLEN, &L)) {
+        conv_dwcl_run(s, &L, channels, x, w, bias, residual, act, clamp, lo, hi, y, scratch);
         return;
     }
-    /* Per strip of output rows: the zero-padded copy of the input rows it reads, then its flat outputs. */
-    float *xp = scratch, *out = scratch + f.padded_floats;
-    const int64_t pt = s->pad[1], pl = s->pad[2], P = f.pitch;
-    for (int64_t oh0 = 0; oh0 < OH; oh0 += f.strip) {
-        int64_t rows = OH - oh0 < f.strip ? OH - oh0 : f.strip;
-        for (int64_t t = 0; t < f.in_rows; t++) {
-            int64_t ih = oh0 * S + t - pt;
-            float *d = xp + t * P;
-            if (ih < 0 || ih >= IH) {
-                conv_zero(d, P);
-                continue;
-            }
-            conv_zero(d, pl);
-            conv_copy(d + pl, x + ih * IW, IW);
-            conv_zero(d + pl + IW, P - pl - IW);
+#endif
+    if (!conv_dw_flat_layout(s, &f)) {
+        for (int64_t c = 0; c < channels; c++) {
+            float *yc = y + c * out_size;
+            conv_dw_direct(s, x + c * in_size, w + c * T, bias ? bias[c] : 0.0f,
+                           residual ? residual + c * out_size : NULL, yc);
+            if (clamp) conv_dw_finish_row(yc, yc, 0.0f, NULL, out_size, lo, hi);
+            else kern_activation_apply(act, yc, (size_t)out_size);
         }
-        conv_zero(xp + f.in_rows * P, f.padded_floats - f.in_rows * P);
-        /* constant kernels for the common shapes, so their taps unroll */
-        const int unit = dh == 1 && dw == 1, k3 = unit && KH == 3 && KW == 3, k5 = unit && KH == 5 && KW == 5;
-        if (k3 && S == 1) conv_dw_flat_loop(xp, w, out, f.n_out, P, 3, 3, 1, 1, 1);
-        else if (k3) conv_dw_flat_loop(xp, w, out, f.n_out, P, 3, 3, 1, 1, 2);
-        else if (k5 && S == 1) conv_dw_flat_loop(xp, w, out, f.n_out, P, 5, 5, 1, 1, 1);
-        else if (k5) conv_dw_flat_loop(xp, w, out, f.n_out, P, 5, 5, 1, 1, 2);
-        else if (unit && KH == 7 && KW == 7 && S == 1) conv_dw_flat_loop(xp, w, out, f.n_out, P, 7, 7, 1, 1, 1);
-        else if (S == 1) conv_dw_flat_loop(xp, w, out, f.n_out, P, KH, KW, dh, dw, 1);
-        else conv_dw_flat_loop(xp, w, out, f.n_out, P, KH, KW, dh, dw, 2);
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t oh = oh0 + r;
-            conv_dw_finish_row(y + oh * OW, out + r * P, bias, residual ? residual + oh * OW : NULL, OW, lo, hi);
-        }
+        return;
     }
-    if (!clamp) kern_activation_apply(act, y, (size_t)(OH * OW));
+    const int64_t S = f.S, Q = f.pitch;
+    float *planes = scratch, *out = scratch + S * S * f.plane_floats;
+    /* tap (i, j) reads plane ((i * dh) % S, (j * dw) % S) at (i * dh / S) * Q + j * dw / S */
+    int64_t off[CONV_DW_MAX_TAPS];
+    for (int64_t i = 0; i < KH; i++)
+        for (int64_t j = 0; j < KW; j++) {
+            int64_t u = i * s->dilation[1], v = j * s->dilation[2];
+            off[i * KW + j] = ((u % S) * S + v % S) * f.plane_floats + (u / S) * Q + v / S;
+        }
+    /* column phase b: padded columns c == b (mod S) from c0 = pl + ((b - pl) mod S) on hold x[c - pl] */
+    int64_t iw0[CONV_DW_MAX_STRIDE], nb[CONV_DW_MAX_STRIDE], col[CONV_DW_MAX_STRIDE];
+    for (int64_t b = 0; b < S; b++) {
+        int64_t pl = s->pad[2], c0 = pl + ((b - pl % S) % S + S) % S;
+        iw0[b] = c0 - pl;
+        nb[b] = iw0[b] < s->in[2] ? (s->in[2] - 1 - iw0[b]) / S + 1 : 0;
+        col[b] = c0 / S;
+    }
+    conv_dw_clear_pads(&f, f.strip + (KH - 1) * s->dilation[1] / S, nb, col, planes);
+    for (int64_t c = 0; c < channels; c++) {
+        const float *wc = w + c * T, *rc = residual ? residual + c * out_size : NULL;
+        float *yc = y + c * out_size, bc = bias ? bias[c] : 0.0f;
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += f.strip) {
+            int64_t rows = OH - oh0 < f.strip ? OH - oh0 : f.strip;
+            if (S == 1) conv_dw_fill_planes(s, &f, x + c * in_size, oh0, iw0, nb, col, planes, 1);
+            else if (S == 2) conv_dw_fill_planes(s, &f, x + c * in_size, oh0, iw0, nb, col, planes, 2);
+            else conv_dw_fill_planes(s, &f, x + c * in_size, oh0, iw0, nb, col, planes, S);
+            /* constant tap counts for the common kernels, so their taps unroll */
+            if (T == 9) conv_dw_flat_loop(planes, off, wc, out, f.n_out, 9);
+            else if (T == 25) conv_dw_flat_loop(planes, off, wc, out, f.n_out, 25);
+            else if (T == 49) conv_dw_flat_loop(planes, off, wc, out, f.n_out, 49);
+            else conv_dw_flat_loop(planes, off, wc, out, f.n_out, T);
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t oh = oh0 + r;
+                conv_dw_finish_row(yc + oh * OW, out + r * Q, bc, rc ? rc + oh * OW : NULL, OW, lo, hi);
+            }
+        }
+        if (!clamp) kern_activation_apply(act, yc, (size_t)out_size);
+    }
 }

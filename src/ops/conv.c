@@ -295,7 +295,7 @@ typedef struct conv_job {
     float *y;
     kern_activation act;
     char *scratch;
-    int64_t tiles, tile_cols; /* column tiles per (image, group) */
+    int64_t tiles, tile_cols; /* column tiles per (image, group); depthwise: channel blocks per image, their width */
     /* serial-tile path: the tile being im2col'd in parallel */
     const float *xg;
     int64_t col0, ncols, row_tasks;
@@ -345,15 +345,22 @@ static void conv_im2col_rows_task(void *ctx, int64_t task, int thread) {
 
 /* ---- Depthwise --------------------------------------------------------------------------------------------------- */
 
-/* One (image, channel) plane, with this thread's scratch. */
+/* Depthwise tasks cover this many output floats (several small planes each, so per-call set-up amortises), but
+ * each thread gets at least CONV_DW_TASKS_PER_THREAD of them to balance the load; channel counts are rounded up to
+ * the kernel's channel block (kern_dwconv2d_channel_block). */
+#define CONV_DW_TASK_FLOATS 8192
+#define CONV_DW_TASKS_PER_THREAD 4
+
+/* Channels [block * dw_block, + dw_block) of one image, with this thread's scratch. */
 static void conv_depthwise_task(void *ctx, int64_t task, int thread) {
     const conv_job *job = ctx;
     const conv_geom *g = job->g;
-    int64_t c = task % g->cin;
+    int64_t n = task / job->tiles, c0 = task % job->tiles * job->tile_cols;
+    int64_t nc = g->cin - c0 < job->tile_cols ? g->cin - c0 : job->tile_cols, plane = n * g->cin + c0;
     float *scratch = g->slot_bytes ? (float *)(job->scratch + (size_t)thread * g->slot_bytes) : NULL;
-    kern_dwconv2d(&g->shape, job->x + task * g->in_size, job->w + c * g->k[1] * g->k[2],
-                  job->bias ? job->bias[c] : 0.0f, job->residual ? job->residual + task * g->out_size : NULL,
-                  &job->act, job->y + task * g->out_size, scratch);
+    kern_dwconv2d(&g->shape, nc, job->x + plane * g->in_size, job->w + c0 * g->k[1] * g->k[2],
+                  job->bias ? job->bias + c0 : NULL, job->residual ? job->residual + plane * g->out_size : NULL,
+                  &job->act, job->y + plane * g->out_size, scratch);
 }
 
 /* ---- run --------------------------------------------------------------------------------------------------------- */
@@ -385,8 +392,16 @@ static lens_status conv_run(op_call *call) {
         return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: scratch of %zu bytes is smaller than the %zu it asked for",
                          call->scratch_bytes, g.slot_bytes);
     if (g.depthwise) {
-        /* one scratch slot per thread; with fewer (planned for a smaller pool) run on this thread alone */
-        core_pool_run(slots >= (size_t)threads ? call->pool : NULL, g.batch * g.cin, conv_depthwise_task, &job);
+        /* one scratch slot per thread; with fewer (planned for a smaller pool) run on this thread alone. Tasks are
+         * blocks of tile_cols channels, tiles blocks per image. */
+        if (slots < (size_t)threads) threads = 1;
+        int64_t per = CONV_DW_TASK_FLOATS / g.out_size;
+        int64_t most = div_ceil(g.batch * g.cin, CONV_DW_TASKS_PER_THREAD * threads);
+        if (per > most) per = most;
+        int64_t blk = kern_dwconv2d_channel_block(&g.shape); /* whole blocks of channels, even if fewer tasks */
+        job.tile_cols = per < 1 ? blk : div_ceil(per, blk) * blk;
+        job.tiles = div_ceil(g.cin, job.tile_cols);
+        core_pool_run(threads > 1 ? call->pool : NULL, g.batch * job.tiles, conv_depthwise_task, &job);
         return LENS_OK;
     }
     if (job.state && job.state->winograd) {

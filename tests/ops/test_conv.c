@@ -177,7 +177,7 @@ static void test_kernels(const char *isa) {
                         kern_activation relu = {KERN_ACT_RELU, 0, 0};
                         size_t scratch_floats = kern_dwconv2d_scratch(&sh);
                         float *scratch = scratch_floats ? core_aligned_alloc(scratch_floats * sizeof(float)) : NULL;
-                        kern_dwconv2d(&sh, x, wt, bias, (w + h) % 2 ? r : NULL, &relu, y, scratch);
+                        kern_dwconv2d(&sh, 1, x, wt, &bias, (w + h) % 2 ? r : NULL, &relu, y, scratch);
                         core_aligned_free(scratch);
                         kern_conv2d_params cp = {1, 1, h, w, 1, oh, ow, k, k, 1, s, s, d, d, p, p};
                         kern_conv2d_ref(&cp, x, wt, &bias, (w + h) % 2 ? r : NULL, &relu, e);
@@ -215,7 +215,7 @@ static void test_kernels(const char *isa) {
         kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, s, s}, {1, d, d}, {0, p, p}};
         float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float));
         kern_activation hs = {KERN_ACT_HARD_SWISH, 0, 0};
-        kern_dwconv2d(&sh, x, wt, bias, NULL, &hs, y, scratch);
+        kern_dwconv2d(&sh, 1, x, wt, &bias, NULL, &hs, y, scratch);
         kern_conv2d_params cp = {1, 1, h, w, 1, oh, ow, k, k, 1, s, s, d, d, p, p};
         kern_conv2d_ref(&cp, x, wt, &bias, NULL, &hs, e);
         double worst = max_abs_diff(y, e, (size_t)(oh * ow));
@@ -227,6 +227,62 @@ static void test_kernels(const char *isa) {
     }
     CHECK_MSG(failures == 0, "%s: %d kernel mismatches in %d geometries", isa, failures, cases);
     CHECK(cases > 1000);
+}
+
+/* kern_dwconv2d on several channels per call (the channel-blocked kernel of small planes: blocks of 16 and 8 lanes
+ * with a partial last block) against the reference: planes 1..17, kernels 3/5/7, strides 1/2, pads either side,
+ * bias, residual and activations in turn; and a 7x7 kernel on a plane wider than the register block. */
+static void test_dw_channel_blocks(const char *isa) {
+    static const int64_t channels[] = {1, 5, 16, 17, 33};
+    const kern_activation acts[] = {
+        {KERN_ACT_NONE, 0, 0}, {KERN_ACT_RELU, 0, 0}, {KERN_ACT_CLIP, -0.5f, 0.75f}, {KERN_ACT_HARD_SWISH, 0, 0}};
+    int failures = 0, cases = 0, blocked = 0;
+    for (int64_t k = 3; k <= 7; k += 2)
+        for (int64_t st = 1; st <= 2; st++)
+            for (int64_t hw = 1; hw <= 17; hw += (k == 3 ? 1 : 2))
+                for (int64_t pv = 0; pv < 3; pv++) {
+                    int64_t h = hw, w = 18 - hw > hw ? 18 - hw : hw; /* wide, square and tall-ish planes */
+                    int64_t pt = (pv + hw) % (k / 2 + 2), pl = (pv * 2 + hw) % (k / 2 + 1), pb = pv, pr = k / 2;
+                    int64_t oh = (h + pt + pb - k) / st + 1, ow = (w + pl + pr - k) / st + 1;
+                    if (h + pt + pb < k || w + pl + pr < k) continue;
+                    int64_t nc = channels[(hw + pv + k) % 5], in = h * w, out = oh * ow, i = cases;
+                    float *x = random_array((size_t)(nc * in)), *wt = random_array((size_t)(nc * k * k));
+                    float *b = random_array((size_t)nc), *r = random_array((size_t)(nc * out));
+                    float *y = malloc((size_t)(nc * out) * sizeof *y), *e = malloc((size_t)(nc * out) * sizeof *e);
+                    const float *bias = i % 3 ? b : NULL, *res = i % 2 ? r : NULL;
+                    const kern_activation *act = i % 5 == 4 ? NULL : &acts[i % 4];
+                    kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, st, st}, {1, 1, 1}, {0, pt, pl}};
+                    blocked += kern_dwconv2d_channel_block(&sh) == 16;
+                    float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float));
+                    kern_dwconv2d(&sh, nc, x, wt, bias, res, act, y, scratch);
+                    kern_conv2d_params cp = {1, nc, h, w, nc, oh, ow, k, k, nc, st, st, 1, 1, pt, pl};
+                    kern_conv2d_ref(&cp, x, wt, bias, res, act, e);
+                    double worst = max_abs_diff(y, e, (size_t)(nc * out));
+                    cases++;
+                    if (!(worst <= 1e-5) && failures++ < 5)
+                        fprintf(stderr, "%s dw blocks c%lld k%lld s%lld %lldx%lld pads %lld %lld %lld %lld: %g\n", isa,
+                                (long long)nc, (long long)k, (long long)st, (long long)h, (long long)w, (long long)pt,
+                                (long long)pl, (long long)pb, (long long)pr, worst);
+                    core_aligned_free(scratch);
+                    free(x), free(wt), free(b), free(r), free(y), free(e);
+                }
+    CHECK_MSG(failures == 0, "%s: %d channel-block mismatches in %d geometries", isa, failures, cases);
+    CHECK(cases > 150 && blocked > 100);
+    /* ConvNeXt-like: 7x7 s1 pad 3 on 20 channels of 30x30 (several column blocks, strips of rows) */
+    int64_t nc = 20, h = 30, k = 7, in = h * h;
+    float *x = random_array((size_t)(nc * in)), *wt = random_array((size_t)(nc * k * k)), *b = random_array(20);
+    float *r = random_array((size_t)(nc * in)), *y = malloc((size_t)(nc * in) * sizeof *y);
+    float *e = malloc((size_t)(nc * in) * sizeof *e);
+    kern_conv_shape sh = {{1, h, h}, {1, h, h}, {1, k, k}, {1, 1, 1}, {1, 1, 1}, {0, 3, 3}};
+    CHECK(kern_dwconv2d_channel_block(&sh) == 16);
+    float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float));
+    kern_dwconv2d(&sh, nc, x, wt, b, r, NULL, y, scratch);
+    kern_conv2d_params cp = {1, nc, h, h, nc, h, h, k, k, nc, 1, 1, 1, 1, 3, 3};
+    kern_conv2d_ref(&cp, x, wt, b, r, NULL, e);
+    double worst = max_abs_diff(y, e, (size_t)(nc * in));
+    CHECK_MSG(worst <= 1e-5, "%s dw blocks 7x7 on 30x30: %g", isa, worst);
+    core_aligned_free(scratch);
+    free(x), free(wt), free(b), free(r), free(y), free(e);
 }
 
 /* 1-D and 3-D convs against direct loops written here. */
@@ -419,6 +475,10 @@ int main(void) {
         {1, 4, 2, 2, 4, 3, 3, 4, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},              /* depthwise, tiny */
         {2, 5, 9, 9, 5, 1, 1, 5, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "Relu"},            /* depthwise 1x1 */
         {1, 4, 13, 13, 4, 3, 3, 4, 2, 1, 1, 1, {0, 1, 2, 0}, NULL, 1, 0, NULL},            /* dw mixed strides */
+        {2, 37, 7, 7, 37, 3, 3, 37, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},         /* dw, blocks of planes */
+        {1, 7, 14, 15, 7, 5, 5, 7, 2, 2, 1, 1, {1, 2, 2, 1}, NULL, 1, 1, "Clip"},          /* dw 5x5 s2 odd pads */
+        {1, 5, 17, 16, 5, 3, 3, 5, 3, 3, 1, 1, {1, 1, 0, 2}, NULL, 1, 0, NULL},            /* dw stride 3 */
+        {1, 5, 19, 17, 5, 5, 5, 5, 2, 2, 2, 2, {4, 4, 3, 4}, NULL, 0, 1, "HardSwish"},     /* dw s2 dilation 2 */
         {1, 3, 13, 13, 4, 3, 3, 1, 1, 1, 2, 2, {2, 2, 2, 2}, NULL, 1, 0, NULL},            /* dilation 2 */
         {1, 3, 13, 13, 4, 3, 3, 1, 1, 1, 2, 1, {0, 1, 0, 1}, NULL, 0, 0, NULL},            /* dilation (2, 1) */
         {1, 3, 13, 13, 4, 3, 3, 1, 2, 2, 1, 1, {0, 0, 0, 0}, "SAME_UPPER", 1, 0, NULL},
@@ -445,6 +505,7 @@ int main(void) {
             continue;
         }
         test_kernels(isas[v].name);
+        test_dw_channel_blocks(isas[v].name);
         /* the whole op once per build; with every pool/prepare mode on the default one */
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
             for (int mode = 0; mode < (v == 0 ? 4 : 1); mode++) run_case(&cases[i], mode & 1, mode >> 1);
