@@ -1,8 +1,9 @@
 /* test_attention.c — lens.Attention against attention computed here in double precision, on random shapes (sequence
  * 1..70, heads 1..5, head size 1..70, batch 1..3) with and without a thread pool; and the fusion passes of
  * fuse_transformer.c: graphs built like PyTorch's exports (nn.MultiheadAttention's core, Linear = MatMul + Add,
- * ConvNeXt's layer scale behind a Transpose) must give the same outputs after fusion as before, and must actually
- * have been fused (or, where a pattern does not apply, left alone). */
+ * ConvNeXt's layer scale behind a Transpose, LayerNormalization between NCHW/NHWC Transposes) must give the same
+ * outputs after fusion as before, and must actually have been fused (or, where a pattern does not apply, left
+ * alone). */
 #include <string.h>
 
 #include "graph/graph.h"
@@ -310,6 +311,55 @@ static void test_linear_pass_declines(void) {
     graph_free(g);
 }
 
+/* x NCHW [2, C, 3, W] → Transpose to NHWC → LayerNormalization (last axis) [→ Transpose back to NCHW]. */
+static graph *build_layernorm_graph(int64_t C, int64_t W, const float *scale, const float *bias, int back, int fuse) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "layernorm", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t in_dims[4] = {-1, C, 3, W};
+    CHECK(graph_add_input(g, "x", LENS_DTYPE_FLOAT32, 4, in_dims) == LENS_OK);
+    add_const(g, "scale", LENS_DTYPE_FLOAT32, 1, &C, scale);
+    add_const(g, "bias", LENS_DTYPE_FLOAT32, 1, &C, bias);
+    op_attr p0231 = perm_attr(g, 0, 2, 3, 1, 4), p0312 = perm_attr(g, 0, 3, 1, 2, 4);
+    add_node(g, "Transpose", "x", NULL, "nhwc", &p0231);
+    const char *ins[3] = {"nhwc", "scale", "bias"}, *outs[1] = {back ? "normed" : "y"};
+    op_attr eps = {.name = "epsilon", .type = OP_ATTR_FLOAT, .f = 1e-6f};
+    CHECK(graph_add_node(g, "ln", "", "LayerNormalization", 3, ins, 1, outs, 1, &eps, NULL) == LENS_OK);
+    if (back) add_node(g, "Transpose", "normed", NULL, "y", &p0312);
+    CHECK(graph_add_output(g, "y", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_finalize(g) == LENS_OK);
+    if (fuse) CHECK_MSG(graph_optimize(g) == LENS_OK, "%s", core_last_error());
+    return g;
+}
+
+static void test_layernorm_pass(core_pool *pool) {
+    static const int64_t sizes[][2] = {{1, 1}, {5, 7}, {96, 19}, {192, 6}, {193, 5}, {384, 11}};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (int back = 0; back < 2; back++) {
+            int64_t C = sizes[si][0], W = sizes[si][1];
+            float *scale = random_floats((size_t)C, 1), *bias = random_floats((size_t)C, 1);
+            tensor x = {LENS_DTYPE_FLOAT32, 4, {2, C, 3, W}, random_floats((size_t)(6 * C * W), 3)};
+            for (int64_t i = 0; i < 6 * C * W; i++) ((float *)x.data)[i] += 2.0f; /* a mean to take off */
+            graph *plain = build_layernorm_graph(C, W, scale, bias, back, 0);
+            graph *fused = build_layernorm_graph(C, W, scale, bias, back, 1);
+            int expect_fused = back || C <= 192;
+            CHECK_MSG(count_ops(fused, "Transpose") == (expect_fused ? 0 : 1 + back), "C %lld back %d: %d Transposes",
+                      (long long)C, back, count_ops(fused, "Transpose"));
+            for (int batch = 2; batch >= 1; batch--) {
+                x.dims[0] = batch;
+                size_t n_plain = 0, n_fused = 0;
+                float *want = run_graph(plain, &x, 1, pool, &n_plain), *got = run_graph(fused, &x, 1, pool, &n_fused);
+                CHECK(n_plain == (size_t)(batch * 3 * C * W) && n_fused == n_plain);
+                if (want && got)
+                    CHECK_MSG(max_rel_diff(got, want, n_plain) < 1e-5, "C %lld W %lld back %d batch %d", (long long)C,
+                              (long long)W, back, batch);
+                free(want), free(got);
+            }
+            free(scale), free(bias), free(x.data);
+            graph_free(plain), graph_free(fused);
+        }
+}
+
 int main(void) {
     core_pool *pool = NULL;
     CHECK(core_pool_create(3, &pool) == LENS_OK);
@@ -320,6 +370,8 @@ int main(void) {
     test_attention_pass(pool);
     test_linear_pass(pool);
     test_linear_pass_declines();
+    test_layernorm_pass(NULL);
+    test_layernorm_pass(pool);
     core_pool_free(pool);
     return test_finish("test_attention");
 }

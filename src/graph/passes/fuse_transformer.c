@@ -3,6 +3,7 @@
  *   - MatMul(x, W) + b, b a constant vector: the bias goes into the MatMul's GEMM epilogue ("lens.bias");
  *   - a constant per-channel Mul after such a MatMul (ConvNeXt's layer scale), possibly behind a Transpose that
  *     moves the channel axis: folded into W and b;
+ *   - LayerNormalization over channels between NCHW → NHWC (and back) Transposes: normalises NCHW input directly;
  *   - (with shapes) the core of nn.MultiheadAttention, from the head-splitting Reshapes to the Transpose back, into
  *     one lens.Attention node (src/ops/attention.c).
  * Rewrites only the IR; new constants live in the graph's arena. */
@@ -72,6 +73,10 @@ static lens_status add_attrs(graph *g, graph_node *n, const op_attr *extra, int 
     n->op.n_attrs += count;
     return LENS_OK;
 }
+
+static graph_node *sole_reader(graph *g, int v);
+
+#define LAYERNORM_FUSE_MAX_CHANNELS 192
 
 /* ---- MatMul + bias ---------------------------------------------------------------------------------------------- */
 
@@ -165,11 +170,61 @@ static lens_status fold_scale(graph *g, graph_node *mul) {
     return LENS_OK;
 }
 
+/* ---- Channels-last ↔ channels-first transposes ----------------------------------------------------------------- */
+
+/* Whether t is a Transpose of rank >= 3 moving the last axis to axis 1 ([0, r-1, 1, ..., r-2]: NHWC → NCHW), or
+ * with to_last, axis 1 to the end ([0, 2, ..., r-1, 1]: NCHW → NHWC). */
+static int is_channel_transpose(const graph_node *t, int to_last) {
+    const int64_t *perm;
+    int rank = (int)op_attr_ints(&t->op, "perm", &perm);
+    if (!is_node(t, "Transpose", 1) || rank < 3 || perm[0] != 0) return 0;
+    for (int a = 1; a < rank; a++) {
+        int64_t want = to_last ? (a == rank - 1 ? 1 : a + 1) : (a == 1 ? rank - 1 : a - 1);
+        if (perm[a] != want) return 0;
+    }
+    return 1;
+}
+
+/* LayerNormalization over the last axis of Transpose_NCHW→NHWC(x): normalises x over axis 1 directly
+ * ("lens.channels_first"); when a Transpose back to NCHW follows, it writes NCHW too ("lens.channels_first_output"). */
+static lens_status fuse_channels_first_layernorm(graph *g, graph_node *ln) {
+    if (ln->removed || ln->op.domain[0] || strcmp(ln->op.op_type, "LayerNormalization") || ln->n_inputs < 2 ||
+        ln->n_outputs < 1 || ln->outputs[0] < 0 || op_attr_find(&ln->op, "lens.channels_first") ||
+        op_attr_find(&ln->op, "lens.activation"))
+        return LENS_OK;
+    for (int k = 1; k < ln->n_outputs; k++)
+        if (ln->outputs[k] >= 0) return LENS_OK;
+    graph_node *tr = producer_of(g, ln->inputs[0], "Transpose");
+    const int64_t *perm;
+    int64_t rank = tr ? (int64_t)op_attr_ints(&tr->op, "perm", &perm) : 0, axis = op_attr_int(&ln->op, "axis", -1);
+    if (!tr || !is_channel_transpose(tr, 1) || (axis != -1 && axis != rank - 1) || use_count(g, ln->inputs[0]) != 1)
+        return LENS_OK;
+    graph_node *back = sole_reader(g, ln->outputs[0]);
+    int nchw_out = back && is_channel_transpose(back, 0);
+    /* Writing NHWC makes the fused op transpose through a tile: that beats Transpose + LayerNormalization only
+     * while a pixel block of all channels stays in L1 (measured on Zen 4: a gain up to 192 channels, a loss at 384). */
+    const tensor *scale = float_constant(g, ln, 1);
+    if (!nchw_out && (!scale || tensor_numel(scale) > LAYERNORM_FUSE_MAX_CHANNELS)) return LENS_OK;
+    op_attr flags[2] = {{.name = "lens.channels_first", .type = OP_ATTR_INT, .i = 1},
+                        {.name = "lens.channels_first_output", .type = OP_ATTR_INT, .i = nchw_out}};
+    lens_status st = add_attrs(g, ln, flags, 2);
+    if (st) return st;
+    ln->inputs[0] = tr->inputs[0];
+    tr->removed = 1;
+    if (nchw_out) {
+        ln->outputs[0] = back->outputs[0];
+        back->removed = 1;
+    }
+    graph_update_producers(g);
+    return LENS_OK;
+}
+
 lens_status graph_fuse_linear(graph *g) {
     graph_update_producers(g);
     lens_status st = LENS_OK;
     for (int i = 0; i < g->n_nodes && !st; i++) st = fuse_bias(g, &g->nodes[i]);
     for (int i = 0; i < g->n_nodes && !st; i++) st = fold_scale(g, &g->nodes[i]);
+    for (int i = 0; i < g->n_nodes && !st; i++) st = fuse_channels_first_layernorm(g, &g->nodes[i]);
     return st;
 }
 
