@@ -71,6 +71,18 @@ void kern_sgemm_packed_b(core_pool *pool, int trans_a, size_t M, const float *A,
 /* Which GEMM implementation runs here ("avx512", "avx2", "generic"). */
 const char *kern_sgemm_name(void);
 
+/* ---- Softmax ------------------------------------------------------------------------------------------------------ */
+
+/* x[r * n .. r * n + n) = softmax of that row, for each of rows rows, in place (softmax_rows.c). Numerically
+ * stable (the row maximum is subtracted); the exponential is a polynomial with relative error about 2e-7. Best
+ * version for this CPU. */
+void kern_softmax_rows(float *x, size_t rows, size_t n);
+/* The portable version: the oracle for the vectorised ones. */
+void kern_softmax_rows_ref(float *x, size_t rows, size_t n);
+#if defined(LENS_X86)
+void kern_softmax_rows_avx512(float *x, size_t rows, size_t n);
+#endif
+
 /* ---- Transpose ---------------------------------------------------------------------------------------------------- */
 
 /* dst[j * ld_dst + i] = src[i * ld_src + j] for i < rows, j < cols (transpose.c). Meant for cache-sized tiles: the

@@ -10,8 +10,6 @@
  * Each pool task takes one (batch, head) pair and a block of query rows: the scores of the block live in a per-thread
  * scratch row block (in L2), get their softmax there and are multiplied by V straight into Y. May touch only its
  * inputs, outputs and scratch. */
-#include <stdint.h>
-#include <string.h>
 
 #include "ops.h"
 
@@ -65,76 +63,6 @@ static lens_status attention_infer(op_call *call) {
     return LENS_OK;
 }
 
-/* ---- Softmax of one row ------------------------------------------------------------------------------------------ */
-
-/* Four floats as a GCC/Clang vector (one SSE or NEON register): it vectorises without ISA flags, where scalar
- * compare-and-select loops would not. Loads and stores go through memcpy (no alignment assumed). */
-typedef float attn_vec __attribute__((vector_size(16)));
-typedef int32_t attn_ivec __attribute__((vector_size(16)));
-#define ATTN_LANES 4
-#define ATTN_SPLAT(c) ((attn_vec){(c), (c), (c), (c)})
-
-static inline attn_vec attn_max(attn_vec a, attn_vec b) {
-    attn_ivec a_wins = a > b;
-    return (attn_vec)(((attn_ivec)a & a_wins) | ((attn_ivec)b & ~a_wins));
-}
-
-/* e^x for the x <= 0 that softmax makes. Below -87 the result is clamped to about 1e-38, negligible next to a row
- * sum of at least 1. x = n ln 2 + r (n rounded by the 1.5 * 2^23 trick, ln 2 split in two for an exact product),
- * e^r by its Taylor series to r^6 (|r| <= ln2 / 2: error below 2e-7), 2^n written into the exponent bits. */
-static inline attn_vec attn_exp(attn_vec x) {
-    const float round_magic = 12582912.0f;
-    x = attn_max(x, ATTN_SPLAT(-87.0f));
-    attn_vec t = x * 1.44269504088896341f + round_magic;
-    attn_vec n = t - round_magic;
-    attn_vec r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
-    attn_vec p = r * (1.0f / 720) + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    attn_ivec two_n = ((attn_ivec)t - 0x4B400000 + 127) << 23;
-    return p * (attn_vec)two_n;
-}
-
-/* x[0..n) = softmax(x): the maximum, then exponentials and their sum in one pass, then one scaling pass. The ragged
- * tail goes through a vector padded with -inf-like values whose exponentials are negligible and never stored. */
-static void attn_softmax_row(float *x, int64_t n) {
-    int64_t full = n & ~(int64_t)(ATTN_LANES - 1);
-    attn_vec tail = ATTN_SPLAT(-1e30f), mv = ATTN_SPLAT(-1e30f);
-    memcpy(&tail, x + full, (size_t)(n - full) * sizeof(float));
-    for (int64_t i = 0; i < full; i += ATTN_LANES) {
-        attn_vec v;
-        memcpy(&v, x + i, sizeof v);
-        mv = attn_max(mv, v);
-    }
-    mv = attn_max(mv, tail);
-    float m = mv[0];
-    for (int k = 1; k < ATTN_LANES; k++) m = mv[k] > m ? mv[k] : m;
-    attn_vec acc = ATTN_SPLAT(0.0f);
-    for (int64_t i = 0; i < full; i += ATTN_LANES) {
-        attn_vec v;
-        memcpy(&v, x + i, sizeof v);
-        v = attn_exp(v - m);
-        memcpy(x + i, &v, sizeof v);
-        acc += v;
-    }
-    tail = attn_exp(tail - m);
-    for (int64_t k = 0; k < n - full; k++) acc[k] += tail[k];
-    memcpy(x + full, &tail, (size_t)(n - full) * sizeof(float));
-    float sum = 0;
-    for (int k = 0; k < ATTN_LANES; k++) sum += acc[k];
-    attn_vec inv = ATTN_SPLAT(1.0f / sum);
-    for (int64_t i = 0; i < full; i += ATTN_LANES) {
-        attn_vec v;
-        memcpy(&v, x + i, sizeof v);
-        v *= inv;
-        memcpy(x + i, &v, sizeof v);
-    }
-    for (int64_t i = full; i < n; i++) x[i] *= inv[0];
-}
-
 /* ---- Run --------------------------------------------------------------------------------------------------------- */
 
 typedef struct attention_job {
@@ -155,7 +83,7 @@ static void attention_task(void *ctx, int64_t task, int thread) {
     float *scores = j->scratch + (size_t)thread * g->thread_scratch;
     kern_sgemm(NULL, 0, 1, (size_t)rows, (size_t)g->Sk, (size_t)g->D, g->scale, j->q + (size_t)s0 * ld + col, ld,
                j->k + col, ld, 0.0f, scores, (size_t)g->Sk, NULL);
-    for (int64_t i = 0; i < rows; i++) attn_softmax_row(scores + i * g->Sk, g->Sk);
+    kern_softmax_rows(scores, (size_t)rows, (size_t)g->Sk);
     kern_sgemm(NULL, 0, 0, (size_t)rows, (size_t)g->D, (size_t)g->Sk, 1.0f, scores, (size_t)g->Sk, j->v + col, ld,
                0.0f, j->y + (size_t)s0 * ld + col, ld, NULL);
 }
