@@ -10,7 +10,6 @@
  * Each pool task takes one (batch, head) pair and a block of query rows: the scores of the block live in a per-thread
  * scratch row block (in L2), get their softmax there and are multiplied by V straight into Y. May touch only its
  * inputs, outputs and scratch. */
-
 #include "ops.h"
 
 typedef struct attention_geom {
@@ -43,8 +42,8 @@ static lens_status attention_parse(const op_call *call, attention_geom *g) {
     /* Enough tasks to balance the pool (four per thread), each block at least a few micro-tiles of rows. */
     int threads = core_pool_size(call->pool);
     int64_t pairs = g->B * g->H, want = 4 * (int64_t)threads;
-    g->blocks = pairs >= want ? 1 : (want + pairs - 1) / pairs;
-    g->rows = (g->Sq + g->blocks - 1) / (g->blocks ? g->blocks : 1);
+    g->blocks = pairs >= want || pairs == 0 ? 1 : (want + pairs - 1) / pairs;
+    g->rows = (g->Sq + g->blocks - 1) / g->blocks;
     if (g->rows < 24) g->rows = 24;
     if (g->rows > g->Sq) g->rows = g->Sq;
     if (g->rows < 1) g->rows = 1;

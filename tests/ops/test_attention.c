@@ -115,6 +115,15 @@ static void test_op_errors(void) {
     v.dims[0] = 3;
     CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_ERR_SHAPE); /* K and V lengths differ */
     v = q;
+    /* empty batch and sequence: a valid empty output */
+    q.dims[1] = k.dims[1] = v.dims[1] = 0;
+    CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_OK && y.dims[1] == 0);
+    free(y.data);
+    q.dims[1] = k.dims[1] = v.dims[1] = 1;
+    q.dims[0] = 0;
+    CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_OK && y.dims[0] == 0);
+    free(y.data);
+    q.dims[0] = 2;
     q.dtype = LENS_DTYPE_FLOAT16;
     CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_ERR_UNSUPPORTED);
 }
