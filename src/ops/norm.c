@@ -1,6 +1,7 @@
-/* norm.c — BatchNormalization (inference), LayerNormalization (with optional Mean / InvStdDev outputs) and
- * InstanceNormalization, each followed by an optional fused activation. Statistics use two passes over rows in
- * float with several partial sums. Parallel over rows or planes. May touch only its inputs and outputs. */
+/* norm.c — BatchNormalization (inference), LayerNormalization (with optional Mean / InvStdDev outputs; for graph
+ * passes also over the channels of NCHW input, "lens.channels_first") and InstanceNormalization, each followed by an
+ * optional fused activation. Statistics use two passes over rows in float with several partial sums. Parallel over
+ * rows or planes. May touch only its inputs and outputs. */
 #include <math.h>
 #include <string.h>
 
