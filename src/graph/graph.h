@@ -106,14 +106,21 @@ lens_status graph_finalize(graph *g);
 /* Recomputes the producer of every value. */
 void graph_update_producers(graph *g);
 
-/* Runs the standard passes: constant folding of initializer-only nodes, BatchNorm into Conv, activation fusion. */
+/* Runs the standard passes: constant folding of initializer-only nodes, BatchNorm into Conv, linear-layer fusion,
+ * activation fusion. */
 lens_status graph_optimize(graph *g);
+/* fuse_transformer.c: a constant bias Add after a MatMul with constant weights becomes the MatMul's epilogue
+ * ("lens.bias"), and a constant per-channel Mul after it (behind a Transpose or not) is folded into its weights. */
+lens_status graph_fuse_linear(graph *g);
 
 typedef struct graph_plan graph_plan;
 /* Passes that need shapes, taken from a plan of the optimized graph (any batch size): an Add of a Conv's output and
  * another tensor of the same shape becomes the Conv's fused residual (and a Relu after it the Conv's activation).
  * Invalidate plans made before: the caller frees them and plans again. */
 lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe);
+/* fuse_transformer.c: the core of each nn.MultiheadAttention (head split, Q Kᵀ, scale, Softmax, · V, head merge)
+ * becomes one lens.Attention node. Shapes come from probe, as above. */
+lens_status graph_fuse_attention(graph *g, const graph_plan *probe);
 
 /* Drops the data of constant v: its pages go back to the OS and constant->data becomes NULL (shape only). The
  * planner calls it once every live node that reads v has been prepared and took it (graph_node's taken_inputs) and

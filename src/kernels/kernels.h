@@ -105,4 +105,10 @@ void kern_sgemm_packed_b(core_pool *pool, int trans_a, size_t M, const float *A,
 /* Which GEMM implementation runs here ("avx512", "avx2", "generic"). */
 const char *kern_sgemm_name(void);
 
+/* ---- Transpose ---------------------------------------------------------------------------------------------------- */
+
+/* dst[j * ld_dst + i] = src[i * ld_src + j] for i < rows, j < cols (transpose.c). Meant for cache-sized tiles: the
+ * caller blocks large matrices. src and dst must not overlap. */
+void kern_transpose_f32(const float *src, size_t ld_src, float *dst, size_t ld_dst, size_t rows, size_t cols);
+
 #endif

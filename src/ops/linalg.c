@@ -1,6 +1,8 @@
 /* linalg.c — Gemm, MatMul (numpy semantics, batched with broadcasting) and Einsum. Everything that is a (batched)
  * matrix product goes to the GEMM kernels, with constant right operands packed once in prepare; Einsum equations
- * that are not a matrix product fall back to plain loops. May touch only its inputs and outputs. */
+ * that are not a matrix product fall back to plain loops. A MatMul with the internal attribute "lens.bias" (set by
+ * graph passes) takes a third input, a bias of one value per column, added in the GEMM epilogue. May touch only its
+ * inputs and outputs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -198,6 +200,16 @@ static lens_status matmul_parse(const op_call *call, matmul_geom *g) {
     int64_t bk = b->rank >= 2 ? b->dims[b->rank - 2] : b->dims[0], bn = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
     if (ak != bk) return core_fail(LENS_ERR_SHAPE, "MatMul inputs A %s and B %s do not multiply", sa, sb);
     if (ak < 1) return core_fail(LENS_ERR_UNSUPPORTED, "MatMul with an empty inner dimension (A %s, B %s)", sa, sb);
+    if (op_attr_int(call->node, "lens.bias", 0)) {
+        const tensor *bias = call->n_inputs > 2 ? call->inputs[2] : NULL;
+        if (!bias || b->rank < 2)
+            return core_fail(LENS_ERR_INVALID_ARGUMENT, "MatMul with lens.bias needs a bias input and a matrix B %s",
+                             sb);
+        if ((st = need_float(bias, "MatMul", "bias"))) return st;
+        if (tensor_numel(bias) != bn)
+            return core_fail(LENS_ERR_SHAPE, "MatMul fused bias has %lld values for %lld columns",
+                             (long long)tensor_numel(bias), (long long)bn);
+    }
     g->M = am, g->N = bn, g->K = ak;
     int na = a->rank > 2 ? a->rank - 2 : 0, nbb = b->rank > 2 ? b->rank - 2 : 0;
     int nb = na > nbb ? na : nbb;
@@ -259,6 +271,10 @@ static lens_status matmul_run(op_call *call) {
     j.lda = (size_t)g.K, j.ldb = (size_t)g.N, j.ldc = (size_t)g.N;
     j.A = a->data, j.B = b->data, j.C = y;
     j.ep.act = op_fused_activation(call->node);
+    if (op_attr_int(call->node, "lens.bias", 0)) {
+        if (!call->inputs[2]->data) return core_fail(LENS_ERR_INVALID_ARGUMENT, "MatMul: missing bias data");
+        j.ep.bias = call->inputs[2]->data;
+    }
     if (!g.b_batched) {
         /* B is one matrix: every batch of A stacks into the rows of one product. A batch dim that broadcasts
          * (A smaller than the output) is handled by repeating the stacked product per output batch. */

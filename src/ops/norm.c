@@ -1,6 +1,7 @@
-/* norm.c — BatchNormalization (inference), LayerNormalization (with optional Mean / InvStdDev outputs) and
- * InstanceNormalization, each followed by an optional fused activation. Statistics use two passes over rows in
- * float with several partial sums. Parallel over rows or planes. May touch only its inputs and outputs. */
+/* norm.c — BatchNormalization (inference), LayerNormalization (with optional Mean / InvStdDev outputs; for graph
+ * passes also over the channels of NCHW input, "lens.channels_first") and InstanceNormalization, each followed by an
+ * optional fused activation. Statistics use two passes over rows in float with several partial sums. Parallel over
+ * rows or planes. May touch only its inputs and outputs. */
 #include <math.h>
 #include <string.h>
 
@@ -136,6 +137,10 @@ static lens_status batchnorm_run(op_call *call) {
 typedef struct layernorm_geom {
     int axis;
     int64_t rows, row_size, scale_size, bias_size;
+    /* "lens.channels_first" (set by graph passes): X is [N, C, spatial...] and each pixel is normalised over C;
+     * Y is [N, spatial..., C], or [N, C, spatial...] with "lens.channels_first_output". */
+    int channels_first, nchw_out;
+    int64_t images, pixels;
 } layernorm_geom;
 
 /* Scale and B apply along the normalised dims and broadcast from the left: their shape, leading 1s dropped, must
@@ -155,6 +160,36 @@ static lens_status layernorm_param(const tensor *p, const tensor *x, int axis, c
     return LENS_OK;
 }
 
+static lens_status layernorm_parse_channels_first(const op_call *call, layernorm_geom *g) {
+    const tensor *x = call->inputs[0], *b = call->n_inputs > 2 ? call->inputs[2] : NULL;
+    char sx[96], sp[96];
+    if (x->rank < 3)
+        return core_fail(LENS_ERR_SHAPE, "LayerNormalization with lens.channels_first needs X of rank >= 3, not %s",
+                         tensor_shape_string(x, sx, sizeof sx));
+    g->nchw_out = op_attr_int(call->node, "lens.channels_first_output", 0) != 0;
+    g->axis = 1;
+    g->images = x->dims[0];
+    g->row_size = x->dims[1];
+    g->pixels = 1;
+    for (int i = 2; i < x->rank; i++) g->pixels *= x->dims[i];
+    g->rows = g->images * g->pixels;
+    for (int k = 1; k < 3; k++) {
+        const tensor *p = k == 1 ? call->inputs[1] : b;
+        if (!p) continue;
+        lens_status st = norm_float(p, "LayerNormalization", k == 1 ? "Scale" : "B");
+        if (st) return st;
+        int lead = 0;
+        while (lead < p->rank && p->dims[lead] == 1) lead++;
+        if (tensor_numel(p) != g->row_size || p->rank - lead > 1)
+            return core_fail(LENS_ERR_SHAPE, "LayerNormalization %s %s does not match the channels of X %s",
+                             k == 1 ? "Scale" : "B", tensor_shape_string(p, sp, sizeof sp),
+                             tensor_shape_string(x, sx, sizeof sx));
+    }
+    g->scale_size = g->row_size;
+    g->bias_size = b ? g->row_size : 0;
+    return LENS_OK;
+}
+
 static lens_status layernorm_parse(const op_call *call, layernorm_geom *g) {
     const char *op = "LayerNormalization";
     if (call->n_inputs < 2 || !call->inputs[0] || !call->inputs[1] || call->n_outputs < 1 || !call->outputs[0])
@@ -163,6 +198,8 @@ static lens_status layernorm_parse(const op_call *call, layernorm_geom *g) {
     lens_status st = norm_float(x, op, "X");
     if (st) return st;
     if (x->rank < 1) return core_fail(LENS_ERR_SHAPE, "%s input X must have rank >= 1", op);
+    g->channels_first = op_attr_int(call->node, "lens.channels_first", 0) != 0;
+    if (g->channels_first) return layernorm_parse_channels_first(call, g);
     if ((st = ops_normalize_axis(op_attr_int(call->node, "axis", -1), x->rank, &g->axis))) return st;
     g->rows = g->row_size = 1;
     for (int i = 0; i < x->rank; i++) {
@@ -182,6 +219,17 @@ static lens_status layernorm_infer(op_call *call) {
     if (st) return st;
     const tensor *x = call->inputs[0];
     ops_set_shape(call->outputs[0], LENS_DTYPE_FLOAT32, x->rank, x->dims);
+    if (g.channels_first) {
+        if (!g.nchw_out) { /* NHWC */
+            tensor *y = call->outputs[0];
+            for (int i = 1; i + 1 < x->rank; i++) y->dims[i] = x->dims[i + 1];
+            y->dims[x->rank - 1] = x->dims[1];
+        }
+        for (int o = 1; o < call->n_outputs; o++)
+            if (call->outputs[o])
+                return core_fail(LENS_ERR_UNSUPPORTED, "LayerNormalization with lens.channels_first has one output");
+        return LENS_OK;
+    }
     int64_t dims[TENSOR_MAX_RANK];
     for (int i = 0; i < x->rank; i++) dims[i] = i < g.axis ? x->dims[i] : 1;
     for (int o = 1; o < 3 && o < call->n_outputs; o++)
@@ -216,6 +264,72 @@ static void layernorm_task(void *ctx, int64_t task, int thread) {
     }
 }
 
+/* Pixels normalised together over channels-first input: one 64-byte line per channel. For NHWC output, channels
+ * are written out through a 4 KiB tile. */
+#define LAYERNORM_PIXEL_BLOCK 16
+#define LAYERNORM_CHANNEL_TILE 64
+
+typedef struct layernorm_cf_job {
+    const norm_job *j;
+    int64_t pixels, chunk; /* pixels per image and per task */
+    int nchw_out;
+} layernorm_cf_job;
+
+/* Pixels [p0, p0 + n) of one image, n <= LAYERNORM_PIXEL_BLOCK: x and y point at the image. The block's lines stay
+ * in L1 across the three passes (sum, squared deviations, output). */
+static inline __attribute__((always_inline)) void layernorm_cf_block(const layernorm_cf_job *cf, const float *x,
+                                                                     float *y, int64_t p0, int64_t n) {
+    const norm_job *j = cf->j;
+    const int64_t C = j->row_size, P = cf->pixels;
+    float mean[LAYERNORM_PIXEL_BLOCK] = {0}, inv[LAYERNORM_PIXEL_BLOCK] = {0};
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t p = 0; p < n; p++) mean[p] += x[c * P + p0 + p];
+    for (int64_t p = 0; p < n; p++) mean[p] /= (float)C;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t p = 0; p < n; p++) {
+            float d = x[c * P + p0 + p] - mean[p];
+            inv[p] += d * d;
+        }
+    for (int64_t p = 0; p < n; p++) inv[p] = 1.0f / sqrtf(inv[p] / (float)C + j->epsilon);
+    if (cf->nchw_out) {
+        for (int64_t c = 0; c < C; c++) {
+            float s = j->scale[c], b = j->bias ? j->bias[c] : 0.0f;
+            const float *xc = x + c * P + p0;
+            float *yc = y + c * P + p0;
+            for (int64_t p = 0; p < n; p++) yc[p] = (xc[p] - mean[p]) * inv[p] * s + b;
+            if (j->act.kind != KERN_ACT_NONE) kern_activation_apply(&j->act, yc, (size_t)n);
+        }
+        return;
+    }
+    /* NHWC: normalise a few channels at a time into a tile in channel-major order, then transpose it out */
+    float tile[LAYERNORM_CHANNEL_TILE * LAYERNORM_PIXEL_BLOCK];
+    for (int64_t c0 = 0; c0 < C; c0 += LAYERNORM_CHANNEL_TILE) {
+        int64_t channels = C - c0 < LAYERNORM_CHANNEL_TILE ? C - c0 : LAYERNORM_CHANNEL_TILE;
+        for (int64_t c = 0; c < channels; c++) {
+            float s = j->scale[c0 + c], b = j->bias ? j->bias[c0 + c] : 0.0f;
+            const float *xc = x + (c0 + c) * P + p0;
+            float *t = tile + c * LAYERNORM_PIXEL_BLOCK;
+            for (int64_t p = 0; p < n; p++) t[p] = (xc[p] - mean[p]) * inv[p] * s + b;
+        }
+        kern_transpose_f32(tile, LAYERNORM_PIXEL_BLOCK, y + p0 * C + c0, (size_t)C, (size_t)channels, (size_t)n);
+    }
+    if (j->act.kind != KERN_ACT_NONE) kern_activation_apply(&j->act, y + p0 * C, (size_t)(n * C));
+}
+
+static void layernorm_cf_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const layernorm_cf_job *cf = ctx;
+    int64_t chunks = (cf->pixels + cf->chunk - 1) / cf->chunk, image = task / chunks;
+    int64_t p0 = task % chunks * cf->chunk, p1 = p0 + cf->chunk < cf->pixels ? p0 + cf->chunk : cf->pixels;
+    size_t image_size = (size_t)(cf->pixels * cf->j->row_size);
+    const float *x = cf->j->x + (size_t)image * image_size;
+    float *y = cf->j->y + (size_t)image * image_size;
+    int64_t p = p0;
+    for (; p + LAYERNORM_PIXEL_BLOCK <= p1; p += LAYERNORM_PIXEL_BLOCK) /* a constant width the compiler vectorises */
+        layernorm_cf_block(cf, x, y, p, LAYERNORM_PIXEL_BLOCK);
+    if (p < p1) layernorm_cf_block(cf, x, y, p, p1 - p);
+}
+
 static lens_status layernorm_run(op_call *call) {
     layernorm_geom g;
     lens_status st = layernorm_parse(call, &g);
@@ -235,6 +349,14 @@ static lens_status layernorm_run(op_call *call) {
     j.epsilon = op_attr_float(call->node, "epsilon", 1e-5f);
     j.act = op_fused_activation(call->node);
     j.per_task = rows_per_task(j.row_size);
+    if (g.channels_first) {
+        if (!g.pixels || !g.images) return LENS_OK;
+        int64_t chunk = j.per_task < LAYERNORM_PIXEL_BLOCK ? LAYERNORM_PIXEL_BLOCK : j.per_task;
+        layernorm_cf_job cf = {&j, g.pixels, (chunk + LAYERNORM_PIXEL_BLOCK - 1) / LAYERNORM_PIXEL_BLOCK *
+                                                 LAYERNORM_PIXEL_BLOCK, g.nchw_out};
+        core_pool_run(call->pool, g.images * ((g.pixels + cf.chunk - 1) / cf.chunk), layernorm_cf_task, &cf);
+        return LENS_OK;
+    }
     core_pool_run(call->pool, (j.rows + j.per_task - 1) / j.per_task, layernorm_task, &j);
     return LENS_OK;
 }

@@ -108,6 +108,7 @@ extern const op_def ops_table_shape[];    /* shape.c: Reshape, Transpose, Concat
 extern const op_def ops_table_resize[];   /* resize.c: Resize */
 extern const op_def ops_table_quant[];    /* quant.c: QuantizeLinear, QLinearConv, ... com.microsoft QLinear* */
 extern const op_def ops_table_scatter[];  /* scatter.c: ScatterND, ScatterElements, GatherND */
+extern const op_def ops_table_attention[]; /* attention.c: lens.Attention (made by graph passes only) */
 
 /* ---- Helpers shared by op families (ops_util.c) --------------------------------------------------------------- */
 

@@ -6,7 +6,7 @@
 static const op_def *const tables[] = {
     ops_table_conv, ops_table_linalg, ops_table_pool,  ops_table_norm,   ops_table_act,
     ops_table_eltwise, ops_table_reduce, ops_table_shape, ops_table_resize, ops_table_quant,
-    ops_table_scatter,
+    ops_table_scatter, ops_table_attention,
 };
 
 static const char *canonical_domain(const char *domain) {

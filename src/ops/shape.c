@@ -267,7 +267,15 @@ static void view_tiles(const view_job *job, int64_t task) {
     switch (es) {
     case 1: TRANSPOSE_TILES(1); break;
     case 2: TRANSPOSE_TILES(2); break;
-    case 4: TRANSPOSE_TILES(4); break;
+    case 4: /* floats: whole tiles through the 4 x 4 register transpose */
+        for (int64_t i0 = i_begin; i0 < i_end; i0 += TILE_I) {
+            int64_t rows = i0 + TILE_I < i_end ? TILE_I : i_end - i0;
+            for (int64_t j0 = 0; j0 < nj; j0 += TILE_J)
+                kern_transpose_f32((const float *)s + i0 * src_stride + j0, (size_t)src_stride,
+                                   (float *)d + j0 * dst_stride + i0, (size_t)dst_stride, (size_t)rows,
+                                   (size_t)(j0 + TILE_J < nj ? TILE_J : nj - j0));
+        }
+        break;
     case 8: TRANSPOSE_TILES(8); break;
     default: break; /* view_copy only tiles the sizes above */
     }

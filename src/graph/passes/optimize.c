@@ -342,6 +342,7 @@ lens_status graph_optimize(graph *g) {
     remove_identities(g);
     if ((st = fold_constants(g))) return st;
     if ((st = fold_batchnorm(g))) return st;
+    if ((st = graph_fuse_linear(g))) return st;
     if ((st = fuse_activation_chains(g))) return st;
     if ((st = fuse_activations(g))) return st;
     graph_update_producers(g);
@@ -355,6 +356,8 @@ static int same_shape(const tensor *a, const tensor *b) {
 }
 
 lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
+    lens_status fused = graph_fuse_attention(g, probe);
+    if (fused) return fused;
     for (int i = 0; i < g->n_nodes; i++) {
         graph_node *add = &g->nodes[i];
         if (add->removed || strcmp(add->op.op_type, "Add") || add->op.domain[0] || add->n_inputs != 2 ||

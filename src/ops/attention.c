@@ -1,0 +1,108 @@
+/* attention.c — lens.Attention: the core of multi-head scaled dot-product attention as one op, put in place of
+ * the MatMul / Softmax / MatMul chain (and the head-splitting Reshapes and Transposes around it) by the graph pass
+ * in src/graph/passes/fuse_transformer.c. Not an ONNX op: only graph passes create it.
+ *
+ *   inputs   Q [Sq, B, H*D], K [Sk, B, H*D], V [Sk, B, H*D]   float32, sequence first (nn.MultiheadAttention)
+ *   attrs    num_heads H (INT), scale (FLOAT)
+ *   output   Y [Sq, B*H, D] where Y[s, b*H + h] = softmax(scale * Q_bh[s] K_bhᵀ) V_bh
+ *
+ * which is exactly the tensor that PyTorch's exported graph reshapes back to [Sq*B, H*D] for the out-projection.
+ * Each pool task takes one (batch, head) pair and a block of query rows: the scores of the block live in a per-thread
+ * scratch row block (in L2), get their softmax there and are multiplied by V straight into Y. May touch only its
+ * inputs, outputs and scratch. */
+#include "ops.h"
+
+typedef struct attention_geom {
+    int64_t Sq, Sk, B, H, D;
+    float scale;
+    int64_t rows;          /* query rows per task */
+    int64_t blocks;        /* row blocks per (batch, head) */
+    size_t thread_scratch; /* floats of scores per thread, a multiple of 16 */
+} attention_geom;
+
+static lens_status attention_parse(const op_call *call, attention_geom *g) {
+    if (call->n_inputs != 3 || call->n_outputs != 1 || !call->outputs[0])
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention needs inputs Q, K, V and one output");
+    const tensor *q = call->inputs[0], *k = call->inputs[1], *v = call->inputs[2];
+    if (!q || !k || !v) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention needs inputs Q, K, V");
+    char sq[96], sk[96], sv[96];
+    tensor_shape_string(q, sq, sizeof sq);
+    tensor_shape_string(k, sk, sizeof sk);
+    tensor_shape_string(v, sv, sizeof sv);
+    if (q->dtype != LENS_DTYPE_FLOAT32 || k->dtype != LENS_DTYPE_FLOAT32 || v->dtype != LENS_DTYPE_FLOAT32)
+        return core_fail(LENS_ERR_UNSUPPORTED, "Attention supports float32 only");
+    int64_t heads = op_attr_int(call->node, "num_heads", 0);
+    if (q->rank != 3 || k->rank != 3 || v->rank != 3 || heads < 1 || q->dims[2] % heads ||
+        k->dims[1] != q->dims[1] || v->dims[1] != q->dims[1] || k->dims[2] != q->dims[2] ||
+        v->dims[2] != q->dims[2] || v->dims[0] != k->dims[0] || k->dims[0] < 1 || q->dims[2] < 1)
+        return core_fail(LENS_ERR_SHAPE, "Attention inputs Q %s, K %s, V %s do not fit %lld heads", sq, sk, sv,
+                         (long long)heads);
+    g->Sq = q->dims[0], g->Sk = k->dims[0], g->B = q->dims[1], g->H = heads, g->D = q->dims[2] / heads;
+    g->scale = op_attr_float(call->node, "scale", 1.0f);
+    /* Enough tasks to balance the pool (four per thread), each block at least a few micro-tiles of rows. */
+    int threads = core_pool_size(call->pool);
+    int64_t pairs = g->B * g->H, want = 4 * (int64_t)threads;
+    g->blocks = pairs >= want || pairs == 0 ? 1 : (want + pairs - 1) / pairs;
+    g->rows = (g->Sq + g->blocks - 1) / g->blocks;
+    if (g->rows < 24) g->rows = 24;
+    if (g->rows > g->Sq) g->rows = g->Sq;
+    if (g->rows < 1) g->rows = 1;
+    g->blocks = (g->Sq + g->rows - 1) / g->rows;
+    g->thread_scratch = ((size_t)(g->rows * g->Sk) + 15) & ~(size_t)15;
+    return LENS_OK;
+}
+
+static lens_status attention_infer(op_call *call) {
+    attention_geom g;
+    lens_status st = attention_parse(call, &g);
+    if (st) return st;
+    int64_t dims[3] = {g.Sq, g.B * g.H, g.D};
+    ops_set_shape(call->outputs[0], LENS_DTYPE_FLOAT32, 3, dims);
+    call->scratch_bytes = g.thread_scratch * sizeof(float) * (size_t)core_pool_size(call->pool);
+    return LENS_OK;
+}
+
+/* ---- Run --------------------------------------------------------------------------------------------------------- */
+
+typedef struct attention_job {
+    attention_geom g;
+    const float *q, *k, *v;
+    float *y;
+    float *scratch;
+} attention_job;
+
+/* The hot loop: one (batch, head) pair, query rows [s0, s0 + rows). */
+static void attention_task(void *ctx, int64_t task, int thread) {
+    const attention_job *j = ctx;
+    const attention_geom *g = &j->g;
+    int64_t block = task % g->blocks, pair = task / g->blocks, b = pair / g->H, h = pair % g->H;
+    int64_t s0 = block * g->rows, rows = g->Sq - s0 < g->rows ? g->Sq - s0 : g->rows;
+    size_t ld = (size_t)(g->B * g->H * g->D); /* row stride of Q, K, V and Y alike */
+    size_t col = (size_t)((b * g->H + h) * g->D);
+    float *scores = j->scratch + (size_t)thread * g->thread_scratch;
+    kern_sgemm(NULL, 0, 1, (size_t)rows, (size_t)g->Sk, (size_t)g->D, g->scale, j->q + (size_t)s0 * ld + col, ld,
+               j->k + col, ld, 0.0f, scores, (size_t)g->Sk, NULL);
+    for (int64_t r = 0; r < rows; r++) kern_softmax_row(scores + r * g->Sk, scores + r * g->Sk, (size_t)g->Sk, 0);
+    kern_sgemm(NULL, 0, 0, (size_t)rows, (size_t)g->D, (size_t)g->Sk, 1.0f, scores, (size_t)g->Sk, j->v + col, ld,
+               0.0f, j->y + (size_t)s0 * ld + col, ld, NULL);
+}
+
+static lens_status attention_run(op_call *call) {
+    attention_job j;
+    lens_status st = attention_parse(call, &j.g);
+    if (st) return st;
+    j.q = call->inputs[0]->data, j.k = call->inputs[1]->data, j.v = call->inputs[2]->data;
+    j.y = call->outputs[0]->data;
+    j.scratch = call->scratch;
+    if (!j.q || !j.k || !j.v || !j.y) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention: missing tensor data");
+    if (!j.g.Sq || !j.g.B) return LENS_OK;
+    if (!j.scratch || call->scratch_bytes < j.g.thread_scratch * sizeof(float) * (size_t)core_pool_size(call->pool))
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention: scratch smaller than inferred");
+    core_pool_run(call->pool, j.g.B * j.g.H * j.g.blocks, attention_task, &j);
+    return LENS_OK;
+}
+
+const op_def ops_table_attention[] = {
+    {"lens", "Attention", attention_infer, attention_run, NULL, NULL},
+    {0},
+};

@@ -1,0 +1,386 @@
+/* test_attention.c — lens.Attention against attention computed here in double precision, on random shapes (sequence
+ * 1..70, heads 1..5, head size 1..70, batch 1..3) with and without a thread pool; and the fusion passes of
+ * fuse_transformer.c: graphs built like PyTorch's exports (nn.MultiheadAttention's core, Linear = MatMul + Add,
+ * ConvNeXt's layer scale behind a Transpose, LayerNormalization between NCHW/NHWC Transposes) must give the same
+ * outputs after fusion as before, and must actually have been fused (or, where a pattern does not apply, left
+ * alone). */
+#include <string.h>
+
+#include "graph/graph.h"
+#include "test.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t next_random(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static float frand(void) { return (float)((next_random() >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f; }
+static int64_t irand(int64_t lo, int64_t hi) { return lo + (int64_t)(next_random() % (uint64_t)(hi - lo + 1)); }
+static float *random_floats(size_t n, float amplitude) {
+    float *p = malloc(n * sizeof *p + 4);
+    for (size_t i = 0; i < n; i++) p[i] = amplitude * frand();
+    return p;
+}
+
+static double max_rel_diff(const float *got, const float *want, size_t n) {
+    double worst = 0, scale = 1e-6;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]) / scale;
+        if (!(d <= worst)) worst = d; /* NaN sticks */
+    }
+    return worst;
+}
+
+/* ---- The op against a reference ---------------------------------------------------------------------------------- */
+
+/* y [Sq, B*H, D] from q [Sq, B, H*D], k and v [Sk, B, H*D], in double. */
+static void attention_reference(const float *q, const float *k, const float *v, float *y, int64_t Sq, int64_t Sk,
+                                int64_t B, int64_t H, int64_t D, float scale) {
+    int64_t E = H * D;
+    double *p = malloc((size_t)Sk * sizeof *p);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t s = 0; s < Sq; s++) {
+                double m = -INFINITY, sum = 0;
+                for (int64_t t = 0; t < Sk; t++) {
+                    double dot = 0;
+                    for (int64_t d = 0; d < D; d++)
+                        dot += (double)q[(s * B + b) * E + h * D + d] * k[(t * B + b) * E + h * D + d];
+                    p[t] = dot * scale;
+                    m = fmax(m, p[t]);
+                }
+                for (int64_t t = 0; t < Sk; t++) sum += p[t] = exp(p[t] - m);
+                for (int64_t d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int64_t t = 0; t < Sk; t++) acc += p[t] * v[(t * B + b) * E + h * D + d];
+                    y[(s * B + b) * E + h * D + d] = (float)(acc / sum);
+                }
+            }
+    free(p);
+}
+
+static lens_status run_attention_op(const tensor *q, const tensor *k, const tensor *v, int64_t heads, float scale,
+                                    tensor *y, core_pool *pool) {
+    const op_def *def = ops_lookup("lens", "Attention");
+    if (!def) return core_fail(LENS_ERR_UNSUPPORTED, "no lens.Attention");
+    op_attr attrs[2] = {{.name = "num_heads", .type = OP_ATTR_INT, .i = heads},
+                        {.name = "scale", .type = OP_ATTR_FLOAT, .f = scale}};
+    op_node node = {"attention", "Attention", "lens", 1, 2, attrs};
+    const tensor *ins[3] = {q, k, v};
+    tensor *outs[1] = {y};
+    op_call call = {.node = &node, .n_inputs = 3, .inputs = ins, .n_outputs = 1, .outputs = outs, .pool = pool};
+    lens_status st = def->infer(&call);
+    if (st) return st;
+    y->data = malloc(tensor_bytes(y) + 4);
+    call.scratch = call.scratch_bytes ? core_aligned_alloc(call.scratch_bytes) : NULL;
+    st = def->run(&call);
+    core_aligned_free(call.scratch);
+    return st;
+}
+
+static void test_op(core_pool *pool) {
+    for (int iter = 0; iter < 60; iter++) {
+        int64_t Sq = irand(1, 70), Sk = iter % 3 ? Sq : irand(1, 70), B = irand(1, 3), H = irand(1, 5);
+        int64_t D = iter % 4 == 0 ? irand(1, 8) : irand(1, 70), E = H * D;
+        float scale = 1.0f / sqrtf((float)D), amplitude = iter % 5 == 0 ? 8.0f : 1.0f;
+        tensor q = {LENS_DTYPE_FLOAT32, 3, {Sq, B, E}, random_floats((size_t)(Sq * B * E), amplitude)};
+        tensor k = {LENS_DTYPE_FLOAT32, 3, {Sk, B, E}, random_floats((size_t)(Sk * B * E), amplitude)};
+        tensor v = {LENS_DTYPE_FLOAT32, 3, {Sk, B, E}, random_floats((size_t)(Sk * B * E), 1.0f)};
+        tensor y = {0};
+        float *want = malloc((size_t)(Sq * B * E) * sizeof *want);
+        attention_reference(q.data, k.data, v.data, want, Sq, Sk, B, H, D, scale);
+        lens_status st = run_attention_op(&q, &k, &v, H, scale, &y, pool);
+        CHECK_MSG(st == LENS_OK, "%s", core_last_error());
+        if (!st) {
+            CHECK(y.rank == 3 && y.dims[0] == Sq && y.dims[1] == B * H && y.dims[2] == D);
+            double d = max_rel_diff(y.data, want, (size_t)(Sq * B * E));
+            CHECK_MSG(d < 2e-5, "Sq %lld Sk %lld B %lld H %lld D %lld: max rel diff %g", (long long)Sq,
+                      (long long)Sk, (long long)B, (long long)H, (long long)D, d);
+        }
+        free(q.data), free(k.data), free(v.data), free(y.data), free(want);
+    }
+}
+
+static void test_op_errors(void) {
+    float data[24] = {0};
+    tensor q = {LENS_DTYPE_FLOAT32, 3, {2, 1, 6}, data}, k = q, v = q, y = {0};
+    CHECK(run_attention_op(&q, &k, &v, 4, 1.0f, &y, NULL) == LENS_ERR_SHAPE); /* 6 is not 4 heads */
+    CHECK(run_attention_op(&q, &k, &v, 0, 1.0f, &y, NULL) == LENS_ERR_SHAPE);
+    k.dims[1] = 2;
+    CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_ERR_SHAPE); /* batch mismatch */
+    k = q;
+    v.dims[0] = 3;
+    CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_ERR_SHAPE); /* K and V lengths differ */
+    v = q;
+    /* empty batch and sequence: a valid empty output */
+    q.dims[1] = k.dims[1] = v.dims[1] = 0;
+    CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_OK && y.dims[1] == 0);
+    free(y.data);
+    q.dims[1] = k.dims[1] = v.dims[1] = 1;
+    q.dims[0] = 0;
+    CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_OK && y.dims[0] == 0);
+    free(y.data);
+    q.dims[0] = 2;
+    q.dtype = LENS_DTYPE_FLOAT16;
+    CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_ERR_UNSUPPORTED);
+}
+
+/* ---- Graphs built like PyTorch's exports --------------------------------------------------------------------------- */
+
+static void add_const(graph *g, const char *name, lens_dtype dtype, int rank, const int64_t *dims, const void *data) {
+    tensor t = {dtype, rank, {0}, NULL};
+    for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+    t.data = graph_alloc(g, tensor_bytes(&t));
+    memcpy(t.data, data, tensor_bytes(&t));
+    CHECK(graph_set_constant(g, name, &t) == LENS_OK);
+}
+
+static void add_node(graph *g, const char *op, const char *in0, const char *in1, const char *out, const op_attr *attr) {
+    const char *ins[2] = {in0, in1}, *outs[1] = {out};
+    CHECK_MSG(graph_add_node(g, out, "", op, in1 ? 2 : 1, ins, 1, outs, attr ? 1 : 0, attr, NULL) == LENS_OK, "%s",
+              core_last_error());
+}
+
+static op_attr perm_attr(graph *g, int64_t a, int64_t b, int64_t c, int64_t d, int rank) {
+    int64_t *perm = graph_alloc(g, 4 * sizeof *perm);
+    perm[0] = a, perm[1] = b, perm[2] = c, perm[3] = d;
+    return (op_attr){.name = "perm", .type = OP_ATTR_INTS, .ints = perm, .count = (size_t)rank};
+}
+
+static int count_ops(const graph *g, const char *op_type) {
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) n += !g->nodes[i].removed && !strcmp(g->nodes[i].op.op_type, op_type);
+    return n;
+}
+
+/* Plans g for inputs (shapes and data), runs it, and copies output 0 into a new buffer (NULL on failure). */
+static float *run_graph(graph *g, const tensor *inputs, int n_inputs, core_pool *pool, size_t *count) {
+    tensor shapes[4], out[4];
+    for (int i = 0; i < n_inputs; i++) shapes[i] = inputs[i], shapes[i].data = NULL;
+    graph_plan *plan = NULL;
+    lens_status st = graph_plan_create(g, shapes, n_inputs, pool, &plan);
+    if (!st) st = graph_plan_run(plan, inputs, out);
+    CHECK_MSG(st == LENS_OK, "%s", core_last_error());
+    float *copy = NULL;
+    if (!st) {
+        *count = (size_t)tensor_numel(&out[0]);
+        copy = malloc(*count * sizeof *copy + 4);
+        memcpy(copy, out[0].data, *count * sizeof *copy);
+    }
+    graph_plan_free(plan);
+    return copy;
+}
+
+/* The graph variants: which scaling the exporter used, and an extra reader that must block the fusion. */
+enum { SCALE_DIV_Q, SCALE_MUL_Q, SCALE_DIV_SCORES, EXTRA_READER };
+
+/* q, k, v [S, batch, H*D] → nn.MultiheadAttention's core as torch 1.13 exports it, at opset 17. */
+static graph *build_attention_graph(int64_t S, int64_t H, int64_t D, int variant) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "attention", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t in_dims[3] = {S, -1, H * D}, split[3] = {0, -1, D}, three = 3, one = 1;
+    float root = sqrtf((float)D), inv_root = 1.0f / root;
+    const char *names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) CHECK(graph_add_input(g, names[i], LENS_DTYPE_FLOAT32, 3, in_dims) == LENS_OK);
+    add_const(g, "split", LENS_DTYPE_INT64, 1, &three, split);
+    add_const(g, "root", LENS_DTYPE_FLOAT32, 0, &one, &root);
+    add_const(g, "inv_root", LENS_DTYPE_FLOAT32, 0, &one, &inv_root);
+    op_attr p102 = perm_attr(g, 1, 0, 2, 0, 3), p120 = perm_attr(g, 1, 2, 0, 0, 3);
+    op_attr axis = {.name = "axis", .type = OP_ATTR_INT, .i = -1};
+    add_node(g, "Reshape", "q", "split", "q_split", NULL);
+    add_node(g, "Transpose", "q_split", NULL, "q_heads", &p102);
+    const char *q_in = "q_heads", *scores = "scores";
+    if (variant == SCALE_DIV_Q || variant == EXTRA_READER) add_node(g, "Div", "q_heads", "root", q_in = "q_scaled", NULL);
+    if (variant == SCALE_MUL_Q) add_node(g, "Mul", "inv_root", "q_heads", q_in = "q_scaled", NULL);
+    add_node(g, "Reshape", "k", "split", "k_split", NULL);
+    add_node(g, "Transpose", "k_split", NULL, "k_heads", &p120);
+    add_node(g, "MatMul", q_in, "k_heads", "scores", NULL);
+    if (variant == SCALE_DIV_SCORES) add_node(g, "Div", "scores", "root", scores = "scores_scaled", NULL);
+    add_node(g, "Softmax", scores, NULL, "probs", &axis);
+    add_node(g, "Reshape", "v", "split", "v_split", NULL);
+    add_node(g, "Transpose", "v_split", NULL, "v_heads", &p102);
+    add_node(g, "MatMul", "probs", "v_heads", "context", NULL);
+    add_node(g, "Transpose", "context", NULL, "y", &p102);
+    CHECK(graph_add_output(g, "y", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    if (variant == EXTRA_READER) { /* the probabilities are also an output: the core must stay as it is */
+        CHECK(graph_add_output(g, "probs", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    }
+    CHECK_MSG(graph_finalize(g) == LENS_OK && graph_optimize(g) == LENS_OK, "%s", core_last_error());
+    return g;
+}
+
+static void test_attention_pass(core_pool *pool) {
+    static const int64_t shapes[][4] = {{5, 1, 2, 3}, {17, 2, 3, 8}, {1, 3, 1, 1}, {33, 1, 4, 16}, {9, 2, 5, 7}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int variant = SCALE_DIV_Q; variant <= EXTRA_READER; variant++) {
+            int64_t S = shapes[si][0], B = shapes[si][1], H = shapes[si][2], D = shapes[si][3];
+            size_t n = (size_t)(S * B * H * D), n_plain = 0, n_fused = 0;
+            tensor in[3];
+            for (int i = 0; i < 3; i++) in[i] = (tensor){LENS_DTYPE_FLOAT32, 3, {S, B, H * D}, random_floats(n, 2)};
+            graph *plain = build_attention_graph(S, H, D, variant), *fused = build_attention_graph(S, H, D, variant);
+            float *want = run_graph(plain, in, 3, pool, &n_plain);
+            /* the probe is the plan itself, at batch B */
+            tensor shapes_only[3] = {in[0], in[1], in[2]};
+            for (int i = 0; i < 3; i++) shapes_only[i].data = NULL;
+            graph_plan *probe = NULL;
+            CHECK(graph_plan_create(fused, shapes_only, 3, pool, &probe) == LENS_OK);
+            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
+            graph_plan_free(probe);
+            int expect_fused = variant != EXTRA_READER;
+            CHECK_MSG(count_ops(fused, "Attention") == expect_fused && count_ops(fused, "Softmax") == !expect_fused,
+                      "shape %zu variant %d: %d Attention nodes", si, variant, count_ops(fused, "Attention"));
+            /* planned at another batch size too: the op must not depend on the probe's batch */
+            float *got = run_graph(fused, in, 3, pool, &n_fused);
+            CHECK(n_plain == n && n_fused == n);
+            if (want && got) CHECK_MSG(max_rel_diff(got, want, n) < 1e-5, "shape %zu variant %d", si, variant);
+            free(want), free(got);
+            if (B > 1) {
+                for (int i = 0; i < 3; i++) in[i].dims[1] = 1;
+                want = run_graph(plain, in, 3, pool, &n_plain);
+                got = run_graph(fused, in, 3, pool, &n_fused);
+                if (want && got) CHECK(n_plain == n_fused && max_rel_diff(got, want, n_fused) < 1e-5);
+                free(want), free(got);
+            }
+            graph_free(plain), graph_free(fused);
+            for (int i = 0; i < 3; i++) free(in[i].data);
+        }
+}
+
+/* x [2, H, W, K] → MatMul(x, W [K, N]) + b → Transpose to NCHW → * gamma [N, 1, 1] (ConvNeXt's block tail), with
+ * the bias on either side of the Add. fuse_linear makes it one MatMul and a Transpose. */
+static graph *build_linear_graph(int64_t K, int64_t N, const float *w, const float *b, const float *gamma, int swap,
+                                 int with_transpose, int fuse) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "linear", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t in_dims[4] = {2, 3, 5, K}, wd[2] = {K, N}, gd[3] = {N, 1, 1};
+    CHECK(graph_add_input(g, "x", LENS_DTYPE_FLOAT32, 4, in_dims) == LENS_OK);
+    add_const(g, "w", LENS_DTYPE_FLOAT32, 2, wd, w);
+    add_const(g, "b", LENS_DTYPE_FLOAT32, 1, &N, b);
+    add_const(g, "gamma", LENS_DTYPE_FLOAT32, with_transpose ? 3 : 1, with_transpose ? gd : &N, gamma);
+    op_attr p0312 = perm_attr(g, 0, 3, 1, 2, 4);
+    add_node(g, "MatMul", "x", "w", "xw", NULL);
+    add_node(g, "Add", swap ? "b" : "xw", swap ? "xw" : "b", "xwb", NULL);
+    if (with_transpose) add_node(g, "Transpose", "xwb", NULL, "nchw", &p0312);
+    add_node(g, "Mul", "gamma", with_transpose ? "nchw" : "xwb", "y", NULL);
+    CHECK(graph_add_output(g, "y", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_finalize(g) == LENS_OK);
+    if (fuse) CHECK_MSG(graph_optimize(g) == LENS_OK, "%s", core_last_error());
+    return g;
+}
+
+static void test_linear_pass(core_pool *pool) {
+    static const int64_t sizes[][2] = {{1, 1}, {7, 5}, {96, 40}, {33, 17}};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (int mode = 0; mode < 4; mode++) {
+            int64_t K = sizes[si][0], N = sizes[si][1];
+            int swap = mode & 1, with_transpose = mode >> 1;
+            float *w = random_floats((size_t)(K * N), 1), *b = random_floats((size_t)N, 1);
+            float *gamma = random_floats((size_t)N, 1);
+            tensor x = {LENS_DTYPE_FLOAT32, 4, {2, 3, 5, K}, random_floats((size_t)(30 * K), 1)};
+            graph *plain = build_linear_graph(K, N, w, b, gamma, swap, with_transpose, 0);
+            graph *fused = build_linear_graph(K, N, w, b, gamma, swap, with_transpose, 1);
+            CHECK_MSG(count_ops(fused, "Add") == 0 && count_ops(fused, "Mul") == 0 && count_ops(fused, "MatMul") == 1,
+                      "sizes %zu mode %d: Add %d Mul %d left", si, mode, count_ops(fused, "Add"),
+                      count_ops(fused, "Mul"));
+            size_t n_plain = 0, n_fused = 0;
+            float *want = run_graph(plain, &x, 1, pool, &n_plain), *got = run_graph(fused, &x, 1, pool, &n_fused);
+            CHECK(n_plain == (size_t)(30 * N) && n_fused == n_plain);
+            if (want && got) CHECK_MSG(max_rel_diff(got, want, n_plain) < 1e-5, "sizes %zu mode %d", si, mode);
+            free(want), free(got), free(w), free(b), free(gamma), free(x.data);
+            graph_free(plain), graph_free(fused);
+        }
+}
+
+/* A bias that broadcasts the product to a larger shape, or a scale along the wrong axis, must not be fused. */
+static void test_linear_pass_declines(void) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "linear", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t in_dims[4] = {2, 3, 3, 4}, wd[2] = {4, 3}, bd[2] = {3, 3}, gd[4] = {1, 1, 3, 1}, three = 3;
+    float w[12] = {0}, b[9] = {0}, gamma[3] = {0};
+    CHECK(graph_add_input(g, "x", LENS_DTYPE_FLOAT32, 4, in_dims) == LENS_OK);
+    add_const(g, "w", LENS_DTYPE_FLOAT32, 2, wd, w);
+    add_const(g, "b2", LENS_DTYPE_FLOAT32, 2, bd, b);
+    add_const(g, "b", LENS_DTYPE_FLOAT32, 1, &three, b);
+    add_const(g, "gamma", LENS_DTYPE_FLOAT32, 4, gd, gamma);
+    add_node(g, "MatMul", "x", "w", "xw", NULL);
+    add_node(g, "Add", "xw", "b2", "y1", NULL); /* [3, 3] bias: not one value per column */
+    add_node(g, "MatMul", "x", "w", "xw2", NULL);
+    add_node(g, "Add", "xw2", "b", "xwb2", NULL);
+    add_node(g, "Mul", "xwb2", "gamma", "y2", NULL); /* scales axis 2, not the columns */
+    CHECK(graph_add_output(g, "y1", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_add_output(g, "y2", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_finalize(g) == LENS_OK && graph_optimize(g) == LENS_OK);
+    CHECK(count_ops(g, "Add") == 1 && count_ops(g, "Mul") == 1);
+    graph_free(g);
+}
+
+/* x NCHW [2, C, 3, W] → Transpose to NHWC → LayerNormalization (last axis) [→ Transpose back to NCHW]. */
+static graph *build_layernorm_graph(int64_t C, int64_t W, const float *scale, const float *bias, int back, int fuse) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "layernorm", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t in_dims[4] = {-1, C, 3, W};
+    CHECK(graph_add_input(g, "x", LENS_DTYPE_FLOAT32, 4, in_dims) == LENS_OK);
+    add_const(g, "scale", LENS_DTYPE_FLOAT32, 1, &C, scale);
+    add_const(g, "bias", LENS_DTYPE_FLOAT32, 1, &C, bias);
+    op_attr p0231 = perm_attr(g, 0, 2, 3, 1, 4), p0312 = perm_attr(g, 0, 3, 1, 2, 4);
+    add_node(g, "Transpose", "x", NULL, "nhwc", &p0231);
+    const char *ins[3] = {"nhwc", "scale", "bias"}, *outs[1] = {back ? "normed" : "y"};
+    op_attr eps = {.name = "epsilon", .type = OP_ATTR_FLOAT, .f = 1e-6f};
+    CHECK(graph_add_node(g, "ln", "", "LayerNormalization", 3, ins, 1, outs, 1, &eps, NULL) == LENS_OK);
+    if (back) add_node(g, "Transpose", "normed", NULL, "y", &p0312);
+    CHECK(graph_add_output(g, "y", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_finalize(g) == LENS_OK);
+    if (fuse) CHECK_MSG(graph_optimize(g) == LENS_OK, "%s", core_last_error());
+    return g;
+}
+
+static void test_layernorm_pass(core_pool *pool) {
+    static const int64_t sizes[][2] = {{1, 1}, {5, 7}, {96, 19}, {192, 6}, {193, 5}, {384, 11}};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (int back = 0; back < 2; back++) {
+            int64_t C = sizes[si][0], W = sizes[si][1];
+            float *scale = random_floats((size_t)C, 1), *bias = random_floats((size_t)C, 1);
+            tensor x = {LENS_DTYPE_FLOAT32, 4, {2, C, 3, W}, random_floats((size_t)(6 * C * W), 3)};
+            for (int64_t i = 0; i < 6 * C * W; i++) ((float *)x.data)[i] += 2.0f; /* a mean to take off */
+            graph *plain = build_layernorm_graph(C, W, scale, bias, back, 0);
+            graph *fused = build_layernorm_graph(C, W, scale, bias, back, 1);
+            int expect_fused = back || C <= 192;
+            CHECK_MSG(count_ops(fused, "Transpose") == (expect_fused ? 0 : 1 + back), "C %lld back %d: %d Transposes",
+                      (long long)C, back, count_ops(fused, "Transpose"));
+            for (int batch = 2; batch >= 1; batch--) {
+                x.dims[0] = batch;
+                size_t n_plain = 0, n_fused = 0;
+                float *want = run_graph(plain, &x, 1, pool, &n_plain), *got = run_graph(fused, &x, 1, pool, &n_fused);
+                CHECK(n_plain == (size_t)(batch * 3 * C * W) && n_fused == n_plain);
+                if (want && got)
+                    CHECK_MSG(max_rel_diff(got, want, n_plain) < 1e-5, "C %lld W %lld back %d batch %d", (long long)C,
+                              (long long)W, back, batch);
+                free(want), free(got);
+            }
+            free(scale), free(bias), free(x.data);
+            graph_free(plain), graph_free(fused);
+        }
+}
+
+int main(void) {
+    core_pool *pool = NULL;
+    CHECK(core_pool_create(3, &pool) == LENS_OK);
+    test_op(NULL);
+    test_op(pool);
+    test_op_errors();
+    test_attention_pass(NULL);
+    test_attention_pass(pool);
+    test_linear_pass(pool);
+    test_linear_pass_declines();
+    test_layernorm_pass(NULL);
+    test_layernorm_pass(pool);
+    core_pool_free(pool);
+    return test_finish("test_attention");
+}
