@@ -10,6 +10,9 @@
 #define NR KERN_GEMM_AVX512_NR
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+#ifndef C_HINT
+#define C_HINT _MM_HINT_T0
+#endif
 
 ALWAYS_INLINE __m512 finish(__m512 x, const float *cp, __mmask16 mask, const kern_gemm_tile *t, __m512 bias_col,
                             __m512 beta, __m512 lo, __m512 hi) {
@@ -64,6 +67,10 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, s
     for (int i = 0; i < rows; i++) {
         acc[i][0] = _mm512_setzero_ps();
         acc[i][1] = _mm512_setzero_ps();
+        /* C's lines start coming while the loop runs: a layer's output is rarely in cache, and missing on all of
+         * them at the stores stalls the next tile */
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), C_HINT);
+        if (vecs > 1) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), C_HINT);
     }
     size_t k = 0;
     /* Short rows leave the FMA latency exposed; a second accumulator set over odd k hides it. */
