@@ -349,12 +349,12 @@ static lens_status conv_run(op_call *call) {
     int64_t planes = g.batch * g.group;
     if (threads > 1 && (size_t)threads <= slots && planes * job.tiles >= threads) {
         /* Enough independent tiles: each thread im2cols its own and runs a one-thread GEMM. Round the tile count
-         * up to a multiple of the thread count when the tiles stay wide. */
+         * up to a multiple of the thread count when the tiles stay wide, and make them equal: widths rounded up to
+         * 16 would leave one thread 112 of 196 columns and the other 84. */
         int64_t tiles = job.tiles;
         while ((planes * tiles) % threads) tiles++;
         int64_t width = div_ceil(g.out_size, tiles);
-        width = div_ceil(width, CONV_TILE_MIN_COLS) * CONV_TILE_MIN_COLS;
-        if (tiles != job.tiles && width >= 4 * CONV_TILE_MIN_COLS && width <= g.tile_cols) {
+        if (width >= 4 * CONV_TILE_MIN_COLS && width <= g.tile_cols) {
             job.tile_cols = width;
             job.tiles = div_ceil(g.out_size, width);
         }
