@@ -146,6 +146,17 @@ static inline void conv_gather2(float *dst, const float *src, int64_t n, int64_t
     int64_t i = 0;
     for (; i + CONV_VLEN <= n && 2 * (i + CONV_VLEN) <= limit; i += CONV_VLEN)
         conv_store(dst + i, conv_even(src + 2 * i));
+#if !defined(__clang__)
+    /* The rest (a 28-wide output row leaves 12) with masked loads of only the floats it needs: 2 r - 1 for r
+     * outputs, never the odd partner of the last one. */
+    const conv_mask even = CONV_EVEN_MASK;
+    for (int64_t r; (r = n - i < CONV_VLEN ? n - i : CONV_VLEN) > 0; i += r) {
+        int64_t m = 2 * r - 1;
+        conv_vec a = conv_load_n(src + 2 * i, m < CONV_VLEN ? m : CONV_VLEN);
+        conv_vec b = conv_load_n(src + 2 * i + CONV_VLEN, m > CONV_VLEN ? m - CONV_VLEN : 0);
+        conv_store_n(dst + i, __builtin_shuffle(a, b, even), r);
+    }
+#endif
     for (; i < n; i++) dst[i] = src[2 * i];
 }
 
