@@ -325,7 +325,12 @@ static void workspace_free(void *p) { core_aligned_free(p); }
 static void workspace_init(void) { workspace_key_ok = pthread_key_create(&workspace_key, workspace_free) == 0; }
 
 /* This thread's workspace of at least floats floats, or NULL when it cannot be had (out of memory). */
+static bool workspace_refused; /* test hook: kern_gemm_refuse_workspace */
+
+void kern_gemm_refuse_workspace(bool refuse) { workspace_refused = refuse; }
+
 static float *workspace_get(size_t floats) {
+    if (workspace_refused) return NULL;
     if (floats <= workspace_floats) return workspace;
     pthread_once(&workspace_once, workspace_init);
     if (!workspace_key_ok) return NULL;
