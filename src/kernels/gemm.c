@@ -25,7 +25,7 @@ typedef struct gemm_kernel {
 #define GENERIC_MR 4
 #define GENERIC_NR 8
 
-static float generic_finish(float x, const float *cp, const kern_gemm_tile *t, float bias) { /* cp: old value */
+static float generic_finish(float x, const float *cp, const kern_gemm_tile *t, float bias) {
     if (t->load_c) x += t->beta * *cp;
     x += bias;
     switch (t->act) {
@@ -72,8 +72,7 @@ static void generic_ukernel(size_t kc, const float *a, const kern_gemm_b *bsrc, 
     for (size_t i = 0; i < m; i++)
         for (size_t jj = 0; jj < n; jj++) {
             float bias = (t->bias_row ? t->bias_row[i] : 0) + (t->bias_col ? t->bias_col[jj] : 0);
-            const float *in = t->c_in ? t->c_in : c;
-            c[i * ldc + jj] = generic_finish(tile[i][jj], &in[i * ldc + jj], t, bias);
+            c[i * ldc + jj] = generic_finish(tile[i][jj], &c[i * ldc + jj], t, bias);
         }
 }
 
@@ -205,8 +204,6 @@ typedef struct gemm_job {
     size_t ldb;
     const float *b_packed; /* panel p (columns p*nr..) at b_packed + p*K*nr */
     float beta;
-    const float *residual; /* added to C, row stride ldr; may be C itself */
-    size_t ldr;
     float *C;
     size_t ldc;
     const kern_epilogue *ep;
@@ -236,27 +233,13 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
     int fused_act = ep ? tile_act(&ep->act) : KERN_GEMM_TILE_ACT_NONE;
     int late_act = fused_act < 0;
     int direct_b = !j->b_packed && !j->trans_b && j->ldb != 0;
-    float beta = j->beta;
-    /* The residual is read by the first K block's tiles in place of C. When C's old value counts too, or the strides
-     * differ, C = beta * C + residual first (one pass over this block) and the product adds to that. */
-    const float *residual = j->residual != j->C ? j->residual : NULL;
-    if (j->residual == j->C) beta += 1.0f; /* in place: C's old value is the residual */
-    if (residual && (beta != 0 || j->ldr != j->ldc)) {
-        for (size_t i = m0; i < m1; i++) {
-            float *c = j->C + i * j->ldc;
-            const float *r = residual + i * j->ldr;
-            for (size_t jj = n0; jj < n1; jj++) c[jj] = (beta != 0 ? beta * c[jj] : 0.0f) + r[jj];
-        }
-        residual = NULL;
-        beta = 1.0f;
-    }
 
     for (size_t pc = 0; pc < K; pc += j->kc) {
         size_t kc = min_size(j->kc, K - pc);
         int first = pc == 0, last = pc + kc == K;
         kern_gemm_tile t = {
-            .beta = first && !residual ? beta : 1.0f,
-            .load_c = !first || beta != 0 || residual,
+            .beta = first ? j->beta : 1.0f,
+            .load_c = !first || j->beta != 0,
             .act = KERN_GEMM_TILE_ACT_NONE,
         };
         if (last && ep) {
@@ -295,7 +278,6 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
                 for (size_t ir = 0; ir < mc; ir += mr) {
                     size_t m = min_size(mr, mc - ir);
                     float *c = j->C + (ic + ir) * j->ldc + jr;
-                    if (first && residual) t.c_in = residual + (ic + ir) * j->ldc + jr;
                     if (last && ep && ep->bias) {
                         t.bias_row = ep->bias_per_row ? ep->bias + ic + ir : NULL;
                         t.bias_col = ep->bias_per_row ? NULL : ep->bias + jr;
@@ -412,14 +394,12 @@ static void choose_split(gemm_job *j, int threads) {
     }
 }
 
-/* C = beta * C + residual then the epilogue, for K == 0. */
-static void gemm_no_k(size_t M, size_t N, float beta, const float *residual, size_t ldr, float *C, size_t ldc,
-                      const kern_epilogue *ep) {
+/* C = beta * C then the epilogue, for K == 0. */
+static void gemm_no_k(size_t M, size_t N, float beta, float *C, size_t ldc, const kern_epilogue *ep) {
     for (size_t i = 0; i < M; i++) {
         float *c = C + i * ldc;
         for (size_t jj = 0; jj < N; jj++) {
             float v = beta != 0 ? beta * c[jj] : 0.0f;
-            if (residual) v += residual[i * ldr + jj];
             if (ep && ep->bias) v += ep->bias_per_row ? ep->bias[i] : ep->bias[jj];
             c[jj] = v;
         }
@@ -430,7 +410,7 @@ static void gemm_no_k(size_t M, size_t N, float beta, const float *residual, siz
 static void gemm_run(core_pool *pool, gemm_job *j) {
     if (j->M == 0 || j->N == 0) return;
     if (j->K == 0) {
-        gemm_no_k(j->M, j->N, j->beta, j->residual, j->ldr, j->C, j->ldc, j->ep);
+        gemm_no_k(j->M, j->N, j->beta, j->C, j->ldc, j->ep);
         return;
     }
     const gemm_kernel *kern = j->kern;
@@ -497,21 +477,15 @@ void kern_packed_a_free(kern_packed_a *packed) {
 
 size_t kern_packed_a_bytes(const kern_packed_a *packed) { return packed ? packed->bytes : 0; }
 
-void kern_sgemm_packed_a_residual(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B,
-                                  size_t ldb, float beta, const float *residual, size_t ldr, float *C, size_t ldc,
-                                  const kern_epilogue *ep) {
+void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
+                         float beta, float *C, size_t ldc, const kern_epilogue *ep) {
     gemm_job j = {
         .kern = A->kern, .M = A->M, .N = N, .K = A->K,
         .alpha = 1.0f, .a_packed = A->data,
         .trans_b = trans_b, .B = B, .ldb = ldb,
-        .beta = beta, .residual = residual, .ldr = ldr, .C = C, .ldc = ldc, .ep = ep,
+        .beta = beta, .C = C, .ldc = ldc, .ep = ep,
     };
     gemm_run(pool, &j);
-}
-
-void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
-                         float beta, float *C, size_t ldc, const kern_epilogue *ep) {
-    kern_sgemm_packed_a_residual(pool, A, trans_b, N, B, ldb, beta, NULL, 0, C, ldc, ep);
 }
 
 struct kern_packed_b {

@@ -10,12 +10,10 @@
  * applies with kern_activation_apply on the finished tile while it is still in cache. */
 enum { KERN_GEMM_TILE_ACT_NONE = 0, KERN_GEMM_TILE_ACT_RELU, KERN_GEMM_TILE_ACT_CLIP, KERN_GEMM_TILE_ACT_LEAKY };
 
-/* How a micro-kernel finishes its tile: C = acc (+ beta * C_in when load_c) (+ bias) then act, where C_in is the
- * tile's old contents or, when c_in is set, the tile at c_in (a residual, same row stride as C). */
+/* How a micro-kernel finishes its tile: C = acc (+ beta * C when load_c) (+ bias) then act. */
 typedef struct kern_gemm_tile {
     float beta;              /* only read when load_c */
     int load_c;              /* 0: C's old contents are never read (they may be NaN) */
-    const float *c_in;       /* load_c reads here (the tile's first row, row stride ldc) instead of C; NULL: C */
     const float *bias_row;   /* bias of the tile's first row (one value per row), or NULL */
     const float *bias_col;   /* bias of the tile's first column (one value per column), or NULL */
     int act;                 /* KERN_GEMM_TILE_ACT_* */

@@ -58,13 +58,6 @@ size_t kern_packed_a_bytes(const kern_packed_a *packed);
 void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
                          float beta, float *C, size_t ldc, const kern_epilogue *ep);
 
-/* C[M,N] = packed[M,K] * op(B)[K,N] + beta * C + residual[M,N] (row stride ldr), then the epilogue: a convolution
- * with a skip connection. The residual is read in the same pass that writes C, so it costs no copy. It may be C itself
- * (ldr == ldc: C's old value is added too), otherwise it must not overlap C. */
-void kern_sgemm_packed_a_residual(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B,
-                                  size_t ldb, float beta, const float *residual, size_t ldr, float *C, size_t ldc,
-                                  const kern_epilogue *ep);
-
 /* A matrix packed once for repeated use as the right operand: fully connected weights. */
 typedef struct kern_packed_b kern_packed_b;
 /* Packs op(B) [K,N]. Returns NULL on out-of-memory. */

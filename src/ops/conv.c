@@ -253,22 +253,21 @@ static void conv_gemm_tile(const conv_job *job, core_pool *pool, int64_t n, int6
                            const float *cols, size_t ldb) {
     const conv_geom *g = job->g;
     float *c = job->y + (n * g->cout + gi * g->cout_g) * g->out_size + col0;
-    const float *r = job->residual ? job->residual + (n * g->cout + gi * g->cout_g) * g->out_size + col0 : NULL;
-    kern_epilogue ep = {job->bias ? job->bias + gi * g->cout_g : NULL, 1, job->act};
-    if (job->state) { /* the residual is read as C is written */
-        kern_sgemm_packed_a_residual(pool, job->state->packed[gi], 0, (size_t)ncols, cols, ldb, 0.0f, r,
-                                     (size_t)g->out_size, c, (size_t)g->out_size, &ep);
-        return;
-    }
     float beta = 0;
-    if (r) {
+    if (job->residual) {
+        const float *r = job->residual + (n * g->cout + gi * g->cout_g) * g->out_size + col0;
         if (r != c)
             for (int64_t m = 0; m < g->cout_g; m++)
                 memcpy(c + m * g->out_size, r + m * g->out_size, (size_t)ncols * sizeof *c);
         beta = 1;
     }
-    kern_sgemm(pool, 0, 0, (size_t)g->cout_g, (size_t)ncols, (size_t)g->kg, 1.0f, job->w + gi * g->cout_g * g->kg,
-               (size_t)g->kg, cols, ldb, beta, c, (size_t)g->out_size, &ep);
+    kern_epilogue ep = {job->bias ? job->bias + gi * g->cout_g : NULL, 1, job->act};
+    if (job->state)
+        kern_sgemm_packed_a(pool, job->state->packed[gi], 0, (size_t)ncols, cols, ldb, beta, c, (size_t)g->out_size,
+                            &ep);
+    else
+        kern_sgemm(pool, 0, 0, (size_t)g->cout_g, (size_t)ncols, (size_t)g->kg, 1.0f, job->w + gi * g->cout_g * g->kg,
+                   (size_t)g->kg, cols, ldb, beta, c, (size_t)g->out_size, &ep);
 }
 
 /* One task per (image, group, column tile): im2col into this thread's slot, then a one-thread GEMM. */

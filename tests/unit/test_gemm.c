@@ -30,7 +30,6 @@ typedef struct gemm_case {
     int bias; /* 0 none, 1 per row, 2 per column */
     kern_act_kind act;
     size_t pad; /* extra elements at the end of every row of A, B and C */
-    int residual; /* packed_a_residual run: 0 none, 1 a separate matrix, 2 C itself (separate when beta == 0) */
 } gemm_case;
 
 static kern_activation make_act(kern_act_kind kind) {
@@ -95,31 +94,6 @@ static void compare(const char *what, const gemm_case *g, const float *A, size_t
     free(ref);
 }
 
-/* kern_sgemm_packed_a_residual on the case: checked as a plain GEMM with beta 1 whose old C is beta * C0 + R. The
- * residual's row stride differs from C's when the case pads rows. */
-static void run_residual(const gemm_case *g, const kern_packed_a *pa, const float *A, size_t lda, const float *B,
-                         size_t ldb, const float *C0, float *C, size_t ldc, const kern_epilogue *ep,
-                         const float *bias, const size_t *rows, size_t n_rows, core_pool *pool) {
-    int in_place = g->residual == 2 && g->beta != 0; /* with beta 0, C0 holds NaN */
-    size_t ldr = in_place ? ldc : g->N + (g->pad ? 5 : 0), c_floats = (g->M + 1) * ldc;
-    float *R = in_place ? NULL : random_matrix(g->M, g->N, ldr);
-    float *expect_old = malloc(c_floats * sizeof(float));
-    memcpy(expect_old, C0, c_floats * sizeof(float));
-    for (size_t i = 0; i < g->M; i++)
-        for (size_t jj = 0; jj < g->N; jj++) {
-            float old = C0[i * ldc + jj];
-            expect_old[i * ldc + jj] = (g->beta != 0 ? g->beta * old : 0.0f) + (in_place ? old : R[i * ldr + jj]);
-        }
-    memcpy(C, C0, c_floats * sizeof(float));
-    kern_sgemm_packed_a_residual(pool, pa, g->trans_b, g->N, B, ldb, g->beta, in_place ? C : R, ldr, C, ldc, ep);
-    gemm_case as_beta1 = *g;
-    as_beta1.beta = 1.0f;
-    compare(in_place ? "packed_a_residual in place" : "packed_a_residual", &as_beta1, A, lda, B, ldb, expect_old, C,
-            ldc, bias, 1.0f, rows, n_rows);
-    free(R);
-    free(expect_old);
-}
-
 /* Runs one case through kern_sgemm, kern_sgemm_packed_a and kern_sgemm_packed_b. Shapes with many rows are checked
  * on a sample of rows so the scalar reference stays cheap. */
 static void run_case(const gemm_case *g, core_pool *pool) {
@@ -164,7 +138,6 @@ static void run_case(const gemm_case *g, core_pool *pool) {
         memcpy(C, C0, c_floats * sizeof(float));
         kern_sgemm_packed_a(pool, pa, g->trans_b, g->N, B, ldb, g->beta, C, ldc, epp);
         compare("packed_a", g, A, lda, B, ldb, C0, C, ldc, bias, 1.0f, rows, n_rows);
-        if (g->residual) run_residual(g, pa, A, lda, B, ldb, C0, C, ldc, epp, bias, rows, n_rows, pool);
         kern_packed_a_free(pa);
     }
 
@@ -190,7 +163,6 @@ static gemm_case random_case(size_t M, size_t N, size_t K) {
         .trans_a = (int)rng_below(2), .trans_b = (int)rng_below(2), .M = M, .N = N, .K = K,
         .alpha = alphas[rng_below(3)], .beta = betas[rng_below(3)], .bias = (int)rng_below(3),
         .act = (kern_act_kind)rng_below(KERN_ACT_SILU + 1), .pad = rng_below(2) ? 3 : 0,
-        .residual = (int)rng_below(3),
     };
     return g;
 }
@@ -253,8 +225,7 @@ static void test_all_options(core_pool *pool) {
                 for (int bi = 0; bi < 3; bi++)
                     for (int bias = 0; bias < 3; bias++)
                         for (int act = 0; act <= KERN_ACT_SILU; act++) {
-                            gemm_case g = {ta,   tb,   13, 37, 19, alphas[ai], betas[bi], bias, (kern_act_kind)act,
-                                           1,    (ai + bias + act) % 3};
+                            gemm_case g = {ta, tb, 13, 37, 19, alphas[ai], betas[bi], bias, (kern_act_kind)act, 1};
                             run_case(&g, pool);
                         }
 }
