@@ -8,6 +8,8 @@
 // gcc -std=gnu11 -O2 -DLENS_X86=1 -Iinclude -Isrc bench/gemm_bench.c src/kernels/gemm.c src/kernels/ref/ activation.c
 //     src/core/*.c /tmp/gemm_avx512.o /tmp/gemm_avx2.o -lm -lpthread -o /tmp/gemm_bench
 // /tmp/gemm_bench [all]        (all: the AVX2 and portable paths too)
+// /tmp/gemm_bench M N K [...]  (only these packed-A shapes, on the best path)
+// GEMM_BENCH_COLD=16 /tmp/gemm_bench ...  (C rotates over 16 buffers: written cold, as in a network)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +25,15 @@ static float *filled(size_t n) {
 /* Best time of several runs lasting at least min_seconds in total. */
 typedef enum { RUN_PACKED_A, RUN_SGEMM, RUN_PACKED_B } run_kind;
 
+/* cold > 1: C rotates over that many buffers, as a network's layer writes an output that is not in cache. */
+static int cold = 1;
+
 static double best_seconds(run_kind kind, core_pool *pool, size_t M, size_t N, size_t K, const float *A,
-                           const kern_packed_a *pa, const float *B, const kern_packed_b *pb, float *C) {
+                           const kern_packed_a *pa, const float *B, const kern_packed_b *pb, float *C_all) {
     kern_epilogue ep = {NULL, 1, {KERN_ACT_RELU, 0, 0}};
     double best = 1e30, total = 0;
     for (int rep = 0; rep < 2000 && (rep < 5 || total < 0.5); rep++) {
+        float *C = C_all + (size_t)(rep % cold) * M * N;
         double t0 = core_now();
         switch (kind) {
         case RUN_PACKED_A: kern_sgemm_packed_a(pool, pa, 0, N, B, N, 0.0f, C, N, &ep); break;
@@ -42,7 +48,7 @@ static double best_seconds(run_kind kind, core_pool *pool, size_t M, size_t N, s
 }
 
 static void bench(const char *label, run_kind kind, size_t M, size_t N, size_t K, core_pool *pool2) {
-    float *A = filled(M * K), *B = filled(K * N), *C = filled(M * N);
+    float *A = filled(M * K), *B = filled(K * N), *C = filled(M * N * (size_t)cold);
     kern_packed_a *pa = kind == RUN_PACKED_A ? kern_sgemm_pack_a(0, M, K, A, K) : NULL;
     kern_packed_b *pb = kind == RUN_PACKED_B ? kern_sgemm_pack_b(0, K, N, B, N) : NULL;
     double flops = 2.0 * (double)M * (double)N * (double)K;
@@ -66,6 +72,15 @@ int main(int argc, char **argv) {
     };
     core_pool *pool2 = NULL;
     if (core_pool_create(2, &pool2) != LENS_OK) return 1;
+    const char *cold_env = getenv("GEMM_BENCH_COLD");
+    if (cold_env && atoi(cold_env) > 1) cold = atoi(cold_env);
+    if (argc >= 4) {
+        for (int i = 1; i + 2 < argc; i += 3)
+            bench("packed_a", RUN_PACKED_A, (size_t)atol(argv[i]), (size_t)atol(argv[i + 1]), (size_t)atol(argv[i + 2]),
+                  pool2);
+        core_pool_free(pool2);
+        return 0;
+    }
     kern_gemm_path paths[] = {KERN_GEMM_PATH_AUTO, KERN_GEMM_PATH_AVX2, KERN_GEMM_PATH_GENERIC};
     int n_paths = argc > 1 && strcmp(argv[1], "all") == 0 ? 3 : 1;
     for (int p = 0; p < n_paths; p++) {

@@ -2,7 +2,7 @@
  * into micro-panels, blocks for the caches GotoBLAS-style (KC x NR panel of B in L1, MC x KC block of A in L2),
  * splits C over the thread pool, and applies the epilogue (bias, activation) to each tile as it is finished.
  * Compiled without ISA flags: the intrinsics live in x86/gemm_avx*.c. */
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,12 +210,7 @@ typedef struct gemm_job {
     /* blocking and split */
     size_t mc, kc;
     size_t tile_m, tile_n, grid_n; /* each task owns a tile_m x tile_n block of C */
-    /* packing buffers: one slot per thread that runs a task, taken on its first task */
-    float *scratch;
-    size_t scratch_a, scratch_b; /* floats per slot */
-    int slots;
-    atomic_int next_slot;
-    int slot_of_thread[256]; /* -1 until taken; written only by that thread (core_pool_create caps threads at 256) */
+    size_t scratch_a, scratch_b;   /* packing buffer floats per thread: an mc x kc block of A, a kc x nr panel of B */
 } gemm_job;
 
 static int tile_act(const kern_activation *act) {
@@ -296,14 +291,68 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
     }
 }
 
+/* ---- Per-thread workspace -------------------------------------------------------------------------------------- */
+
+/* Each thread that runs GEMM tasks keeps its packing buffer for its lifetime: grown to the largest block it has
+ * needed (at most mc x kc + kc x nr floats of the largest kernel, under 200 KiB), never shrunk, freed by a thread-key
+ * destructor when the thread exits. A steady-state GEMM allocates nothing. */
+static pthread_key_t workspace_key;
+static pthread_once_t workspace_once = PTHREAD_ONCE_INIT;
+static int workspace_key_ok;
+static _Thread_local float *workspace;
+static _Thread_local size_t workspace_floats;
+
+static void workspace_free(void *p) { core_aligned_free(p); }
+
+static void workspace_init(void) { workspace_key_ok = pthread_key_create(&workspace_key, workspace_free) == 0; }
+
+/* This thread's workspace of at least floats floats, or NULL when it cannot be had (out of memory). */
+static bool workspace_refused; /* test hook: kern_gemm_refuse_workspace */
+
+void kern_gemm_refuse_workspace(bool refuse) { workspace_refused = refuse; }
+
+static float *workspace_get(size_t floats) {
+    if (workspace_refused) return NULL;
+    if (floats <= workspace_floats) return workspace;
+    pthread_once(&workspace_once, workspace_init);
+    if (!workspace_key_ok) return NULL;
+    float *p = core_aligned_alloc(floats * sizeof(float));
+    if (!p || pthread_setspecific(workspace_key, p)) {
+        core_aligned_free(p);
+        return NULL;
+    }
+    core_aligned_free(workspace);
+    workspace = p;
+    workspace_floats = floats;
+    return p;
+}
+
+/* Stack fallback when no workspace can be had: blocks of one micro-panel of A (mc = mr) and kc <= 256. */
+#define GEMM_STACK_KC 256
+#define GEMM_STACK_FLOATS (GEMM_STACK_KC * (KERN_GEMM_AVX512_MR + KERN_GEMM_AVX512_NR))
+_Static_assert(GENERIC_MR <= KERN_GEMM_AVX512_MR && GENERIC_NR <= KERN_GEMM_AVX512_NR &&
+                   KERN_GEMM_AVX2_MR <= KERN_GEMM_AVX512_MR && KERN_GEMM_AVX2_NR <= KERN_GEMM_AVX512_NR,
+               "stack fallback size");
+
 static void gemm_task(void *ctx, int64_t task, int thread) {
-    gemm_job *j = ctx;
+    (void)thread;
+    const gemm_job *j = ctx;
     size_t tm = (size_t)task / j->grid_n, tn = (size_t)task % j->grid_n;
     size_t m0 = tm * j->tile_m, n0 = tn * j->tile_n;
     size_t m1 = min_size(j->M, m0 + j->tile_m), n1 = min_size(j->N, n0 + j->tile_n);
-    if (j->slot_of_thread[thread] < 0) j->slot_of_thread[thread] = atomic_fetch_add(&j->next_slot, 1);
-    float *abuf = j->scratch + (size_t)j->slot_of_thread[thread] * (j->scratch_a + j->scratch_b);
-    gemm_block(j, m0, m1, n0, n1, abuf, abuf + j->scratch_a);
+    size_t floats = j->scratch_a + j->scratch_b;
+    float *buf = floats ? workspace_get(floats) : NULL;
+    if (floats && !buf) {
+        /* Out of memory: the same block with panels of A one micro-panel tall, packed on the stack. */
+        _Alignas(64) float stack[GEMM_STACK_FLOATS];
+        gemm_job small = *j;
+        small.mc = j->kern->mr;
+        small.kc = min_size(j->kc, GEMM_STACK_KC);
+        small.scratch_a = j->a_packed ? 0 : small.mc * small.kc;
+        gemm_block(&small, m0, m1, n0, n1, stack, stack + small.scratch_a);
+        return;
+    }
+    gemm_block(j, m0, m1, n0, n1, buf, buf + j->scratch_a);
 }
 
 /* Chooses tile_m x tile_n blocks of C, one per task, minimising an estimate of the time of the slowest thread:
@@ -366,38 +415,13 @@ static void gemm_run(core_pool *pool, gemm_job *j) {
     }
     const gemm_kernel *kern = j->kern;
     int threads = core_pool_size(pool);
-    if (threads > 256) { /* core_pool_create refuses more; stay inside slot_of_thread regardless */
-        pool = NULL;
-        threads = 1;
-    }
     j->kc = min_size(kern->kc, j->K);
     choose_split(j, threads);
     j->mc = min_size(kern->mc, j->tile_m);
     size_t tasks = div_up(j->M, j->tile_m) * j->grid_n;
-    j->slots = (int)min_size(tasks, (size_t)threads);
-    atomic_init(&j->next_slot, 0);
-    for (int t = 0; t < threads; t++) j->slot_of_thread[t] = -1;
     j->scratch_a = j->a_packed ? 0 : round_up(j->mc * j->kc, 16);
     j->scratch_b = j->b_packed ? 0 : round_up(j->kc * kern->nr, 16);
-    size_t floats = (j->scratch_a + j->scratch_b) * (size_t)j->slots;
-    j->scratch = floats ? core_aligned_alloc(floats * sizeof(float)) : NULL;
-    if (floats && !j->scratch) {
-        /* Out of memory: one thread, blocks small enough for the stack. */
-        _Alignas(64) float stack[256 * (KERN_GEMM_AVX512_MR + KERN_GEMM_AVX512_NR)];
-        _Static_assert(GENERIC_MR <= KERN_GEMM_AVX512_MR && GENERIC_NR <= KERN_GEMM_AVX512_NR, "stack fallback size");
-        j->kc = min_size(j->K, 256);
-        j->mc = kern->mr;
-        j->tile_m = round_up(j->M, kern->mr);
-        j->tile_n = round_up(j->N, kern->nr);
-        j->grid_n = 1;
-        j->scratch = stack;
-        j->scratch_a = j->a_packed ? 0 : j->mc * j->kc;
-        j->scratch_b = j->b_packed ? 0 : j->kc * kern->nr;
-        gemm_task(j, 0, 0);
-        return;
-    }
     core_pool_run(pool, (int64_t)tasks, gemm_task, j);
-    core_aligned_free(j->scratch);
 }
 
 /* ---- Public entry points ---------------------------------------------------------------------------------------- */

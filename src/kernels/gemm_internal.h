@@ -67,4 +67,8 @@ typedef enum kern_gemm_path {
  * path they were packed for. */
 bool kern_gemm_force_path(kern_gemm_path path);
 
+/* Makes every GEMM act as if its packing workspace could not be allocated (the out-of-memory fallback), or stop. Same
+ * rules as kern_gemm_force_path. */
+void kern_gemm_refuse_workspace(bool refuse);
+
 #endif

@@ -422,19 +422,23 @@ static lens_status conv_run(op_call *call) {
     job.tile_cols = g.tile_cols;
     job.tiles = div_ceil(g.out_size, g.tile_cols);
     int64_t planes = g.batch * g.group;
-    if (threads > 1 && (size_t)threads <= slots && planes * job.tiles >= threads) {
-        /* Enough independent tiles: each thread im2cols its own and runs a one-thread GEMM. Round the tile count
-         * up to a multiple of the thread count when the tiles stay wide. */
+    if (threads > 1 && (size_t)threads <= slots) {
+        /* Independent tiles: each thread im2cols its own and runs a one-thread GEMM, so its columns never leave its
+         * core and one pool run does the layer. Round the tile count up to a multiple of the thread count (one
+         * plane of 784 columns: two tiles of 392) when the tiles stay wide, and make them equal: widths rounded up
+         * to 16 would leave one thread 112 of 196 columns and the other 84. */
         int64_t tiles = job.tiles;
         while ((planes * tiles) % threads) tiles++;
         int64_t width = div_ceil(g.out_size, tiles);
-        width = div_ceil(width, CONV_TILE_MIN_COLS) * CONV_TILE_MIN_COLS;
-        if (tiles != job.tiles && width >= 4 * CONV_TILE_MIN_COLS && width <= g.tile_cols) {
+        int64_t wide = width >= 4 * CONV_TILE_MIN_COLS && width <= g.tile_cols;
+        if (wide && planes * div_ceil(g.out_size, width) >= threads) {
             job.tile_cols = width;
             job.tiles = div_ceil(g.out_size, width);
         }
-        core_pool_run(call->pool, planes * job.tiles, conv_tile_task, &job);
-        return LENS_OK;
+        if (planes * job.tiles >= threads) {
+            core_pool_run(call->pool, planes * job.tiles, conv_tile_task, &job);
+            return LENS_OK;
+        }
     }
     /* Few tiles: im2col each in parallel by rows, then a GEMM threaded over the pool. */
     job.row_tasks = threads < g.kg ? threads : g.kg;

@@ -492,6 +492,9 @@ int main(void) {
         {1, 160, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, "Relu"},         /* K large, few cols */
         {2, 32, 7, 7, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 0, NULL},
         {1, 256, 56, 56, 4, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 0, 0, NULL},          /* many column tiles */
+        {1, 160, 14, 14, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},        /* two tiles of 98 */
+        {2, 64, 28, 28, 40, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, NULL},          /* downsample, residual */
+        {1, 32, 28, 28, 24, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, "Relu"},        /* one plane, 2 tiles */
     };
     static const struct { kern_conv_isa isa; const char *name; } isas[] = {
         {KERN_CONV_ISA_AUTO, "auto"},

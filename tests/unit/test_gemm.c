@@ -294,6 +294,17 @@ static void test_packed_keeps_path(core_pool *pool) {
     free(A), free(B), free(C), free(R);
 }
 
+/* Without a workspace (out of memory) every entry point still computes the right thing, on the stack. */
+static void test_no_workspace(core_pool *pools[3]) {
+    static const size_t shapes[][3] = {{13, 37, 19}, {145, 513, 257}, {64, 3136, 64}, {300, 70, 600}, {1, 1000, 64}};
+    kern_gemm_refuse_workspace(true);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        gemm_case g = random_case(shapes[s][0], shapes[s][1], shapes[s][2]);
+        run_case(&g, pools[s % 3]);
+    }
+    kern_gemm_refuse_workspace(false);
+}
+
 int main(void) {
     test_reference();
     core_pool *pool2 = NULL, *pool5 = NULL, *pool64 = NULL;
@@ -323,6 +334,7 @@ int main(void) {
     CHECK(best != NULL && strcmp(kern_sgemm_name(), best) == 0);
     test_packed_keeps_path(pool2);
     test_many_threads(pool64);
+    test_no_workspace(pools);
     printf("paths up to %s; largest error / (K max|a| max|b|): %.3g\n", best ? best : "none", worst_error);
     core_pool_free(pool2);
     core_pool_free(pool5);

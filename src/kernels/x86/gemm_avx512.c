@@ -10,6 +10,7 @@
 #define NR KERN_GEMM_AVX512_NR
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define A_PREFETCH_BYTES (32 * MR * sizeof(float))
 
 ALWAYS_INLINE __m512 finish(__m512 x, const float *cp, __mmask16 mask, const kern_gemm_tile *t, __m512 bias_col,
                             __m512 beta, __m512 lo, __m512 hi) {
@@ -64,6 +65,10 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, s
     for (int i = 0; i < rows; i++) {
         acc[i][0] = _mm512_setzero_ps();
         acc[i][1] = _mm512_setzero_ps();
+        /* C's lines start coming while the loop runs: a layer's output is rarely in cache, and missing on all of
+         * them at the stores stalls the next tile */
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        if (vecs > 1) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
     }
     size_t k = 0;
     /* Short rows leave the FMA latency exposed; a second accumulator set over odd k hides it. */
@@ -101,6 +106,10 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, s
 #pragma GCC unroll 4
     for (; k < kc; k++) {
         __m512 b0, b1;
+        /* Packed weights come from memory on their first sweep (a network's do not stay in cache) and each tile
+         * jumps to a new panel, too soon for the hardware prefetcher: fetch 32 steps ahead (+25% on 512 x 49 x 4608,
+         * flat elsewhere). The address is formed as an integer: it may lie past the panel. */
+        _mm_prefetch((const char *)((uintptr_t)a + A_PREFETCH_BYTES), _MM_HINT_T0);
         load_b(vecs, direct, b, copy, m0, m1, &b0, &b1);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
