@@ -347,6 +347,8 @@ typedef struct wino_job {
     size_t total, nb, chunk, chunks; /* tiles; tiles per block; output channels per chunk (a multiple of mr) */
     size_t tiles_w, tiles_img;
     size_t lanes; /* lanes per run when the transforms pack several runs per vector (4 or 8), else 0 */
+    size_t input_tasks; /* shared_input: the tasks the input transform is split into */
+    int shared_input;   /* one block in several chunks: its input is transformed once, into slot 0, before them */
     int tile, points;
 } wino_job;
 
@@ -376,13 +378,14 @@ static size_t next_group(const wino_job *j, size_t t0, size_t nt, size_t s, wino
     return s;
 }
 
-/* Transformed input of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
-static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, size_t vstride, float *work) {
+/* Transformed input channels [c0, c1) of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
+static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t vstride,
+                        float *work) {
     const kern_conv2d_params *p = j->p;
     const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
     wino_run r, group[4];
     /* channel by channel, so each input plane is read top to bottom */
-    for (size_t c = 0; c < cin; c++)
+    for (size_t c = c0; c < c1; c++)
         for (size_t s = 0; s < nt;) {
             if (j->lanes) {
                 size_t s0 = s, nruns;
@@ -469,7 +472,8 @@ static void output_block(const wino_job *j, const float *m, size_t mstride, size
 /* Floats between the points of a transformed block of n floats each: whole cache lines plus one. */
 static size_t point_stride(size_t n) { return round_up(n, 16) + 16; }
 
-/* One task: block of tiles task / chunks, output-channel chunk task % chunks, in this thread's slot. */
+/* One task: block of tiles task / chunks, output-channel chunk task % chunks, in this thread's slot (the
+ * transformed input in slot 0 when shared_input has made it). */
 static void wino_task(void *ctx, int64_t task, int thread) {
     const wino_job *j = ctx;
     size_t block = (size_t)task / j->chunks, chunk = (size_t)task % j->chunks;
@@ -478,13 +482,24 @@ static void wino_task(void *ctx, int64_t task, int thread) {
     size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
     /* 36 streams a power of two apart would share one L1 set: stagger the points by a cache line */
     size_t vstride = point_stride(nt * cin), mstride = point_stride(nt * nco);
-    float *v = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
-    float *m = v + (size_t)j->points * vstride;
+    float *slot = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
+    float *v = j->shared_input ? (float *)j->scratch : slot;
+    float *m = slot + (size_t)j->points * vstride;
     float *work = m + (size_t)j->points * mstride;
     float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
-    input_block(j, t0, nt, v, vstride, work);
+    if (!j->shared_input) input_block(j, t0, nt, 0, cin, v, vstride, work);
     multiply_block(j, v, vstride, nt, co0, nco, m, mstride, bpanel);
     output_block(j, m, mstride, t0, nt, co0, nco);
+}
+
+/* One share of the input transform of the only block, split by input channels over the threads (shared_input):
+ * into slot 0, with this thread's work space past it. */
+static void wino_input_task(void *ctx, int64_t task, int thread) {
+    const wino_job *j = ctx;
+    size_t cin = (size_t)j->p->in_channels, vstride = point_stride(j->total * cin);
+    size_t c0 = cin * (size_t)task / j->input_tasks, c1 = cin * (size_t)(task + 1) / j->input_tasks;
+    float *work = (float *)(j->scratch + (size_t)thread * j->slot_bytes) + (size_t)j->points * vstride;
+    input_block(j, 0, j->total, c0, c1, (float *)j->scratch, vstride, work);
 }
 
 void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights, const kern_conv2d_params *p,
@@ -512,7 +527,8 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     if (blocks >= threads && blocks <= j.total / threads) blocks = round_up(blocks, threads);
     j.nb = div_up(j.total, blocks);
     blocks = div_up(j.total, j.nb);
-    /* Fewer blocks than threads: split the output channels too (each chunk repeats the input transform). Picks
+    /* Fewer blocks than threads: split the output channels too (each chunk repeats the input transform unless there
+     * is one block, see below). Picks
      * the fewest chunks whose tasks fill the threads' rounds best. */
     size_t row_panels = div_up(cout, mr), best_chunks = 1;
     double best = 0;
@@ -526,5 +542,11 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     }
     j.chunk = div_up(row_panels, best_chunks) * mr;
     j.chunks = div_up(cout, j.chunk);
+    /* One block split over output channels: transform its input once, in parallel, instead of once per chunk. */
+    if (pool && blocks == 1 && j.chunks > 1) {
+        j.shared_input = 1;
+        j.input_tasks = threads;
+        core_pool_run(pool, (int64_t)threads, wino_input_task, &j);
+    }
     core_pool_run(pool, (int64_t)(blocks * j.chunks), wino_task, &j);
 }
