@@ -26,7 +26,6 @@ typedef struct wino_ukernel {
     wino_output_fn output;
     wino_input_packed_fn input_packed; /* NULL: every run on its own */
     wino_output_packed_fn output_packed;
-    size_t max_lanes; /* the widest run the packed transforms take (4 or 8) */
 } wino_ukernel;
 
 static int forced_isa;
@@ -37,12 +36,12 @@ static bool ukernel_for(int isa, wino_ukernel *out) {
     if ((isa == 0 || isa == 1) && cpu->avx512f) {
         *out = (wino_ukernel){KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, kern_gemm_ukernel_avx512,
                               kern_winograd_input_avx512, kern_winograd_output_avx512,
-                              kern_winograd_input_packed_avx512, kern_winograd_output_packed_avx512, 8};
+                              kern_winograd_input_packed_avx512, kern_winograd_output_packed_avx512};
         return true;
     }
     if ((isa == 0 || isa == 2) && cpu->avx2 && cpu->fma) {
         *out = (wino_ukernel){KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, kern_gemm_ukernel_avx2,
-                              kern_winograd_input_generic, kern_winograd_output_generic, NULL, NULL, 0};
+                              kern_winograd_input_generic, kern_winograd_output_generic, NULL, NULL};
         return true;
     }
 #else
@@ -119,14 +118,13 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
     if (tile == 2) {
         p->uk.input = kern_winograd_input2_generic;
         p->uk.output = kern_winograd_output2_generic;
-        /* AVX-512 packs the rows of up to 4 tiles of small images; other runs stay scalar */
+        /* AVX-512 packs the rows of up to 4 tiles of small images; wider runs stay scalar */
         p->uk.input_packed = NULL;
         p->uk.output_packed = NULL;
 #if defined(LENS_X86)
         if (uk.input_packed) {
             p->uk.input_packed = kern_winograd_input2_packed_avx512;
             p->uk.output_packed = kern_winograd_output2_packed_avx512;
-            p->uk.max_lanes = 4;
         }
 #endif
     }
@@ -295,7 +293,8 @@ void kern_winograd_output_generic(const float *m, size_t point_stride, size_t nt
 }
 
 /* F(2x2, 3x3): Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], Aᵀ = [1 1 1 0; 0 1 -1 -1]. Scalar: it serves
- * only small images (7x7), where the transforms are a small part of the time. */
+ * only small images, where the transforms are a small part of the time; AVX-512 packs the rows of images up to 8
+ * columns wide (ResNet's 7x7) four per vector and leaves only wider ones here. */
 void kern_winograd_input2_generic(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, size_t ntiles,
                                   float *dst, size_t point_stride, float *work) {
     (void)work;
@@ -346,7 +345,7 @@ typedef struct wino_job {
     size_t slot_bytes;
     size_t total, nb, chunk, chunks; /* tiles; tiles per block; output channels per chunk (a multiple of mr) */
     size_t tiles_w, tiles_img;
-    size_t lanes; /* lanes per run when the transforms pack several runs per vector (4 or 8), else 0 */
+    size_t lanes; /* lanes per run when the transforms pack four runs per vector (4), else 0 */
     size_t input_tasks; /* shared_input: the tasks the input transform is split into */
     int shared_input;   /* one block in several chunks: its input is transformed once, into slot 0, before them */
     int tile, points;
@@ -513,8 +512,9 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     if (j.total == 0) return;
     j.tiles_w = div_up((size_t)p->out_w, (size_t)j.tile);
     j.tiles_img = div_up((size_t)p->out_h, (size_t)j.tile) * j.tiles_w;
-    /* rows of at most 8 tiles fill half a vector or less: pack two or four of them per vector */
-    if (weights->uk.input_packed && j.tiles_w <= weights->uk.max_lanes) j.lanes = j.tiles_w <= 4 ? 4 : 8;
+    /* rows of at most 4 tiles (ResNet's 14x14 and 7x7) fill a quarter of a vector: pack four per vector. (Two rows
+     * of 5..8 tiles per vector measured no faster at 28x28: its blocks of 13 tiles cut the rows.) */
+    if (weights->uk.input_packed && j.tiles_w <= 4) j.lanes = 4;
     /* the pool's thread indices pick the slots: with fewer slots than threads, run on this thread alone */
     size_t threads = (size_t)core_pool_size(pool);
     if (threads > slots || threads <= 1) {

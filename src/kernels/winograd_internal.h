@@ -35,10 +35,11 @@ typedef struct wino_run_out {
     size_t count;
 } wino_run_out;
 
-/* Packed transforms for runs of at most lanes (4 or 8) tiles, nruns <= 16 / lanes of them, whose tiles lie adjacent
- * in the transformed layout (run r's first tile right after run r - 1's last): the same results as calling the
- * unpacked transform once per run, with one vector for them all. Input planes share h x w; outputs share ld. The
- * input's work holds KERN_WINOGRAD_WORK_FLOATS(1) floats, 64-byte aligned. */
+/* Packed transforms for runs of at most lanes tiles (4; the F(4x4) ones also take 8, which the driver does not
+ * use), nruns <= 16 / lanes of them, whose tiles lie adjacent in the transformed layout (run r's first tile right
+ * after run r - 1's last): the same results as calling the unpacked transform once per run, with one vector for
+ * them all. Input planes share h x w; outputs share ld. The input's work holds KERN_WINOGRAD_WORK_FLOATS(1) floats,
+ * 64-byte aligned. */
 typedef void (*wino_input_packed_fn)(const wino_run_in *runs, size_t nruns, size_t lanes, int64_t h, int64_t w,
                                      float *dst, size_t point_stride, float *work);
 typedef void (*wino_output_packed_fn)(const float *m, size_t point_stride, const wino_run_out *runs, size_t nruns,

@@ -1,8 +1,9 @@
 /* winograd_avx512.c — the AVX-512 Winograd F(4x4, 3x3) tile transforms (see winograd_internal.h), 16 horizontally
  * adjacent tiles per vector: the input's vertical pass runs over whole rows, its horizontal pass deinterleaves the
  * stride-4 tile columns with permutes; the output transform interleaves its four column phases back into rows and
- * finishes with bias, residual and activation. The packed variants put several short runs (tile rows of small
- * images) in one vector, 4 or 8 lanes each, and compress / expand the lanes to the runs' adjacent tiles. Compiled with -mavx512f; only called after a CPU check. */
+ * finishes with bias, residual and activation. The packed variants put four short runs (tile rows of small
+ * images) in one vector, 4 lanes each, and compress / expand the lanes to the runs' adjacent tiles; F(2x2, 3x3)
+ * has only those. Compiled with -mavx512f; only called after a CPU check. */
 #include <immintrin.h>
 
 #include "../winograd_internal.h"
@@ -71,16 +72,25 @@ ALWAYS_INLINE void input_vertical(const float *plane, int64_t h, int64_t w, int6
 }
 
 /* Horizontal pass over one row of the vertical pass's output: lane l of v[j] is B-column j of the tile whose
- * columns start at float 4 (l % 4) of seg[l / 4] (seg[k] + 0..19 readable, seg[k] 64-byte aligned). */
-ALWAYS_INLINE void input_horizontal(const float *const seg[4], __m512 v[6]) {
+ * columns start at float 4 (l % 4) of seg[l / 4] (seg[k] + 0..19 readable, seg[k] 64-byte aligned). With
+ * contiguous (the seg[k] 16 floats apart), the columns 4 and 5 of each tile are columns 0 and 1 of the next, and
+ * seg[0][64], seg[0][65] those of the last. */
+ALWAYS_INLINE void input_horizontal(const float *const seg[4], int contiguous, __m512 v[6]) {
     const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5), two = _mm512_set1_ps(2);
-    __m512 q[4], r[4], e[6];
-    for (int k = 0; k < 4; k++) {
-        q[k] = _mm512_load_ps(seg[k]);
-        r[k] = _mm512_loadu_ps(seg[k] + 4);
+    __m512 q[4], e[6];
+    for (int k = 0; k < 4; k++) q[k] = _mm512_load_ps(seg[k]);
+    e[0] = deinterleave4(q, 0), e[1] = deinterleave4(q, 1), e[2] = deinterleave4(q, 2), e[3] = deinterleave4(q, 3);
+    if (contiguous) {
+        /* shift by one lane, the next tile's columns entering at the top */
+        e[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(seg[0][64])),
+                                                       _mm512_castps_si512(e[0]), 1));
+        e[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(seg[0][65])),
+                                                       _mm512_castps_si512(e[1]), 1));
+    } else {
+        __m512 r[4];
+        for (int k = 0; k < 4; k++) r[k] = _mm512_loadu_ps(seg[k] + 4);
+        e[4] = deinterleave4(r, 0), e[5] = deinterleave4(r, 1);
     }
-    e[0] = deinterleave4(q, 0), e[1] = deinterleave4(q, 1), e[2] = deinterleave4(q, 2);
-    e[3] = deinterleave4(q, 3), e[4] = deinterleave4(r, 0), e[5] = deinterleave4(r, 1);
     __m512 s12 = _mm512_add_ps(e[1], e[2]), d12 = _mm512_sub_ps(e[1], e[2]);
     __m512 d4m2 = _mm512_sub_ps(e[4], e[2]), d31 = _mm512_sub_ps(e[3], e[1]);
     v[0] = _mm512_fmadd_ps(four, e[0], _mm512_fnmadd_ps(five, e[2], e[4]));
@@ -104,8 +114,9 @@ void kern_winograd_input_avx512(const float *plane, int64_t h, int64_t w, int64_
             const float *base = t + (size_t)i * width + 64 * g;
             const float *const seg[4] = {base, base + 16, base + 32, base + 48};
             __m512 v[6];
-            input_horizontal(seg, v);
-            for (int j = 0; j < 6; j++) _mm512_mask_storeu_ps(dst + (size_t)(6 * i + j) * point_stride + 16 * g, mask, v[j]);
+            input_horizontal(seg, 1, v);
+            for (int j = 0; j < 6; j++)
+                _mm512_mask_storeu_ps(dst + (size_t)(6 * i + j) * point_stride + 16 * g, mask, v[j]);
         }
     }
 }
@@ -135,7 +146,7 @@ void kern_winograd_input_packed_avx512(const wino_run_in *runs, size_t nruns, si
             seg[k] = work + (r * 6 + (size_t)i) * rs + 16 * (k % per_run);
         }
         __m512 v[6];
-        input_horizontal(seg, v);
+        input_horizontal(seg, 0, v);
         /* the runs' tiles are adjacent in dst: squeeze out the unused lanes */
         for (int j = 0; j < 6; j++)
             _mm512_mask_storeu_ps(dst + (size_t)(6 * i + j) * point_stride, out, _mm512_maskz_compress_ps(valid, v[j]));
@@ -188,7 +199,7 @@ typedef struct out_epilogue {
     __m512 lo, hi;
 } out_epilogue;
 
-static out_epilogue epilogue_for(const kern_activation *act) {
+ALWAYS_INLINE out_epilogue epilogue_for(const kern_activation *act) {
     out_epilogue e = {act && act->kind == KERN_ACT_RELU, act && act->kind == KERN_ACT_CLIP, 0, _mm512_setzero_ps(),
                       _mm512_setzero_ps()};
     e.late = act && act->kind != KERN_ACT_NONE && !e.relu && !e.clip;
@@ -269,7 +280,7 @@ void kern_winograd_output_packed_avx512(const float *m, size_t point_stride, con
             for (int a = 0; a < runs[r].rows; a++) kern_activation_apply(act, runs[r].y + a * ld, (size_t)runs[r].cols);
 }
 
-/* ---- F(2x2, 3x3), packed only: Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], Aᵀ = [1 1 1 0; 0 1 -1 -1] ---------- */
+/* ---- F(2x2, 3x3), packed only: Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], Aᵀ = [1 1 1 0; 0 1 -1 -1] ---- */
 
 void kern_winograd_input2_packed_avx512(const wino_run_in *runs, size_t nruns, size_t lanes, int64_t h, int64_t w,
                                         float *dst, size_t point_stride, float *work) {
