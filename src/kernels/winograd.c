@@ -24,6 +24,8 @@ typedef struct wino_ukernel {
     kern_gemm_ukernel_fn fn;
     wino_input_fn input;
     wino_output_fn output;
+    wino_input_packed_fn input_packed; /* NULL: every run on its own */
+    wino_output_packed_fn output_packed;
 } wino_ukernel;
 
 static int forced_isa;
@@ -33,12 +35,13 @@ static bool ukernel_for(int isa, wino_ukernel *out) {
     const core_cpu *cpu = core_cpu_features();
     if ((isa == 0 || isa == 1) && cpu->avx512f) {
         *out = (wino_ukernel){KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, kern_gemm_ukernel_avx512,
-                              kern_winograd_input_avx512, kern_winograd_output_avx512};
+                              kern_winograd_input_avx512, kern_winograd_output_avx512,
+                              kern_winograd_input_packed_avx512, kern_winograd_output_packed_avx512};
         return true;
     }
     if ((isa == 0 || isa == 2) && cpu->avx2 && cpu->fma) {
         *out = (wino_ukernel){KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, kern_gemm_ukernel_avx2,
-                              kern_winograd_input_generic, kern_winograd_output_generic};
+                              kern_winograd_input_generic, kern_winograd_output_generic, NULL, NULL};
         return true;
     }
 #else
@@ -115,6 +118,15 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
     if (tile == 2) {
         p->uk.input = kern_winograd_input2_generic;
         p->uk.output = kern_winograd_output2_generic;
+        /* AVX-512 packs the rows of up to 4 tiles of small images; wider runs stay scalar */
+        p->uk.input_packed = NULL;
+        p->uk.output_packed = NULL;
+#if defined(LENS_X86)
+        if (uk.input_packed) {
+            p->uk.input_packed = kern_winograd_input2_packed_avx512;
+            p->uk.output_packed = kern_winograd_output2_packed_avx512;
+        }
+#endif
     }
     p->cout = cout;
     p->cin = cin;
@@ -281,7 +293,8 @@ void kern_winograd_output_generic(const float *m, size_t point_stride, size_t nt
 }
 
 /* F(2x2, 3x3): Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], Aᵀ = [1 1 1 0; 0 1 -1 -1]. Scalar: it serves
- * only small images (7x7), where the transforms are a small part of the time. */
+ * only small images, where the transforms are a small part of the time; AVX-512 packs the rows of images up to 8
+ * columns wide (ResNet's 7x7) four per vector and leaves only wider ones here. */
 void kern_winograd_input2_generic(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, size_t ntiles,
                                   float *dst, size_t point_stride, float *work) {
     (void)work;
@@ -332,6 +345,9 @@ typedef struct wino_job {
     size_t slot_bytes;
     size_t total, nb, chunk, chunks; /* tiles; tiles per block; output channels per chunk (a multiple of mr) */
     size_t tiles_w, tiles_img;
+    size_t lanes; /* lanes per run when the transforms pack four runs per vector (4), else 0 */
+    size_t input_tasks; /* shared_input: the tasks the input transform is split into */
+    int shared_input;   /* one block in several chunks: its input is transformed once, into slot 0, before them */
     int tile, points;
 } wino_job;
 
@@ -353,14 +369,33 @@ static size_t next_run(const wino_job *j, size_t t0, size_t nt, size_t s, wino_r
     return s + r->count;
 }
 
-/* Transformed input of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
-static void input_block(const wino_job *j, size_t t0, size_t nt, float *v, size_t vstride, float *work) {
+/* The runs of tiles [t0, t0 + nt) from offset s that one packed transform takes (at most 16 / lanes); returns
+ * the offset after them. */
+static size_t next_group(const wino_job *j, size_t t0, size_t nt, size_t s, wino_run group[4], size_t *nruns) {
+    *nruns = 0;
+    while (s < nt && *nruns < 16 / j->lanes) s = next_run(j, t0, nt, s, &group[(*nruns)++]);
+    return s;
+}
+
+/* Transformed input channels [c0, c1) of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
+static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t vstride,
+                        float *work) {
     const kern_conv2d_params *p = j->p;
     const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
-    wino_run r;
+    wino_run r, group[4];
     /* channel by channel, so each input plane is read top to bottom */
-    for (size_t c = 0; c < cin; c++)
+    for (size_t c = c0; c < c1; c++)
         for (size_t s = 0; s < nt;) {
+            if (j->lanes) {
+                size_t s0 = s, nruns;
+                wino_run_in in[4];
+                s = next_group(j, t0, nt, s, group, &nruns);
+                for (size_t i = 0; i < nruns; i++)
+                    in[i] = (wino_run_in){j->x + ((size_t)group[i].n * cin + c) * plane, group[i].oy - p->pad_top,
+                                          j->tile * group[i].tx - p->pad_left, group[i].count};
+                j->wt->uk.input_packed(in, nruns, j->lanes, p->in_h, p->in_w, v + c * nt + s0, vstride, work);
+                continue;
+            }
             s = next_run(j, t0, nt, s, &r);
             j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
                             j->tile * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
@@ -390,30 +425,54 @@ static void multiply_block(const wino_job *j, const float *v, size_t vstride, si
     }
 }
 
+/* The output window of run r for output channel co: offset in y, rows, cols. */
+static size_t run_window(const wino_job *j, const wino_run *r, size_t co, int *rows, int64_t *cols) {
+    const int64_t oh = j->p->out_h, ow = j->p->out_w, tile = j->tile, x0 = tile * r->tx;
+    *rows = oh - r->oy < tile ? (int)(oh - r->oy) : (int)tile;
+    *cols = ow - x0 < tile * (int64_t)r->count ? ow - x0 : tile * (int64_t)r->count;
+    return ((size_t)r->n * (size_t)j->p->out_channels + co) * (size_t)(oh * ow) + (size_t)(r->oy * ow + x0);
+}
+
 /* y for tiles [t0, t0 + nt) and output channels [co0, co0 + nco) from m (as multiply_block wrote it). */
 static void output_block(const wino_job *j, const float *m, size_t mstride, size_t t0, size_t nt, size_t co0,
                          size_t nco) {
-    const kern_conv2d_params *p = j->p;
-    const int64_t oh = p->out_h, ow = p->out_w;
-    const size_t plane = (size_t)(oh * ow), cout = (size_t)p->out_channels;
-    wino_run r;
+    const int64_t ow = j->p->out_w;
+    const size_t plane = (size_t)(j->p->out_h * ow);
+    wino_run r, group[4];
     for (size_t s = 0; s < nt;) {
+        if (j->lanes) {
+            size_t s0 = s, nruns, at[4];
+            wino_run_out out[4];
+            s = next_group(j, t0, nt, s, group, &nruns);
+            for (size_t i = 0; i < nruns; i++) {
+                at[i] = run_window(j, &group[i], co0, &out[i].rows, &out[i].cols);
+                out[i].count = group[i].count;
+            }
+            for (size_t k = 0; k < nco; k++) {
+                for (size_t i = 0; i < nruns; i++) {
+                    out[i].y = j->y + at[i] + k * plane;
+                    out[i].residual = j->residual ? j->residual + at[i] + k * plane : NULL;
+                }
+                j->wt->uk.output_packed(m + k * nt + s0, mstride, out, nruns, j->lanes,
+                                        j->bias ? j->bias[co0 + k] : 0.0f, ow, j->act);
+            }
+            continue;
+        }
         s = next_run(j, t0, nt, s, &r);
-        const int64_t tile = j->tile, x0 = tile * r.tx;
-        int rows = oh - r.oy < tile ? (int)(oh - r.oy) : (int)tile;
-        int64_t cols = ow - x0 < tile * (int64_t)r.count ? ow - x0 : tile * (int64_t)r.count;
-        for (size_t k = 0; k < nco; k++) {
-            size_t at = ((size_t)r.n * cout + co0 + k) * plane + (size_t)(r.oy * ow + x0);
+        int rows;
+        int64_t cols;
+        size_t at = run_window(j, &r, co0, &rows, &cols);
+        for (size_t k = 0; k < nco; k++, at += plane)
             j->wt->uk.output(m + k * nt + r.s, mstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
                              j->residual ? j->residual + at : NULL, j->y + at, ow, rows, cols, j->act);
-        }
     }
 }
 
 /* Floats between the points of a transformed block of n floats each: whole cache lines plus one. */
 static size_t point_stride(size_t n) { return round_up(n, 16) + 16; }
 
-/* One task: block of tiles task / chunks, output-channel chunk task % chunks, in this thread's slot. */
+/* One task: block of tiles task / chunks, output-channel chunk task % chunks, in this thread's slot (the
+ * transformed input in slot 0 when shared_input has made it). */
 static void wino_task(void *ctx, int64_t task, int thread) {
     const wino_job *j = ctx;
     size_t block = (size_t)task / j->chunks, chunk = (size_t)task % j->chunks;
@@ -422,13 +481,24 @@ static void wino_task(void *ctx, int64_t task, int thread) {
     size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
     /* 36 streams a power of two apart would share one L1 set: stagger the points by a cache line */
     size_t vstride = point_stride(nt * cin), mstride = point_stride(nt * nco);
-    float *v = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
-    float *m = v + (size_t)j->points * vstride;
+    float *slot = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
+    float *v = j->shared_input ? (float *)j->scratch : slot;
+    float *m = slot + (size_t)j->points * vstride;
     float *work = m + (size_t)j->points * mstride;
     float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
-    input_block(j, t0, nt, v, vstride, work);
+    if (!j->shared_input) input_block(j, t0, nt, 0, cin, v, vstride, work);
     multiply_block(j, v, vstride, nt, co0, nco, m, mstride, bpanel);
     output_block(j, m, mstride, t0, nt, co0, nco);
+}
+
+/* One share of the input transform of the only block, split by input channels over the threads (shared_input):
+ * into slot 0, with this thread's work space past it. */
+static void wino_input_task(void *ctx, int64_t task, int thread) {
+    const wino_job *j = ctx;
+    size_t cin = (size_t)j->p->in_channels, vstride = point_stride(j->total * cin);
+    size_t c0 = cin * (size_t)task / j->input_tasks, c1 = cin * (size_t)(task + 1) / j->input_tasks;
+    float *work = (float *)(j->scratch + (size_t)thread * j->slot_bytes) + (size_t)j->points * vstride;
+    input_block(j, 0, j->total, c0, c1, (float *)j->scratch, vstride, work);
 }
 
 void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights, const kern_conv2d_params *p,
@@ -442,6 +512,9 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     if (j.total == 0) return;
     j.tiles_w = div_up((size_t)p->out_w, (size_t)j.tile);
     j.tiles_img = div_up((size_t)p->out_h, (size_t)j.tile) * j.tiles_w;
+    /* rows of at most 4 tiles (ResNet's 14x14 and 7x7) fill a quarter of a vector: pack four per vector. (Two rows
+     * of 5..8 tiles per vector measured no faster at 28x28: its blocks of 13 tiles cut the rows.) */
+    if (weights->uk.input_packed && j.tiles_w <= 4) j.lanes = 4;
     /* the pool's thread indices pick the slots: with fewer slots than threads, run on this thread alone */
     size_t threads = (size_t)core_pool_size(pool);
     if (threads > slots || threads <= 1) {
@@ -454,7 +527,8 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     if (blocks >= threads && blocks <= j.total / threads) blocks = round_up(blocks, threads);
     j.nb = div_up(j.total, blocks);
     blocks = div_up(j.total, j.nb);
-    /* Fewer blocks than threads: split the output channels too (each chunk repeats the input transform). Picks
+    /* Fewer blocks than threads: split the output channels too (each chunk repeats the input transform unless there
+     * is one block, see below). Picks
      * the fewest chunks whose tasks fill the threads' rounds best. */
     size_t row_panels = div_up(cout, mr), best_chunks = 1;
     double best = 0;
@@ -468,5 +542,11 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
     }
     j.chunk = div_up(row_panels, best_chunks) * mr;
     j.chunks = div_up(cout, j.chunk);
+    /* One block split over output channels: transform its input once, in parallel, instead of once per chunk. */
+    if (pool && blocks == 1 && j.chunks > 1) {
+        j.shared_input = 1;
+        j.input_tasks = threads;
+        core_pool_run(pool, (int64_t)threads, wino_input_task, &j);
+    }
     core_pool_run(pool, (int64_t)(blocks * j.chunks), wino_task, &j);
 }

@@ -18,6 +18,33 @@ typedef void (*wino_input_fn)(const float *plane, int64_t h, int64_t w, int64_t 
 typedef void (*wino_output_fn)(const float *m, size_t point_stride, size_t ntiles, float bias, const float *residual,
                                float *y, int64_t ld, int rows, int64_t cols, const kern_activation *act);
 
+/* One run of a packed group (below): the plane and the first tile's input corner (as for wino_input_fn), and its
+ * tile count. */
+typedef struct wino_run_in {
+    const float *plane;
+    int64_t y0, x0;
+    size_t count;
+} wino_run_in;
+
+/* The output window of one run of a packed group: as y, residual, rows, cols of wino_output_fn. */
+typedef struct wino_run_out {
+    float *y;
+    const float *residual;
+    int rows;
+    int64_t cols;
+    size_t count;
+} wino_run_out;
+
+/* Packed transforms for runs of at most lanes tiles (4; the F(4x4) ones also take 8, which the driver does not
+ * use), nruns <= 16 / lanes of them, whose tiles lie adjacent in the transformed layout (run r's first tile right
+ * after run r - 1's last): the same results as calling the unpacked transform once per run, with one vector for
+ * them all. Input planes share h x w; outputs share ld. The input's work holds KERN_WINOGRAD_WORK_FLOATS(1) floats,
+ * 64-byte aligned. */
+typedef void (*wino_input_packed_fn)(const wino_run_in *runs, size_t nruns, size_t lanes, int64_t h, int64_t w,
+                                     float *dst, size_t point_stride, float *work);
+typedef void (*wino_output_packed_fn)(const float *m, size_t point_stride, const wino_run_out *runs, size_t nruns,
+                                      size_t lanes, float bias, int64_t ld, const kern_activation *act);
+
 /* Floats of work the input transforms need for a run of ntiles tiles. */
 #define KERN_WINOGRAD_WORK_FLOATS(ntiles) (12 * (64 * (((ntiles) + 15) / 16) + 80))
 
@@ -38,6 +65,15 @@ void kern_winograd_input_avx512(const float *plane, int64_t h, int64_t w, int64_
 void kern_winograd_output_avx512(const float *m, size_t point_stride, size_t ntiles, float bias,
                                  const float *residual, float *y, int64_t ld, int rows, int64_t cols,
                                  const kern_activation *act);
+void kern_winograd_input_packed_avx512(const wino_run_in *runs, size_t nruns, size_t lanes, int64_t h, int64_t w,
+                                       float *dst, size_t point_stride, float *work);
+void kern_winograd_output_packed_avx512(const float *m, size_t point_stride, const wino_run_out *runs, size_t nruns,
+                                        size_t lanes, float bias, int64_t ld, const kern_activation *act);
+/* F(2x2, 3x3), runs of at most 4 tiles (lanes 4). */
+void kern_winograd_input2_packed_avx512(const wino_run_in *runs, size_t nruns, size_t lanes, int64_t h, int64_t w,
+                                        float *dst, size_t point_stride, float *work);
+void kern_winograd_output2_packed_avx512(const float *m, size_t point_stride, const wino_run_out *runs, size_t nruns,
+                                         size_t lanes, float bias, int64_t ld, const kern_activation *act);
 #endif
 
 #endif
