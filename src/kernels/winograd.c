@@ -95,16 +95,29 @@ static inline void weight_transform_1d(float g0, float g1, float g2, float *u, s
     u[5 * stride] = g2;
 }
 
-/* u = G g Gᵀ for one 3x3 kernel g (row-major): (tile + 2) x (tile + 2) values. */
-static void weight_transform(int tile, const float *g, float u[6][6]) {
-    float rows[6][3];
-    if (tile == 2) {
-        for (int c = 0; c < 3; c++) weight_transform_1d_f2(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
-        for (int r = 0; r < 4; r++) weight_transform_1d_f2(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
-    } else {
-        for (int c = 0; c < 3; c++) weight_transform_1d(g[c], g[3 + c], g[6 + c], &rows[0][c], 3);
-        for (int r = 0; r < 6; r++) weight_transform_1d(rows[r][0], rows[r][1], rows[r][2], u[r], 1);
-    }
+/* u = G g Gᵀ for the 3x3 kernels of lanes lanes side by side: g[t * lanes + lane] is tap t (row-major) of a lane's
+ * kernel, and point (r, c) of the (tile + 2)² outputs goes to u[(r * (tile + 2) + c) * point_stride + lane]. The lane
+ * loops are innermost, so they vectorise. */
+static void weight_transform_lanes(int tile, const float *g, size_t lanes, float *u, size_t point_stride) {
+    float rows[6 * 3 * WINO_MAX_MR]; /* rows[(r * 3 + c) * lanes + lane] = (G g)[r][c] */
+    const size_t e = (size_t)tile + 2;
+    for (size_t c = 0; c < 3; c++)
+        for (size_t l = 0; l < lanes; l++) {
+            float g0 = g[c * lanes + l], g1 = g[(3 + c) * lanes + l], g2 = g[(6 + c) * lanes + l];
+            if (tile == 2)
+                weight_transform_1d_f2(g0, g1, g2, &rows[c * lanes + l], 3 * lanes);
+            else
+                weight_transform_1d(g0, g1, g2, &rows[c * lanes + l], 3 * lanes);
+        }
+    for (size_t r = 0; r < e; r++)
+        for (size_t l = 0; l < lanes; l++) {
+            const float *row = &rows[r * 3 * lanes + l];
+            float *out = &u[r * e * point_stride + l];
+            if (tile == 2)
+                weight_transform_1d_f2(row[0], row[lanes], row[2 * lanes], out, point_stride);
+            else
+                weight_transform_1d(row[0], row[lanes], row[2 * lanes], out, point_stride);
+        }
 }
 
 kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin, int tile) {
@@ -142,28 +155,31 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
     /* Transform a run of input channels of one panel into a staging block, then copy each point's part out in one
      * piece: writing the points' streams (a panel apart) value by value missed the TLB on every store. */
     enum { CI_BLOCK = 64 };
-    const size_t point_stride = p->row_panels * (size_t)cin * uk.mr, e = (size_t)tile + 2;
+    const size_t point_stride = p->row_panels * (size_t)cin * uk.mr;
     float *stage = malloc((size_t)p->points * CI_BLOCK * uk.mr * sizeof *stage);
     if (!stage) {
         kern_winograd_free(p);
         return NULL;
     }
-    for (size_t q = 0; q < p->row_panels; q++)
+    float g[9 * WINO_MAX_MR]; /* one input channel's taps of the panel's lanes, lane innermost */
+    for (size_t q = 0; q < p->row_panels; q++) {
+        const size_t lanes = (size_t)cout - q * uk.mr < uk.mr ? (size_t)cout - q * uk.mr : uk.mr;
+        for (size_t t = 0; t < 9; t++) /* lanes past cout (the last panel's) transform zeros */
+            for (size_t lane = lanes; lane < uk.mr; lane++) g[t * uk.mr + lane] = 0;
         for (size_t c0 = 0; c0 < (size_t)cin; c0 += CI_BLOCK) {
             size_t nc = (size_t)cin - c0 < CI_BLOCK ? (size_t)cin - c0 : CI_BLOCK;
-            memset(stage, 0, (size_t)p->points * CI_BLOCK * uk.mr * sizeof *stage);
-            for (size_t lane = 0; lane < uk.mr && q * uk.mr + lane < (size_t)cout; lane++)
-                for (size_t ci = 0; ci < nc; ci++) {
-                    const float *g = w + ((q * uk.mr + lane) * (size_t)cin + c0 + ci) * 9;
-                    float u[6][6];
-                    weight_transform(tile, g, u);
-                    for (size_t r = 0; r < e; r++)
-                        for (size_t c = 0; c < e; c++) stage[((r * e + c) * CI_BLOCK + ci) * uk.mr + lane] = u[r][c];
+            for (size_t ci = 0; ci < nc; ci++) {
+                for (size_t lane = 0; lane < lanes; lane++) {
+                    const float *src = w + ((q * uk.mr + lane) * (size_t)cin + c0 + ci) * 9;
+                    for (size_t t = 0; t < 9; t++) g[t * uk.mr + lane] = src[t];
                 }
+                weight_transform_lanes(tile, g, uk.mr, stage + ci * uk.mr, CI_BLOCK * uk.mr);
+            }
             for (size_t xi = 0; xi < (size_t)p->points; xi++)
                 memcpy(p->data + xi * point_stride + (q * (size_t)cin + c0) * uk.mr, stage + xi * CI_BLOCK * uk.mr,
                        nc * uk.mr * sizeof *stage);
         }
+    }
     free(stage);
     return p;
 }

@@ -740,6 +740,9 @@ static lens_status qconv_prepare(op_call *call, void **state) {
     qconv_state *s;
     if ((st = qconv_build(w, w_zp, g.group, conv_is_depthwise(&g), &s))) return st;
     *state = s;
+    /* run reads the weights and their zero points only through the state (qconv_check reads their shapes) */
+    call->taken_inputs |= 1u << io.w;
+    if (w_zp) call->taken_inputs |= 1u << io.w_zp;
     return LENS_OK;
 }
 
@@ -1079,6 +1082,10 @@ static lens_status qmm_prepare(op_call *call, void **state) {
     qmm_state *s;
     if ((st = qmm_build(b, b_zp, &g, &s))) return st;
     *state = s;
+    /* B's shape is constant, so run always finds a state that matches it and reads B and its zero points only
+     * through the state */
+    call->taken_inputs |= 1u << io.b;
+    if (b_zp) call->taken_inputs |= 1u << io.b_zp;
     return LENS_OK;
 }
 

@@ -1,6 +1,7 @@
 /* test_memory.c — weights are resident once: after planning, every constant whose readers all took it into their
  * prepared state (packed weights) has had its data dropped, nothing else has, and the plan still computes the same
- * logits. A second plan for another batch size works on the dropped weights. Uses the committed fixture models. */
+ * logits. A second plan for another batch size works on the dropped weights. Uses the committed fixture models and
+ * the int8 MobileNetV2 of ../shared/models when it is there. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,18 +40,14 @@ static float *run_copy(graph_plan *plan, const tensor *input, int64_t *numel) {
     return copy;
 }
 
-static void check_model(const char *name, int expect_released) {
-    char path[256], in_path[256];
-    snprintf(path, sizeof path, DIR "%s.onnx", name);
-    snprintf(in_path, sizeof in_path, DIR "%s.input.npy", name);
+/* Checks the model at path on images (float32 NCHW, at least two of them; freed here). */
+static void check_model_on(const char *name, const char *path, tensor images, int expect_released) {
     graph *g = NULL;
     core_pool *pool = NULL;
-    tensor images = {0};
     lens_status st = onnx_load_file(path, &g);
     if (!st) st = graph_finalize(g);
     if (!st) st = graph_optimize(g);
     if (!st) st = core_pool_create(2, &pool);
-    if (!st) st = npy_read(in_path, &images);
     CHECK_MSG(st == LENS_OK, "%s: %s", name, core_last_error());
     if (st) goto done;
     CHECK(images.dtype == LENS_DTYPE_FLOAT32 && images.rank == 4 && images.dims[0] >= 2);
@@ -124,9 +121,44 @@ done:
     graph_free(g);
 }
 
+static void check_model(const char *name, int expect_released) {
+    char path[256], in_path[256];
+    snprintf(path, sizeof path, DIR "%s.onnx", name);
+    snprintf(in_path, sizeof in_path, DIR "%s.input.npy", name);
+    tensor images = {0};
+    lens_status st = npy_read(in_path, &images);
+    CHECK_MSG(st == LENS_OK, "%s: %s", name, core_last_error());
+    if (!st) check_model_on(name, path, images, expect_released);
+}
+
+/* The ONNX model zoo's int8 MobileNetV2 (QLinearConv, QLinearMatMul) from the shared models, when present, on two
+ * pseudo-random images. */
+static void check_int8_model(void) {
+    const char *path = "../shared/models/mobilenetv2-12-int8.onnx";
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("test_memory: %s is absent; int8 check skipped\n", path);
+        return;
+    }
+    fclose(f);
+    tensor images = {.dtype = LENS_DTYPE_FLOAT32, .rank = 4, .dims = {2, 3, 224, 224}};
+    size_t n = (size_t)tensor_numel(&images);
+    float *x = malloc(n * sizeof *x);
+    CHECK(x != NULL);
+    if (!x) return;
+    uint32_t r = 12345;
+    for (size_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = (float)(r >> 8) / (float)(1u << 24) * 4 - 2;
+    }
+    images.data = x;
+    check_model_on("mobilenetv2-12-int8", path, images, 40); /* 52 QLinearConv weights and the classifier's */
+}
+
 int main(void) {
     check_model("resnet_basic_tiny", 5);  /* Conv weights (BN folded into new constants) and the classifier Gemm */
     check_model("vit_tiny", 5);           /* patch Conv and the MatMul weights */
     check_model("convnext_tiny_tiny", 3); /* depthwise Conv keeps its weights; the Linear layers do not */
+    check_int8_model();
     return test_finish("test_memory");
 }
