@@ -44,7 +44,7 @@ static __m512 panel_dot(size_t K, const float *a, const float *x) {
     }
     if (k < K) { /* 1..7 steps left: up to two masked groups of 4 (lanes past K are zero in both x and a) */
         size_t r = K - k;
-        __m512 xv = _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)((1u << r) - 1), x + k));
+        __m512 xv = _mm512_maskz_loadu_ps((__mmask16)((1u << r) - 1), x + k); /* AVX-512F only */
         size_t r0 = r < 4 ? r : 4, r1 = r - r0;
         s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(r0, 0), a), _mm512_permutexvar_ps(i0, xv), s0);
         s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(r0, 1), a + 16), _mm512_permutexvar_ps(i1, xv), s1);
