@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm_internal.h"
+#include "gemv_internal.h"
 
 /* ---- Kernels ---------------------------------------------------------------------------------------------------- */
 

@@ -1,7 +1,6 @@
 /* gemm_internal.h — what the GEMM driver (gemm.c) shares with its ISA micro-kernels (x86/gemm_avx2.c,
- * x86/gemm_avx512.c) and with tests: the micro-kernel contract, a hook that forces one code path, and the
- * matrix-vector path for N == 1 (gemv.c, x86/gemv_avx*.c) that reads the same packed panels. Not installed; only the
- * kernels layer and its tests include it. */
+ * x86/gemm_avx512.c) and with tests: the micro-kernel contract and a hook that forces one code path. Not installed;
+ * only the kernels layer and its tests include it. */
 #ifndef LENS_GEMM_INTERNAL_H
 #define LENS_GEMM_INTERNAL_H
 
@@ -67,30 +66,5 @@ typedef enum kern_gemm_path {
  * cannot run it. Not thread-safe: for tests and benchmarks, called while no GEMM runs. Packed matrices keep the
  * path they were packed for. */
 bool kern_gemm_force_path(kern_gemm_path path);
-
-/* ---- Matrix-vector product (GEMMs with N == 1) -------------------------------------------------------------- */
-
-/* How a GEMV kernel finishes its rows: y = acc (+ beta * y when load_y) (+ bias_row[i]) + bias_all. The activation
- * is the driver's (kern_activation_apply on the finished rows). */
-typedef struct kern_gemv_tail {
-    float beta;             /* only read when load_y */
-    int load_y;             /* 0: y's old contents are never read (they may be NaN) */
-    const float *bias_row;  /* bias of the first row (one value per row), or NULL */
-    float bias_all;         /* added to every row */
-} kern_gemv_tail;
-
-/* y[0:m) = A x for the m rows held by ceil(m/MR) packed panels (as kern_sgemm_pack_a stores them: K groups of MR
- * floats, padding rows zero, panel p at a + p*K*MR), finished by t. K >= 1; x and y are contiguous. Each ISA's MR is
- * its GEMM micro-kernel's (panels packed for that path). */
-#if defined(LENS_X86)
-void kern_gemv_panels_avx512(size_t K, const float *a, const float *x, size_t m, float *y, const kern_gemv_tail *t);
-void kern_gemv_panels_avx2(size_t K, const float *a, const float *x, size_t m, float *y, const kern_gemv_tail *t);
-#endif
-
-/* y[M] = A[M,K] x[K] (+ beta * y) then ep (bias per row, or ep->bias[0] for every row when not per row; then the
- * activation), A packed by path `path` into panels of mr rows (gemm.c's packed-A layout). K >= 1. Runs on the calling
- * thread unless the product is large enough to pay for waking the pool. gemv.c. */
-void kern_sgemv_packed(core_pool *pool, kern_gemm_path path, size_t mr, const float *a, size_t M, size_t K,
-                       const float *x, float beta, float *y, const kern_epilogue *ep);
 
 #endif

@@ -4,7 +4,7 @@
  * Compiled without ISA flags: the intrinsics live in x86/gemv_avx*.c. */
 #include <string.h>
 
-#include "gemm_internal.h"
+#include "gemv_internal.h"
 
 /* Below this many multiply-adds the product takes less time than waking the pool. */
 #define GEMV_PARALLEL_MACS 65536

@@ -4,7 +4,7 @@
  * called after a CPU check. */
 #include <immintrin.h>
 
-#include "../gemm_internal.h"
+#include "../gemv_internal.h"
 
 #define MR KERN_GEMM_AVX2_MR
 

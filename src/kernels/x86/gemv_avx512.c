@@ -6,7 +6,7 @@
  * only called after a CPU check. */
 #include <immintrin.h>
 
-#include "../gemm_internal.h"
+#include "../gemv_internal.h"
 
 #define MR KERN_GEMM_AVX512_MR
 
