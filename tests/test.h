@@ -4,6 +4,7 @@
 #define LENS_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -35,5 +36,18 @@ static inline int test_finish(const char *name) {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;
 }
+
+/* A deterministic xorshift generator for test data; seed test_rng_state to vary the sequence. */
+static uint64_t test_rng_state = 0x9e3779b97f4a7c15ull;
+
+static inline uint32_t test_rng_next(void) {
+    test_rng_state ^= test_rng_state << 13;
+    test_rng_state ^= test_rng_state >> 7;
+    test_rng_state ^= test_rng_state << 17;
+    return (uint32_t)(test_rng_state >> 16);
+}
+/* Uniform in [-1, 1). */
+static inline float test_rng_uniform(void) { return (float)(test_rng_next() & 0xffffff) / (float)0x800000 - 1.0f; }
+static inline size_t test_rng_below(size_t n) { return test_rng_next() % n; }
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm_internal.h"
+#include "gemv_internal.h"
 
 /* ---- Kernels ---------------------------------------------------------------------------------------------------- */
 
@@ -479,6 +479,10 @@ size_t kern_packed_a_bytes(const kern_packed_a *packed) { return packed ? packed
 
 void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
                          float beta, float *C, size_t ldc, const kern_epilogue *ep) {
+    if (N == 1 && A->M && A->K && ldc == 1 && (trans_b || ldb == 1)) { /* one contiguous column: y = A x */
+        kern_sgemv_packed(pool, A->kern->path, A->kern->mr, A->data, A->M, A->K, B, beta, C, ep);
+        return;
+    }
     gemm_job j = {
         .kern = A->kern, .M = A->M, .N = N, .K = A->K,
         .alpha = 1.0f, .a_packed = A->data,

@@ -88,7 +88,8 @@ typedef struct kern_packed_a kern_packed_a;
 kern_packed_a *kern_sgemm_pack_a(int trans_a, size_t M, size_t K, const float *A, size_t lda);
 void kern_packed_a_free(kern_packed_a *packed);
 size_t kern_packed_a_bytes(const kern_packed_a *packed);
-/* C[M,N] = packed[M,K] * op(B)[K,N] + beta * C, then the epilogue. */
+/* C[M,N] = packed[M,K] * op(B)[K,N] + beta * C, then the epilogue. One contiguous column (N == 1, ldc == 1, and
+ * trans_b or ldb == 1: a 1x1 conv on a 1x1 map) runs as a matrix-vector product over the same panels. */
 void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
                          float beta, float *C, size_t ldc, const kern_epilogue *ep);
 
