@@ -1,8 +1,9 @@
 /* linalg.c — Gemm, MatMul (numpy semantics, batched with broadcasting) and Einsum. Everything that is a (batched)
  * matrix product goes to the GEMM kernels, with constant right operands packed once in prepare; Einsum equations
  * that are not a matrix product fall back to plain loops. A MatMul with the internal attribute "lens.bias" (set by
- * graph passes) takes a third input, a bias of one value per column, added in the GEMM epilogue. May touch only its
- * inputs and outputs. */
+ * graph passes) takes a third input, a bias of one value per column, added in the GEMM epilogue. One with "lens.residual" takes a
+ * fourth input of the output's shape, added to the product (the output starts as a copy of it, then beta = 1). May
+ * touch only its inputs and outputs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ typedef struct bgemm {
     const float *A, *B;
     const kern_packed_b *packed_b; /* replaces B when set (then nb batch strides of B are unused) */
     float *C;
+    float beta; /* 0, or 1 when C holds a residual to add */
     kern_epilogue ep;
 } bgemm;
 
@@ -36,9 +38,10 @@ static void bgemm_one(const bgemm *j, core_pool *pool, int64_t t) {
         oa += i * j->sa[d], ob += i * j->sb[d], oc += i * j->sc[d];
     }
     if (j->packed_b)
-        kern_sgemm_packed_b(pool, j->trans_a, j->M, j->A + oa, j->lda, j->packed_b, 0.0f, j->C + oc, j->ldc, &j->ep);
+        kern_sgemm_packed_b(pool, j->trans_a, j->M, j->A + oa, j->lda, j->packed_b, j->beta, j->C + oc, j->ldc,
+                            &j->ep);
     else
-        kern_sgemm(pool, j->trans_a, j->trans_b, j->M, j->N, j->K, 1.0f, j->A + oa, j->lda, j->B + ob, j->ldb, 0.0f,
+        kern_sgemm(pool, j->trans_a, j->trans_b, j->M, j->N, j->K, 1.0f, j->A + oa, j->lda, j->B + ob, j->ldb, j->beta,
                    j->C + oc, j->ldc, &j->ep);
 }
 
@@ -210,6 +213,11 @@ static lens_status matmul_parse(const op_call *call, matmul_geom *g) {
             return core_fail(LENS_ERR_SHAPE, "MatMul fused bias has %lld values for %lld columns",
                              (long long)tensor_numel(bias), (long long)bn);
     }
+    if (op_attr_int(call->node, "lens.residual", 0)) {
+        const tensor *r = call->n_inputs > 3 ? call->inputs[3] : NULL;
+        if (!r) return core_fail(LENS_ERR_INVALID_ARGUMENT, "MatMul with lens.residual needs a 4th input");
+        if ((st = need_float(r, "MatMul", "residual"))) return st;
+    }
     g->M = am, g->N = bn, g->K = ak;
     int na = a->rank > 2 ? a->rank - 2 : 0, nbb = b->rank > 2 ? b->rank - 2 : 0;
     int nb = na > nbb ? na : nbb;
@@ -242,6 +250,12 @@ static lens_status matmul_infer(op_call *call) {
     lens_status st = matmul_parse(call, &g);
     if (st) return st;
     ops_set_shape(call->outputs[0], LENS_DTYPE_FLOAT32, g.out_rank, g.out_dims);
+    const tensor *r = call->n_inputs > 3 ? call->inputs[3] : NULL;
+    if (op_attr_int(call->node, "lens.residual", 0) && !tensor_same_shape(r, call->outputs[0])) {
+        char sr[96], sy[96];
+        return core_fail(LENS_ERR_SHAPE, "MatMul residual %s does not match the output %s",
+                         tensor_shape_string(r, sr, sizeof sr), tensor_shape_string(call->outputs[0], sy, sizeof sy));
+    }
     return LENS_OK;
 }
 
@@ -274,6 +288,13 @@ static lens_status matmul_run(op_call *call) {
     if (op_attr_int(call->node, "lens.bias", 0)) {
         if (!call->inputs[2]->data) return core_fail(LENS_ERR_INVALID_ARGUMENT, "MatMul: missing bias data");
         j.ep.bias = call->inputs[2]->data;
+    }
+    if (op_attr_int(call->node, "lens.residual", 0)) {
+        /* C starts as the residual (an Add fused by graph_optimize_with_shapes); each block of C is written once */
+        const tensor *r = call->inputs[3];
+        if (!r->data) return core_fail(LENS_ERR_INVALID_ARGUMENT, "MatMul: missing residual data");
+        if (r->data != y) memcpy(y, r->data, (size_t)tensor_numel(r) * sizeof *y);
+        j.beta = 1.0f;
     }
     if (!g.b_batched) {
         /* B is one matrix: every batch of A stacks into the rows of one product. A batch dim that broadcasts

@@ -320,6 +320,95 @@ static void test_linear_pass_declines(void) {
     graph_free(g);
 }
 
+/* ---- Residual Add into the MatMul ---------------------------------------------------------------------------------- */
+
+/* The residual graph variants: which should fuse, and which must not. */
+enum { RES_BIAS, RES_BIAS_SWAPPED, RES_RELU_AFTER, RES_BATCHED_B, RES_BROADCAST, RES_EXTRA_READER, RES_VARIANTS };
+
+/* y = MatMul(x [B, S, K], w) (+ b) + r [B, S, N] (r [1, 1, N] for RES_BROADCAST). w is a constant [K, N], or the
+ * graph input "wb" [B, K, N] for RES_BATCHED_B. */
+static graph *build_residual_graph(int64_t B, int64_t S, int64_t K, int64_t N, const float *w, const float *b,
+                                   int variant) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "residual", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t xd[3] = {B, S, K}, rd[3] = {B, S, N}, wd[3] = {B, K, N};
+    if (variant == RES_BROADCAST) rd[0] = rd[1] = 1;
+    CHECK(graph_add_input(g, "x", LENS_DTYPE_FLOAT32, 3, xd) == LENS_OK);
+    CHECK(graph_add_input(g, "r", LENS_DTYPE_FLOAT32, 3, rd) == LENS_OK);
+    if (variant == RES_BATCHED_B)
+        CHECK(graph_add_input(g, "wb", LENS_DTYPE_FLOAT32, 3, wd) == LENS_OK);
+    else
+        add_const(g, "w", LENS_DTYPE_FLOAT32, 2, wd + 1, w);
+    add_const(g, "b", LENS_DTYPE_FLOAT32, 1, &N, b);
+    add_node(g, "MatMul", "x", variant == RES_BATCHED_B ? "wb" : "w", "xw", NULL);
+    const char *prod = "xw";
+    if (variant != RES_BATCHED_B) add_node(g, "Add", "xw", "b", "xwb", NULL), prod = "xwb";
+    int swap = variant == RES_BIAS_SWAPPED;
+    add_node(g, "Add", swap ? "r" : prod, swap ? prod : "r", variant == RES_RELU_AFTER ? "sum" : "y", NULL);
+    if (variant == RES_RELU_AFTER) add_node(g, "Relu", "sum", NULL, "y", NULL);
+    if (variant == RES_EXTRA_READER) add_node(g, "Neg", prod, NULL, "z", NULL);
+    CHECK(graph_add_output(g, "y", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    if (variant == RES_EXTRA_READER) CHECK(graph_add_output(g, "z", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_finalize(g) == LENS_OK);
+    CHECK_MSG(graph_optimize(g) == LENS_OK, "%s", core_last_error());
+    return g;
+}
+
+static void test_residual_pass(core_pool *pool) {
+    static const int64_t sizes[][4] = {{1, 1, 1, 1}, {1, 7, 5, 3}, {2, 13, 33, 17}, {1, 37, 64, 48}, {3, 5, 9, 100}};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (int variant = 0; variant < RES_VARIANTS; variant++) {
+            int64_t B = sizes[si][0], S = sizes[si][1], K = sizes[si][2], N = sizes[si][3];
+            int64_t rn = variant == RES_BROADCAST ? N : B * S * N;
+            float *w = random_floats((size_t)(K * N), 1), *b = random_floats((size_t)N, 1);
+            tensor in[3] = {{LENS_DTYPE_FLOAT32, 3, {B, S, K}, random_floats((size_t)(B * S * K), 1)},
+                            {LENS_DTYPE_FLOAT32, 3, {variant == RES_BROADCAST ? 1 : B, variant == RES_BROADCAST ? 1 : S, N},
+                             random_floats((size_t)rn, 1)},
+                            {LENS_DTYPE_FLOAT32, 3, {B, K, N}, random_floats((size_t)(B * K * N), 1)}};
+            int n_in = variant == RES_BATCHED_B ? 3 : 2;
+            graph *plain = build_residual_graph(B, S, K, N, w, b, variant);
+            graph *fused = build_residual_graph(B, S, K, N, w, b, variant);
+            size_t n_plain = 0, n_fused = 0;
+            float *want = run_graph(plain, in, n_in, pool, &n_plain);
+            tensor shapes_only[3] = {in[0], in[1], in[2]};
+            for (int i = 0; i < 3; i++) shapes_only[i].data = NULL;
+            graph_plan *probe = NULL;
+            CHECK(graph_plan_create(fused, shapes_only, n_in, pool, &probe) == LENS_OK);
+            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
+            graph_plan_free(probe);
+            /* a [1, 1, N] residual is no broadcast when the output is [1, 1, N] too */
+            int expect_fused = variant != RES_EXTRA_READER && (variant != RES_BROADCAST || B * S == 1);
+            CHECK_MSG(count_ops(fused, "Add") == !expect_fused && count_ops(fused, "Relu") == 0,
+                      "sizes %zu variant %d: %d Add, %d Relu left", si, variant, count_ops(fused, "Add"),
+                      count_ops(fused, "Relu"));
+            float *got = run_graph(fused, in, n_in, pool, &n_fused);
+            CHECK(n_plain == (size_t)(B * S * N) && n_fused == n_plain);
+            if (want && got) CHECK_MSG(max_rel_diff(got, want, n_plain) < 1e-5, "sizes %zu variant %d", si, variant);
+            free(want), free(got), free(w), free(b);
+            for (int i = 0; i < 3; i++) free(in[i].data);
+            graph_free(plain), graph_free(fused);
+        }
+}
+
+/* A MatMul told to add a residual checks that it has one, of the output's shape. */
+static void test_residual_op_errors(void) {
+    float buf[24] = {0};
+    tensor a = {LENS_DTYPE_FLOAT32, 2, {2, 3}, buf}, w = {LENS_DTYPE_FLOAT32, 2, {3, 4}, buf};
+    tensor r = {LENS_DTYPE_FLOAT32, 2, {2, 3}, buf}, y = {0};
+    const tensor *ins[4] = {&a, &w, NULL, &r};
+    tensor *outs[1] = {&y};
+    op_attr flag = {.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+    op_node node = {"mm", "MatMul", "", 13, 1, &flag};
+    const op_def *def = ops_lookup("", "MatMul");
+    op_call call = {&node, 4, ins, 1, outs, NULL, NULL, NULL, 0, 0};
+    CHECK(def->infer(&call) == LENS_ERR_SHAPE);
+    r.dims[1] = 4;
+    CHECK(def->infer(&call) == LENS_OK);
+    call.n_inputs = 3;
+    CHECK(def->infer(&call) == LENS_ERR_INVALID_ARGUMENT);
+}
+
 /* x NCHW [2, C, 3, W] → Transpose to NHWC → LayerNormalization (last axis) [→ Transpose back to NCHW]. */
 static graph *build_layernorm_graph(int64_t C, int64_t W, const float *scale, const float *bias, int back, int fuse) {
     graph *g = NULL;
@@ -379,6 +468,9 @@ int main(void) {
     test_attention_pass(pool);
     test_linear_pass(pool);
     test_linear_pass_declines();
+    test_residual_pass(NULL);
+    test_residual_pass(pool);
+    test_residual_op_errors();
     test_layernorm_pass(NULL);
     test_layernorm_pass(pool);
     core_pool_free(pool);

@@ -370,14 +370,16 @@ lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
             /* the other operand must be ready when the Conv runs */
             if (c < 0 || c > i || g->values[other].producer >= c) continue;
             graph_node *conv = &g->nodes[c];
-            if (conv->removed || strcmp(conv->op.op_type, "Conv") || conv->op.domain[0] || conv->n_outputs != 1 ||
+            if (conv->removed || (strcmp(conv->op.op_type, "Conv") && strcmp(conv->op.op_type, "MatMul")) ||
+                conv->op.domain[0] || conv->n_outputs != 1 || conv->n_inputs > 3 ||
                 op_attr_find(&conv->op, "lens.activation") || op_attr_find(&conv->op, "lens.residual") ||
                 sole_consumer(g, conv_out) != i)
                 continue;
             const tensor *a = graph_plan_value(probe, conv_out), *b = graph_plan_value(probe, other),
                          *o = graph_plan_value(probe, add->outputs[0]);
             if (!same_shape(a, b) || !same_shape(a, o)) continue;
-            /* Conv(x, W, B) + other → Conv(x, W, B, other) with lens.residual */
+            /* Conv(x, W, B) + other → Conv(x, W, B, other) with lens.residual; MatMul(x, W, bias) alike (the
+             * bias is the fused lens.bias, or absent) */
             int *inputs = graph_alloc(g, 4 * sizeof(int));
             op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(conv->op.n_attrs + 1));
             if (!inputs || !attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing residuals");
