@@ -6,8 +6,10 @@
 
 #if defined(LENS_X86)
 void kern_activation_map_avx512(const kern_activation *a, const float *x, float *y, size_t n);
+void kern_activation_apply_rows_avx512(const kern_activation *a, float *x, size_t ld, size_t rows, size_t n);
 void kern_softmax_row_avx512(const float *x, float *y, size_t n, int log_form);
 void kern_activation_map_avx2(const kern_activation *a, const float *x, float *y, size_t n);
+void kern_activation_apply_rows_avx2(const kern_activation *a, float *x, size_t ld, size_t rows, size_t n);
 void kern_softmax_row_avx2(const float *x, float *y, size_t n, int log_form);
 #endif
 
@@ -48,6 +50,17 @@ void kern_activation_map(const kern_activation *a, const float *x, float *y, siz
 
 void kern_activation_apply(const kern_activation *a, float *x, size_t n) {
     if (a->kind != KERN_ACT_NONE) kern_activation_map(a, x, x, n);
+}
+
+void kern_activation_apply_rows(const kern_activation *a, float *x, size_t ld, size_t rows, size_t n) {
+    if (a->kind == KERN_ACT_NONE) return;
+    switch (active_isa()) {
+#if defined(LENS_X86)
+    case KERN_ACT_ISA_AVX512: kern_activation_apply_rows_avx512(a, x, ld, rows, n); return;
+    case KERN_ACT_ISA_AVX2: kern_activation_apply_rows_avx2(a, x, ld, rows, n); return;
+#endif
+    default: kern_activation_apply_rows_generic(a, x, ld, rows, n); return;
+    }
 }
 
 void kern_softmax_row(const float *x, float *y, size_t n, int log_form) {

@@ -284,7 +284,7 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
                     }
                     kern->ukernel(kc, ap + (ir / mr) * a_stride, ir == 0 ? &first_tile : &panel, c, j->ldc, m, n, &t);
                     if (last && late_act)
-                        for (size_t i = 0; i < m; i++) kern_activation_apply(&ep->act, c + i * j->ldc, n);
+                        kern_activation_apply_rows(&ep->act, c, j->ldc, m, n);
                 }
             }
         }

@@ -46,6 +46,8 @@ typedef struct kern_activation {
 void kern_activation_map(const kern_activation *a, const float *x, float *y, size_t n);
 /* Applies a in place to n floats. */
 void kern_activation_apply(const kern_activation *a, float *x, size_t n);
+/* Applies a in place to rows x n floats, row r at x + r * ld (a GEMM tile): one call instead of one per short row. */
+void kern_activation_apply_rows(const kern_activation *a, float *x, size_t ld, size_t rows, size_t n);
 /* The scalar reference: libm's expf, tanhf, erff; the oracle in tests. */
 void kern_activation_apply_ref(const kern_activation *a, float *x, size_t n);
 
