@@ -570,7 +570,7 @@ static inline __attribute__((always_inline)) void conv_dwcl_rows(const float *ti
 
 #define CONV_DWCL_B CONV_DWCL_B_OF(CONV_VLEN)
 /* The channel-blocked kernel (conv_dwcl): blocks of CONV_VLEN channels, each packed, convolved strip by strip and
- * unpacked with the clamp and residual; bias rides in the accumulators. */
+ * unpacked with the clamp and residual; bias rides in the accumulators. Other activations are applied per strip. */
 static void conv_dwcl_run(const kern_conv_shape *s, const conv_dwcl *L, int64_t channels, const float *x,
                           const float *w, const float *bias, const float *residual, const kern_activation *act,
                           int clamp, float lo, float hi, float *y, float *scratch) {
@@ -603,11 +603,15 @@ static void conv_dwcl_run(const kern_conv_shape *s, const conv_dwcl *L, int64_t 
             else if (S == 1) conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 7, 1, CONV_DWCL_B);
             else conv_dwcl_rows(tile, Q, wt, vb, out, oh0, rows, OW, 7, 2, CONV_DWCL_B);
             int64_t p0 = oh0 * OW;
+            /* without a residual the activation goes on the strip's output tile while it is in L1, in one long run
+             * (the lanes of missing channels are finite and never stored) */
+            if (!clamp && !residual) kern_activation_apply(act, out, (size_t)(rows * OW * CONV_VLEN));
             conv_dwcl_unpack(out, rows * OW, nc, y + c0 * out_size + p0, out_size,
                              residual ? residual + c0 * out_size + p0 : NULL, lo, hi);
+            if (!clamp && residual)
+                for (int64_t c = 0; c < nc; c++)
+                    kern_activation_apply(act, y + (c0 + c) * out_size + p0, (size_t)(rows * OW));
         }
-        if (!clamp)
-            for (int64_t c = 0; c < nc; c++) kern_activation_apply(act, y + (c0 + c) * out_size, (size_t)out_size);
     }
 }
 #endif
@@ -618,7 +622,7 @@ void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, int64_t channels, const f
     const int64_t OH = s->out[1], OW = s->out[2], KH = s->kernel[1], KW = s->kernel[2], T = KH * KW;
     const int64_t in_size = s->in[1] * s->in[2], out_size = OH * OW;
     conv_dw_flat f;
-    /* Relu and Clip are applied while finishing each row; anything else afterwards, per channel. */
+    /* Relu and Clip are applied while finishing each row; anything else afterwards, per strip of rows. */
     int clamp = !act || act->kind == KERN_ACT_NONE || act->kind == KERN_ACT_RELU || act->kind == KERN_ACT_CLIP;
     float lo = -__builtin_inff(), hi = __builtin_inff();
     if (act && act->kind == KERN_ACT_RELU) lo = 0.0f;
@@ -675,7 +679,8 @@ void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, int64_t channels, const f
                 int64_t oh = oh0 + r;
                 conv_dw_finish_row(yc + oh * OW, out + r * Q, bc, rc ? rc + oh * OW : NULL, OW, lo, hi);
             }
+            /* the strip's rows, still in L1 */
+            if (!clamp) kern_activation_apply(act, yc + oh0 * OW, (size_t)(rows * OW));
         }
-        if (!clamp) kern_activation_apply(act, yc, (size_t)out_size);
     }
 }

@@ -212,18 +212,19 @@ static void test_kernels(const char *isa) {
         int64_t span = (k - 1) * d + 1, oh = (h + 2 * p - span) / s + 1, ow = (w + 2 * p - span) / s + 1;
         float *x = random_array((size_t)(h * w)), *wt = random_array((size_t)(k * k)), bias = -0.5f;
         float *y = malloc((size_t)(oh * ow) * sizeof *y), *e = malloc((size_t)(oh * ow) * sizeof *e);
+        float *r = b % 2 ? random_array((size_t)(oh * ow)) : NULL; /* activations applied per strip, after it */
         kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, s, s}, {1, d, d}, {0, p, p}};
         float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float));
-        kern_activation hs = {KERN_ACT_HARD_SWISH, 0, 0};
-        kern_dwconv2d(&sh, 1, x, wt, &bias, NULL, &hs, y, scratch);
+        kern_activation hs = {b < 2 ? KERN_ACT_HARD_SWISH : KERN_ACT_SILU, 0, 0};
+        kern_dwconv2d(&sh, 1, x, wt, &bias, r, &hs, y, scratch);
         kern_conv2d_params cp = {1, 1, h, w, 1, oh, ow, k, k, 1, s, s, d, d, p, p};
-        kern_conv2d_ref(&cp, x, wt, &bias, NULL, &hs, e);
+        kern_conv2d_ref(&cp, x, wt, &bias, r, &hs, e);
         double worst = max_abs_diff(y, e, (size_t)(oh * ow));
         CHECK_MSG(worst <= 1e-4, "%s dwconv %lldx%lld k%lld s%lld d%lld: %g", isa, (long long)h, (long long)w,
                   (long long)k, (long long)s, (long long)d, worst);
         CHECK(kern_dwconv2d_scratch(&sh) < ((size_t)1 << 20)); /* strips bound the scratch */
         core_aligned_free(scratch);
-        free(x), free(wt), free(y), free(e);
+        free(x), free(wt), free(y), free(e), free(r);
     }
     CHECK_MSG(failures == 0, "%s: %d kernel mismatches in %d geometries", isa, failures, cases);
     CHECK(cases > 1000);
@@ -235,7 +236,8 @@ static void test_kernels(const char *isa) {
 static void test_dw_channel_blocks(const char *isa) {
     static const int64_t channels[] = {1, 5, 16, 17, 33};
     const kern_activation acts[] = {
-        {KERN_ACT_NONE, 0, 0}, {KERN_ACT_RELU, 0, 0}, {KERN_ACT_CLIP, -0.5f, 0.75f}, {KERN_ACT_HARD_SWISH, 0, 0}};
+        {KERN_ACT_NONE, 0, 0},       {KERN_ACT_RELU, 0, 0}, {KERN_ACT_CLIP, -0.5f, 0.75f},
+        {KERN_ACT_HARD_SWISH, 0, 0}, {KERN_ACT_SILU, 0, 0}};
     int failures = 0, cases = 0, blocked = 0;
     for (int64_t k = 3; k <= 7; k += 2)
         for (int64_t st = 1; st <= 2; st++)
@@ -250,7 +252,8 @@ static void test_dw_channel_blocks(const char *isa) {
                     float *b = random_array((size_t)nc), *r = random_array((size_t)(nc * out));
                     float *y = malloc((size_t)(nc * out) * sizeof *y), *e = malloc((size_t)(nc * out) * sizeof *e);
                     const float *bias = i % 3 ? b : NULL, *res = i % 2 ? r : NULL;
-                    const kern_activation *act = i % 5 == 4 ? NULL : &acts[i % 4];
+                    /* every activation both with and without the residual */
+                    const kern_activation *act = i % 7 == 6 ? NULL : &acts[(i / 2) % 5];
                     kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, st, st}, {1, 1, 1}, {0, pt, pl}};
                     blocked += kern_dwconv2d_channel_block(&sh) == 16;
                     float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float));
