@@ -60,12 +60,19 @@ static inline act_vec act_exp_reduce(act_vec x, act_vec n) {
 /* e^x = 2^n e^r with n = round(x / ln 2): vrndscaleps rounds, vscalefps applies 2^n with one rounding, gradual
  * underflow and overflow to inf. The clamp to [-110, 89] (beyond it e^x is 0 or inf in float) keeps r finite for
  * +-inf; min/max with x second pass NaN through. */
-static inline act_vec act_exp(act_vec x) {
-    __m512 c = _mm512_max_ps(_mm512_set1_ps(-110.0f), (__m512)x);
-    c = _mm512_min_ps(_mm512_set1_ps(89.0f), c);
+/* e^c for c already clamped. */
+static inline act_vec act_exp_clamped(__m512 c) {
     act_vec n = (act_vec)_mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(1.44269504088896341f)),
                                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     return (act_vec)_mm512_scalef_ps((__m512)act_exp_reduced(act_exp_reduce((act_vec)c, n)), (__m512)n);
+}
+static inline act_vec act_exp(act_vec x) {
+    __m512 c = _mm512_max_ps(_mm512_set1_ps(-110.0f), (__m512)x);
+    return act_exp_clamped(_mm512_min_ps(_mm512_set1_ps(89.0f), c));
+}
+/* e^x for x <= 0 (or NaN): the lower clamp only. */
+static inline act_vec act_exp_nonpos(act_vec x) {
+    return act_exp_clamped(_mm512_max_ps(_mm512_set1_ps(-110.0f), (__m512)x));
 }
 #else
 /* e^x: x = n ln2 + r, e^r by the polynomial, then 2^n applied as two factors 2^(n/2) 2^(n - n/2) so results in the
@@ -80,6 +87,7 @@ static inline act_vec act_exp(act_vec x) {
     act_ivec n1 = ni >> 1, n2 = ni - n1;
     return (p * (act_vec)((n1 + 127) << 23)) * (act_vec)((n2 + 127) << 23);
 }
+static inline act_vec act_exp_nonpos(act_vec x) { return act_exp(x); }
 #endif
 
 #if ACT_VBYTES == 64 && defined(__AVX512F__)
@@ -96,9 +104,15 @@ static inline act_vec act_recip_1_2(act_vec d) { return 1.0f / d; }
 /* 1 / (1 + e^-x) from e = e^-|x| <= 1, so neither branch overflows and tiny results for x << 0 keep their
  * precision: x >= 0 gives 1 / (1 + e), x < 0 gives e / (1 + e). */
 static inline act_vec act_sigmoid(act_vec x) {
-    act_vec e = act_exp(-act_abs(x));
+    act_vec e = act_exp_nonpos((act_vec)((act_ivec)x | (int32_t)0x80000000u)); /* -|x| */
     act_vec r = act_recip_1_2(1.0f + e);
+#if ACT_VBYTES == 64 && defined(__AVX512F__)
+    /* one masked move (the generic select compiles to two masked xors here) */
+    return (act_vec)_mm512_mask_mov_ps((__m512)r, _mm512_cmp_ps_mask((__m512)x, _mm512_setzero_ps(), _CMP_LT_OQ),
+                                       (__m512)(e * r));
+#else
     return act_select(x < 0.0f, e * r, r);
+#endif
 }
 
 /* tanh: x P(x^2) below |x| = 0.625; above, 1 - 2 / (1 + e^2|x|) with |x| clamped at 10 (from about 9.01 on, tanh
