@@ -10,6 +10,7 @@
 // /tmp/gemm_bench [all]        (all: the AVX2 and portable paths too)
 // /tmp/gemm_bench M N K [...]  (only these packed-A shapes, on the best path)
 // GEMM_BENCH_COLD=16 /tmp/gemm_bench ...  (C rotates over 16 buffers: written cold, as in a network)
+// GEMM_BENCH_PACKED_B=1 /tmp/gemm_bench M N K [...]  (the shapes with B packed instead: MatMul by a weight)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,9 +75,11 @@ int main(int argc, char **argv) {
     if (core_pool_create(2, &pool2) != LENS_OK) return 1;
     const char *cold_env = getenv("GEMM_BENCH_COLD");
     if (cold_env && atoi(cold_env) > 1) cold = atoi(cold_env);
+    const char *packed_b_env = getenv("GEMM_BENCH_PACKED_B");
+    int shapes_packed_b = packed_b_env && atoi(packed_b_env) != 0;
     if (argc >= 4) {
         for (int i = 1; i + 2 < argc; i += 3)
-            bench("packed_a", RUN_PACKED_A, (size_t)atol(argv[i]), (size_t)atol(argv[i + 1]), (size_t)atol(argv[i + 2]),
+            bench(shapes_packed_b ? "packed_b" : "packed_a", shapes_packed_b ? RUN_PACKED_B : RUN_PACKED_A, (size_t)atol(argv[i]), (size_t)atol(argv[i + 1]), (size_t)atol(argv[i + 2]),
                   pool2);
         core_pool_free(pool2);
         return 0;

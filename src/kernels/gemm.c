@@ -15,6 +15,7 @@ typedef struct gemm_kernel {
     kern_gemm_path path;
     size_t mr, nr;               /* micro-tile */
     size_t mc, kc;               /* cache blocks: mc a multiple of mr */
+    size_t kc_packed_b;          /* kc when B comes packed (a weight): no B packing per block to amortise */
     double fma_lanes_per_cycle;  /* for the thread-split cost model only */
     kern_gemm_ukernel_fn ukernel;
     /* the transposing pack (see kern_gemm_pack_rows_avx2), or NULL for the C loops below */
@@ -77,18 +78,19 @@ static void generic_ukernel(size_t kc, const float *a, const kern_gemm_b *bsrc, 
 }
 
 static const gemm_kernel kernel_generic = {
-    "generic", KERN_GEMM_PATH_GENERIC, GENERIC_MR, GENERIC_NR, 64, 256, 4, generic_ukernel, NULL,
+    "generic", KERN_GEMM_PATH_GENERIC, GENERIC_MR, GENERIC_NR, 64, 256, 256, 4, generic_ukernel, NULL,
 };
 
 #if defined(LENS_X86)
 /* MC x KC = 144 x 256 (144 KiB of A) sits in a 1-2 MiB L2; a KC x NR panel of B (32 KiB) in L1. Measured on Zen 4:
- * 96..288 and 128..512 are all within a few percent. */
+ * 96..288 and 128..512 are all within a few percent. With B packed once (a MatMul by a weight) a deeper KC = 768
+ * (432 KiB of A, still in L2) reads and writes C a third as often: ViT's K = 768 layers take one K block. */
 static const gemm_kernel kernel_avx512 = {
-    "avx512", KERN_GEMM_PATH_AVX512, KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, 144, 256, 16,
+    "avx512", KERN_GEMM_PATH_AVX512, KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, 144, 256, 768, 16,
     kern_gemm_ukernel_avx512, kern_gemm_pack_rows_avx2,
 };
 static const gemm_kernel kernel_avx2 = {
-    "avx2", KERN_GEMM_PATH_AVX2, KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, 96, 256, 16, kern_gemm_ukernel_avx2,
+    "avx2", KERN_GEMM_PATH_AVX2, KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, 96, 256, 256, 16, kern_gemm_ukernel_avx2,
     kern_gemm_pack_rows_avx2,
 };
 #endif
@@ -294,7 +296,7 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
 /* ---- Per-thread workspace -------------------------------------------------------------------------------------- */
 
 /* Each thread that runs GEMM tasks keeps its packing buffer for its lifetime: grown to the largest block it has
- * needed (at most mc x kc + kc x nr floats of the largest kernel, under 200 KiB), never shrunk, freed by a thread-key
+ * needed (at most mc x kc + kc x nr floats of the largest kernel, under 450 KiB), never shrunk, freed by a thread-key
  * destructor when the thread exits. A steady-state GEMM allocates nothing. */
 static pthread_key_t workspace_key;
 static pthread_once_t workspace_once = PTHREAD_ONCE_INIT;
@@ -415,7 +417,7 @@ static void gemm_run(core_pool *pool, gemm_job *j) {
     }
     const gemm_kernel *kern = j->kern;
     int threads = core_pool_size(pool);
-    j->kc = min_size(kern->kc, j->K);
+    j->kc = min_size(j->b_packed ? kern->kc_packed_b : kern->kc, j->K);
     choose_split(j, threads);
     j->mc = min_size(kern->mc, j->tile_m);
     size_t tasks = div_up(j->M, j->tile_m) * j->grid_n;

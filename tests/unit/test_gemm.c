@@ -239,9 +239,9 @@ static void test_edge_shapes(core_pool *pools[3]) {
                 gemm_case g = random_case(sizes[mi], sizes[ni], sizes[ki]);
                 run_case(&g, pools[rng_below(3)]);
             }
-    /* K across cache blocks (KC = 256), M and N across MC and NC */
-    static const size_t big_k[] = {255, 256, 257, 600};
-    for (size_t ki = 0; ki < 4; ki++)
+    /* K across cache blocks (KC = 256; 768 with B packed), M and N across MC and NC */
+    static const size_t big_k[] = {255, 256, 257, 600, 767, 768, 769};
+    for (size_t ki = 0; ki < 7; ki++)
         for (int r = 0; r < 6; r++) {
             gemm_case g = random_case(sizes[rng_below(n)], sizes[rng_below(n)], big_k[ki]);
             run_case(&g, pools[rng_below(3)]);
