@@ -1,12 +1,8 @@
 /* gemm_bench.c — GFLOP/s of the fp32 GEMM on ResNet-50 shapes (M = Cout, N = H*W, K = Cin*kh*kw, weights packed once
  * as for a convolution) and a few ViT / classifier shapes, at 1 and 2 threads, for each code path this CPU runs.
  * Reports the best of many runs, since a shared machine only ever slows a run down. Not built by CMake; build and
- * run from the repository root with the commands below (each command on one line). */
-// gcc -std=gnu11 -O2 -DLENS_X86=1 -Iinclude -Isrc -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma
-//     -c src/kernels/x86/gemm_avx512.c -o /tmp/gemm_avx512.o
-// gcc -std=gnu11 -O2 -DLENS_X86=1 -Iinclude -Isrc -mavx2 -mfma -c src/kernels/x86/gemm_avx2.c -o /tmp/gemm_avx2.o
-// gcc -std=gnu11 -O2 -DLENS_X86=1 -Iinclude -Isrc bench/gemm_bench.c src/kernels/gemm.c src/kernels/ref/ activation.c
-//     src/core/*.c /tmp/gemm_avx512.o /tmp/gemm_avx2.o -lm -lpthread -o /tmp/gemm_bench
+ * run from the repository root after `make build`, linking the library it built. */
+// gcc -std=gnu11 -O2 -DLENS_X86=1 -Iinclude -Isrc bench/gemm_bench.c build/liblens.a -lm -lpthread -o /tmp/gemm_bench
 // /tmp/gemm_bench [all]        (all: the AVX2 and portable paths too)
 // /tmp/gemm_bench M N K [...]  (only these packed-A shapes, on the best path)
 // GEMM_BENCH_COLD=16 /tmp/gemm_bench ...  (C rotates over 16 buffers: written cold, as in a network)
