@@ -71,7 +71,6 @@ struct kern_winograd_weights {
     int tile, points; /* output tile edge (4 or 2) and (tile + 2)^2 */
     int64_t cout, cin;
     size_t row_panels; /* ceil(cout / mr) */
-    size_t bytes;
     /* the micro-kernel's A panels, one set per point: point xi, panel q (output channels q*mr..), input channel k,
      * lane i at data[((xi * row_panels + q) * cin + k) * mr + i]; lanes past cout are zero */
     float *data;
@@ -144,14 +143,12 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
     p->cout = cout;
     p->cin = cin;
     p->row_panels = ((size_t)cout + uk.mr - 1) / uk.mr;
-    size_t floats;
+    size_t floats, bytes;
     if (!core_mul_size(p->row_panels * uk.mr, (size_t)cin, &floats) ||
-        !core_mul_size(floats, (size_t)p->points * sizeof(float), &p->bytes) ||
-        !(p->data = core_aligned_alloc(p->bytes))) {
+        !core_mul_size(floats, (size_t)p->points * sizeof(float), &bytes) || !(p->data = core_aligned_alloc(bytes))) {
         free(p);
         return NULL;
     }
-    p->bytes += sizeof *p;
     /* Transform a run of input channels of one panel into a staging block, then copy each point's part out in one
      * piece: writing the points' streams (a panel apart) value by value missed the TLB on every store. */
     enum { CI_BLOCK = 64 };
@@ -189,8 +186,6 @@ void kern_winograd_free(kern_winograd_weights *weights) {
     core_aligned_free(weights->data);
     free(weights);
 }
-
-size_t kern_winograd_bytes(const kern_winograd_weights *weights) { return weights ? weights->bytes : 0; }
 
 /* ---- Plan --------------------------------------------------------------------------------------------------------- */
 
@@ -271,8 +266,7 @@ static void store_column(const float *o, int rows, float bias, const float *resi
 }
 
 static void finish_activation(const kern_activation *act, float *y, int64_t ld, int rows, int64_t cols) {
-    if (act && act->kind != KERN_ACT_NONE)
-        for (int i = 0; i < rows; i++) kern_activation_apply(act, y + i * ld, (size_t)cols);
+    if (act && act->kind != KERN_ACT_NONE) kern_activation_apply_rows(act, y, (size_t)ld, (size_t)rows, (size_t)cols);
 }
 
 void kern_winograd_input_generic(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0, size_t ntiles,

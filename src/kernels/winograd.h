@@ -23,7 +23,6 @@ bool kern_winograd_available(void);
  * (NULL is a no-op). */
 kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin, int tile);
 void kern_winograd_free(kern_winograd_weights *weights);
-size_t kern_winograd_bytes(const kern_winograd_weights *weights);
 
 /* Bytes of scratch one thread needs for p (kernel 3x3, stride 1, dilation 1, group 1 implied; only batch, channels,
  * sizes and pads are read) with output tiles of tile x tile, a multiple of 64; 0 on overflow or a bad tile. The

@@ -237,7 +237,7 @@ void kern_winograd_output_avx512(const float *m, size_t point_stride, size_t nti
         }
     }
     if (ep.late)
-        for (int a = 0; a < rows; a++) kern_activation_apply(act, y + a * ld, (size_t)cols);
+        kern_activation_apply_rows(act, y, (size_t)ld, (size_t)rows, (size_t)cols);
 }
 
 /* Lanes of a packed group of output runs (as packed_lanes), and their tile count. */
@@ -277,7 +277,7 @@ void kern_winograd_output_packed_avx512(const float *m, size_t point_stride, con
     }
     if (ep.late)
         for (size_t r = 0; r < nruns; r++)
-            for (int a = 0; a < runs[r].rows; a++) kern_activation_apply(act, runs[r].y + a * ld, (size_t)runs[r].cols);
+            kern_activation_apply_rows(act, runs[r].y, (size_t)ld, (size_t)runs[r].rows, (size_t)runs[r].cols);
 }
 
 /* ---- F(2x2, 3x3), packed only: Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], Aᵀ = [1 1 1 0; 0 1 -1 -1] ---- */
@@ -355,5 +355,5 @@ void kern_winograd_output2_packed_avx512(const float *m, size_t point_stride, co
     }
     if (ep.late)
         for (size_t q = 0; q < nruns; q++)
-            for (int a = 0; a < runs[q].rows; a++) kern_activation_apply(act, runs[q].y + a * ld, (size_t)runs[q].cols);
+            kern_activation_apply_rows(act, runs[q].y, (size_t)ld, (size_t)runs[q].rows, (size_t)runs[q].cols);
 }
