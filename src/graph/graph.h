@@ -105,6 +105,9 @@ lens_status graph_keep_mapping(graph *g, void *addr, size_t len);
 lens_status graph_finalize(graph *g);
 /* Recomputes the producer of every value. */
 void graph_update_producers(graph *g);
+/* For passes (optimize.c): the index of the single live node reading value v (once or more), or -1 when several
+ * nodes read it, none does, or v is a graph output. */
+int graph_sole_consumer(const graph *g, int v);
 
 /* Runs the standard passes: constant folding of initializer-only nodes, BatchNorm into Conv, linear-layer fusion,
  * activation fusion. */

@@ -74,7 +74,12 @@ static lens_status add_attrs(graph *g, graph_node *n, const op_attr *extra, int 
     return LENS_OK;
 }
 
-static graph_node *sole_reader(graph *g, int v);
+/* The node reading v when v has exactly one use, a node (not a graph output), or NULL. */
+static graph_node *sole_reader(graph *g, int v) {
+    if (v < 0 || use_count(g, v) != 1) return NULL;
+    int c = graph_sole_consumer(g, v);
+    return c >= 0 ? &g->nodes[c] : NULL;
+}
 
 #define LAYERNORM_FUSE_MAX_CHANNELS 192
 
@@ -236,17 +241,6 @@ typedef struct attention_match {
     int n_nodes;
     float scale;
 } attention_match;
-
-/* The node reading v when v has exactly one use, a node (not a graph output), or NULL. */
-static graph_node *sole_reader(graph *g, int v) {
-    if (v < 0 || use_count(g, v) != 1) return NULL;
-    for (int i = 0; i < g->n_nodes; i++) {
-        graph_node *n = &g->nodes[i];
-        for (int k = 0; !n->removed && k < n->n_inputs; k++)
-            if (n->inputs[k] == v) return n;
-    }
-    return NULL;
-}
 
 /* The op_type node with n_inputs inputs producing v, recorded in m, when v is read only once (by the next node of
  * the chain); NULL otherwise. */

@@ -52,8 +52,7 @@ static int is_graph_output(const graph *g, int v) {
     return 0;
 }
 
-/* The single live node reading value v, or -1 when there are several, none, or v is a graph output. */
-static int sole_consumer(const graph *g, int v) {
+int graph_sole_consumer(const graph *g, int v) {
     if (is_graph_output(g, v)) return -1;
     int found = -1;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -100,7 +99,7 @@ static lens_status fold_batchnorm(graph *g) {
         if (conv->removed || strcmp(conv->op.op_type, "Conv") || conv->op.domain[0] || conv->n_outputs != 1) continue;
         const tensor *w = const_f32(g, conv, 1), *b = conv->n_inputs > 2 ? const_f32(g, conv, 2) : NULL;
         if (!w || w->rank < 3 || (conv->n_inputs > 2 && !b)) continue;
-        int c = sole_consumer(g, conv->outputs[0]);
+        int c = graph_sole_consumer(g, conv->outputs[0]);
         if (c < 0) continue;
         graph_node *bn = &g->nodes[c];
         if (strcmp(bn->op.op_type, "BatchNormalization") || bn->op.domain[0] || bn->n_inputs != 5 ||
@@ -159,7 +158,7 @@ static int is_op(const graph_node *n, const char *op_type, int n_inputs) {
 /* The node that alone reads value v when it is a 2-input op_type (Mul, Add, Div) reading v; -1 otherwise. With
  * other_side, also its other input's index (0 or 1). */
 static int sole_binary_consumer(const graph *g, int v, const char *op_type, int *other_side) {
-    int c = sole_consumer(g, v);
+    int c = graph_sole_consumer(g, v);
     if (c < 0 || !is_op(&g->nodes[c], op_type, 2)) return -1;
     const graph_node *n = &g->nodes[c];
     if ((n->inputs[0] == v) == (n->inputs[1] == v)) return -1; /* v on exactly one side */
@@ -205,7 +204,7 @@ static lens_status fuse_gelu(graph *g, int i) {
     graph_node *e = &g->nodes[i];
     if (!is_op(e, "Erf", 1) || e->inputs[0] < 0) return LENS_OK;
     int d = g->values[e->inputs[0]].producer, side, x = -1;
-    if (d < 0 || sole_consumer(g, e->inputs[0]) != i) return LENS_OK;
+    if (d < 0 || graph_sole_consumer(g, e->inputs[0]) != i) return LENS_OK;
     const graph_node *dn = &g->nodes[d];
     if (is_op(dn, "Div", 2) && input_is(g, dn, 1, 1.41421356f)) x = dn->inputs[0];
     else if (is_op(dn, "Mul", 2) && input_is(g, dn, 1, 0.70710678f)) x = dn->inputs[0];
@@ -223,7 +222,7 @@ static lens_status fuse_gelu(graph *g, int i) {
         out = g->nodes[m2].outputs[0];
     } else { /* Mul(x * 0.5, 1 + erf) */
         h = other >= 0 ? g->values[other].producer : -1;
-        if (h < 0 || !is_op(&g->nodes[h], "Mul", 2) || sole_consumer(g, other) != m1) return LENS_OK;
+        if (h < 0 || !is_op(&g->nodes[h], "Mul", 2) || graph_sole_consumer(g, other) != m1) return LENS_OK;
         const graph_node *hn = &g->nodes[h];
         if (!((hn->inputs[0] == x && input_is(g, hn, 1, 0.5f)) || (hn->inputs[1] == x && input_is(g, hn, 0, 0.5f))))
             return LENS_OK;
@@ -298,7 +297,7 @@ static lens_status fuse_activations(graph *g) {
         graph_node *p = &g->nodes[i];
         if (p->removed || p->op.domain[0] || p->n_outputs != 1 || op_attr_find(&p->op, "lens.activation")) continue;
         if (strcmp(p->op.op_type, "Conv") && strcmp(p->op.op_type, "Gemm") && strcmp(p->op.op_type, "MatMul")) continue;
-        int c = sole_consumer(g, p->outputs[0]);
+        int c = graph_sole_consumer(g, p->outputs[0]);
         if (c < 0) continue;
         graph_node *a = &g->nodes[c];
         const char *name;
@@ -373,7 +372,7 @@ lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
             if (conv->removed || (strcmp(conv->op.op_type, "Conv") && strcmp(conv->op.op_type, "MatMul")) ||
                 conv->op.domain[0] || conv->n_outputs != 1 || conv->n_inputs > 3 ||
                 op_attr_find(&conv->op, "lens.activation") || op_attr_find(&conv->op, "lens.residual") ||
-                sole_consumer(g, conv_out) != i)
+                graph_sole_consumer(g, conv_out) != i)
                 continue;
             const tensor *a = graph_plan_value(probe, conv_out), *b = graph_plan_value(probe, other),
                          *o = graph_plan_value(probe, add->outputs[0]);
