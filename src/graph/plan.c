@@ -1,7 +1,7 @@
 /* plan.c — fixes every shape for concrete input shapes, folds what is then known (Shape/Gather/Concat chains that
  * PyTorch exports), lets ops prepare state (packed weights) once per node and drops the weights the state replaces,
- * and lays out all activations in one arena by liveness so buffers are reused. graph_plan_run then walks the steps:
- * the hot loop. */
+ * and lays out all activations in one arena by liveness so buffers are reused. Ops that only reshape an activation
+ * (ops_is_view) share its buffer instead and are skipped at run. graph_plan_run then walks the steps: the hot loop. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@ typedef struct plan_step {
     int node;
     const tensor **inputs;
     tensor **outputs;
+    int view; /* output 0 shares input 0's buffer: nothing to run */
 } plan_step;
 
 struct graph_plan {
@@ -33,6 +34,11 @@ struct graph_plan {
     int n_owned, cap_owned;
     double *profile; /* seconds per step, when enabled */
 };
+
+/* Test hook (graph_plan_set_views): 0 makes every op copy, as before views existed. */
+static int views_enabled = 1;
+
+void graph_plan_set_views(int enable) { views_enabled = enable; }
 
 static lens_status oom(void) { return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory planning the graph"); }
 
@@ -108,7 +114,7 @@ static int is_shape_only_op(const graph_node *n) {
 
 /* Greedy best-fit by size: each buffer goes at the lowest offset that overlaps no placed buffer alive at the same
  * time. */
-static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *death) {
+static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *death, const int *root) {
     int n = 0;
     int *order = malloc(sizeof(int) * (size_t)(p->n_slots + 1));
     size_t *offset = calloc((size_t)p->n_slots + 1, sizeof(size_t)), *size = calloc((size_t)p->n_slots + 1, sizeof(size_t));
@@ -118,7 +124,7 @@ static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *dea
         return oom();
     }
     for (int v = 0; v < p->n_slots; v++)
-        if (p->kind[v] == VALUE_ACTIVATION) {
+        if (p->kind[v] == VALUE_ACTIVATION && root[v] == v) {
             size_t bytes = tensor_bytes(&p->t[v]);
             size[v] = (bytes + 63) & ~(size_t)63;
             order[n++] = v;
@@ -156,6 +162,8 @@ static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *dea
     lens_status st = LENS_OK;
     if (total && !(p->arena = core_aligned_alloc(total))) st = oom();
     for (int i = 0; !st && i < n; i++) p->t[order[i]].data = p->arena + offset[order[i]];
+    for (int v = 0; !st && v < p->n_slots; v++)
+        if (p->kind[v] == VALUE_ACTIVATION && root[v] != v) p->t[v].data = p->t[root[v]].data;
     free(order), free(offset), free(size), free(placed);
     return st;
 }
@@ -248,11 +256,14 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
     p->steps = calloc((size_t)g->n_nodes + 1, sizeof(plan_step));
     int *birth = calloc((size_t)p->n_slots + 1, sizeof(int)), *death = calloc((size_t)p->n_slots + 1, sizeof(int));
     int *to_prepare = calloc((size_t)g->n_nodes + 1, sizeof(int)), n_prepare = 0; /* steps whose node prepares */
+    /* per slot: the activation whose buffer it uses (itself, or for a view the buffer's owner) */
+    int *root = malloc(sizeof(int) * ((size_t)p->n_slots + 1));
     lens_status st = LENS_OK;
-    if (!p->t || !p->kind || !p->steps || !birth || !death || !to_prepare) {
+    if (!p->t || !p->kind || !p->steps || !birth || !death || !to_prepare || !root) {
         st = oom();
         goto done;
     }
+    for (int v = 0; v < p->n_slots; v++) root[v] = v;
     for (int v = 0; v < g->n_values; v++)
         if (g->values[v].constant) {
             p->t[v] = *g->values[v].constant;
@@ -316,18 +327,28 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
             p->kind[v] = VALUE_ACTIVATION;
             birth[v] = death[v] = p->n_steps - 1;
         }
+        /* A view of an activation (not a graph input, whose buffer the caller passes at each run) takes the buffer
+         * of its input's owner, which then lives as long as the last reader of any of its views. */
+        int src = n->n_inputs ? n->inputs[0] : -1;
+        if (views_enabled && src >= 0 && p->kind[root[src]] == VALUE_ACTIVATION && ops_is_view(&call)) {
+            step->view = 1;
+            root[outs[0] - p->t] = root[src];
+        }
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0) death[n->inputs[k]] = p->n_steps - 1;
         if (n->def->prepare && !n->prepared) to_prepare[n_prepare++] = p->n_steps - 1;
     }
     if ((st = prepare_steps(p, to_prepare, n_prepare))) goto done;
     for (int i = 0; i < g->n_outputs; i++) death[g->outputs[i]] = p->n_steps;
-    if ((st = lay_out_arena(p, birth, death))) goto done;
+    for (int v = 0; v < p->n_slots; v++)
+        if (death[v] > death[root[v]]) death[root[v]] = death[v];
+    if ((st = lay_out_arena(p, birth, death, root))) goto done;
     if (p->scratch_bytes && !(p->scratch = core_aligned_alloc(p->scratch_bytes))) st = oom();
 done:
     free(birth);
     free(death);
     free(to_prepare);
+    free(root);
     if (st) {
         graph_plan_free(p);
         return st;
@@ -355,6 +376,7 @@ lens_status graph_plan_run(graph_plan *p, const tensor *inputs, tensor *outputs)
         op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = (const tensor *const *)step->inputs,
                         .n_outputs = n->n_outputs, .outputs = (tensor *const *)step->outputs, .pool = p->pool,
                         .state = n->state, .scratch = p->scratch, .scratch_bytes = p->scratch_bytes};
+        if (step->view) continue; /* its output is its input's buffer */
         double t0 = p->profile ? core_now() : 0;
         lens_status st = n->def->run(&call);
         if (p->profile) p->profile[s] += core_now() - t0;

@@ -91,6 +91,11 @@ typedef struct op_def {
     void (*release)(void *state);
 } op_def;
 
+/* Whether the call's output 0, as inferred, holds exactly the bytes of input 0 in the same order (a reshape of the
+ * same data: Reshape, Flatten, Squeeze, Unsqueeze, Identity, a Transpose that only moves axes of size 1). The planner
+ * may then give output 0 input 0's buffer and skip the run, which still works (and copies) when the buffers differ. */
+bool ops_is_view(const op_call *call);
+
 /* The op for (domain, op_type), or NULL. "ai.onnx" and "" are the same domain. */
 const op_def *ops_lookup(const char *domain, const char *op_type);
 /* Iterates over all registered ops (for listings): returns NULL past the end. */

@@ -341,6 +341,13 @@ static lens_status copy_run(op_call *call) {
     return LENS_OK;
 }
 
+/* Output 0 is input 0's bytes under another shape (the ops that copy_run serves, bar Dropout's mask). */
+static bool same_bytes_view(const op_call *call) {
+    const tensor *x = call->inputs[0], *y = call->outputs[0];
+    return call->n_outputs == 1 && x && y && x->dtype == y->dtype && tensor_bytes(x) != SIZE_MAX &&
+           tensor_bytes(x) == tensor_bytes(y);
+}
+
 /* ==== Numeric conversion (Cast, and constants given as float attributes) ========================================= */
 
 typedef enum num_kind { NUM_INT, NUM_UINT, NUM_FLOAT } num_kind;
@@ -744,6 +751,22 @@ static lens_status transpose_run(op_call *call) {
     }
     view_copy(call->pool, v, es, x->data, call->outputs[0]->data);
     return LENS_OK;
+}
+
+/* A Transpose that keeps the axes of size > 1 in their order (ViT's [1, S, C] <-> [S, 1, C] at batch 1) moves no
+ * data: a view. */
+static bool transpose_is_view(const op_call *call) {
+    const tensor *x = call->inputs[0];
+    int perm[TENSOR_MAX_RANK], last = -1;
+    if (call->n_inputs != 1 || call->n_outputs != 1 || !x || x->rank < 0 || x->rank > TENSOR_MAX_RANK ||
+        transpose_perm(call, perm))
+        return false;
+    for (int k = 0; k < x->rank; k++) {
+        if (x->dims[perm[k]] == 1) continue;
+        if (perm[k] < last) return false;
+        last = perm[k];
+    }
+    return true;
 }
 
 /* ==== Concat, Split ============================================================================================== */
@@ -1771,6 +1794,16 @@ static lens_status topk_run(op_call *call) {
 }
 
 /* ==== Table ====================================================================================================== */
+
+bool ops_is_view(const op_call *call) {
+    const char *op = call->node->op_type, *domain = call->node->domain;
+    if ((domain[0] && strcmp(domain, "ai.onnx")) || call->n_inputs < 1 || call->n_outputs != 1) return false;
+    if (!strcmp(op, "Transpose")) return transpose_is_view(call);
+    if (!strcmp(op, "Reshape") || !strcmp(op, "Flatten") || !strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze") ||
+        !strcmp(op, "Identity"))
+        return same_bytes_view(call);
+    return false;
+}
 
 const op_def ops_table_shape[] = {
     {"", "Flatten", flatten_infer, copy_run, NULL, NULL},

@@ -1,0 +1,136 @@
+/* test_plan_views.c — the planner's views (plan.c): Reshape, Flatten, Squeeze, Unsqueeze and order-keeping
+ * Transposes of an activation share its buffer and do not run. A small graph whose views are read after their
+ * source's last direct reader, whose source is read after its views, whose graph outputs are views (of views), and
+ * which reshapes a graph input, is planned for two batch sizes with and without views: the outputs must agree
+ * exactly (and over two runs with different inputs), the views must share their source's buffer, real transposes and
+ * views of graph inputs must not, and the arena must not grow. */
+#include <string.h>
+
+#include "graph/graph.h"
+#include "test.h"
+
+enum { C = 4, W = 6, CW = C * W };
+
+static int n_nodes;
+
+static void node(graph *g, const char *op_type, const char *in0, const char *in1, const char *out, int n_attrs,
+                 const op_attr *attrs) {
+    const char *ins[2] = {in0, in1}, *outs[1] = {out};
+    char name[32];
+    snprintf(name, sizeof name, "n%d", n_nodes++);
+    CHECK(graph_add_node(g, name, "", op_type, in1 ? 2 : 1, ins, 1, outs, n_attrs, attrs, NULL) == LENS_OK);
+}
+
+static void int64_constant(graph *g, const char *name, int n, const int64_t *values) {
+    tensor t = {.dtype = LENS_DTYPE_INT64, .rank = 1, .dims = {n}};
+    int64_t *d = graph_alloc(g, sizeof(int64_t) * (size_t)n);
+    memcpy(d, values, sizeof(int64_t) * (size_t)n);
+    t.data = d;
+    CHECK(graph_set_constant(g, name, &t) == LENS_OK);
+}
+
+static graph *build(void) {
+    graph *g = NULL;
+    n_nodes = 0;
+    CHECK(graph_create("test", "plan_views", &g) == LENS_OK);
+    graph_set_opset(g, "", 13);
+    int64_t dims[3] = {-1, C, W};
+    graph_add_input(g, "X", LENS_DTYPE_FLOAT32, 3, dims);
+    int64_t flat[2] = {0, CW}, cube[3] = {-1, C, W}, one[1] = {1}, zero[1] = {0};
+    int64_constant(g, "flat", 2, flat);
+    int64_constant(g, "cube", 3, cube);
+    int64_constant(g, "axis1", 1, one);
+    int64_constant(g, "axis0", 1, zero);
+    static const int64_t swap01[3] = {1, 0, 2}, swap12[3] = {0, 2, 1};
+    op_attr perm01 = {.name = "perm", .type = OP_ATTR_INTS, .ints = swap01, .count = 3};
+    op_attr perm12 = {.name = "perm", .type = OP_ATTR_INTS, .ints = swap12, .count = 3};
+    op_attr flatten_axis = {.name = "axis", .type = OP_ATTR_INT, .i = 1};
+    node(g, "Relu", "X", NULL, "r", 0, NULL);             /* [B, C, W] */
+    node(g, "Reshape", "r", "flat", "a", 0, NULL);        /* [B, CW]    view of r */
+    node(g, "Unsqueeze", "a", "axis1", "b", 0, NULL);     /* [B, 1, CW] view of r */
+    node(g, "Transpose", "b", NULL, "c", 1, &perm01);     /* [1, B, CW] view of r: only moves the axis of size 1 */
+    node(g, "Sigmoid", "c", NULL, "d", 0, NULL);          /* [1, B, CW] */
+    node(g, "Neg", "r", NULL, "e", 0, NULL);              /* r read after its views were made */
+    node(g, "Reshape", "d", "cube", "f", 0, NULL);        /* [B, C, W] view of d */
+    node(g, "Add", "f", "e", "h0", 0, NULL);              /* [B, C, W] */
+    node(g, "Transpose", "h0", NULL, "h", 1, &perm12);    /* [B, W, C] a real transpose */
+    node(g, "Flatten", "h", NULL, "i", 1, &flatten_axis); /* [B, CW] view of h */
+    node(g, "Mul", "i", "a", "k", 0, NULL);               /* a (view of r) read after r's last direct reader */
+    node(g, "Reshape", "k", "cube", "Y", 0, NULL);        /* graph output, view of k */
+    node(g, "Squeeze", "c", "axis0", "Z", 0, NULL);       /* graph output, view of a view of r */
+    node(g, "Reshape", "X", "flat", "V", 0, NULL);        /* graph output reshaping the graph input */
+    graph_add_output(g, "Y", LENS_DTYPE_FLOAT32, -1, NULL);
+    graph_add_output(g, "Z", LENS_DTYPE_FLOAT32, -1, NULL);
+    graph_add_output(g, "V", LENS_DTYPE_FLOAT32, -1, NULL);
+    CHECK(graph_finalize(g) == LENS_OK);
+    return g;
+}
+
+static const void *data_of(const graph_plan *plan, const graph *g, const char *name) {
+    const tensor *t = graph_plan_value(plan, graph_value_find(g, name));
+    return t ? t->data : NULL;
+}
+
+/* Runs plan twice (two inputs) and copies the outputs (3 x batch x CW floats per run) into out[2][3][...]. */
+static void run_twice(graph_plan *plan, int batch, float *out) {
+    float x[2][8 * CW];
+    for (int run = 0; run < 2; run++) {
+        for (int i = 0; i < batch * CW; i++) x[run][i] = (float)((i * 7 + run * 13) % 19) / 4.0f - 2.0f;
+        tensor in = {.dtype = LENS_DTYPE_FLOAT32, .rank = 3, .dims = {batch, C, W}, .data = x[run]};
+        tensor outs[3];
+        lens_status st = graph_plan_run(plan, &in, outs);
+        CHECK_MSG(st == LENS_OK, "%s", core_last_error());
+        if (st) return;
+        for (int o = 0; o < 3; o++) {
+            CHECK(tensor_numel(&outs[o]) == batch * CW);
+            memcpy(out + (size_t)(run * 3 + o) * (size_t)(batch * CW), outs[o].data, sizeof(float) * batch * CW);
+        }
+        /* Z is relu(X) flattened, V is X: checked directly, not only against the plan without views */
+        const float *z = outs[1].data, *v = outs[2].data;
+        int bad = 0;
+        for (int i = 0; i < batch * CW; i++) bad += z[i] != (x[run][i] > 0 ? x[run][i] : 0.0f) || v[i] != x[run][i];
+        CHECK_MSG(bad == 0, "batch %d run %d: %d wrong values of Z or V", batch, run, bad);
+        CHECK(outs[2].data != (void *)x[run]);
+    }
+}
+
+static void test_views(void) {
+    graph *g = build();
+    for (int batch = 1; batch <= 3; batch += 2) {
+        float with[2 * 3 * 3 * CW], without[2 * 3 * 3 * CW];
+        tensor shape = {.dtype = LENS_DTYPE_FLOAT32, .rank = 3, .dims = {batch, C, W}};
+        graph_plan *plain = NULL, *viewed = NULL;
+        graph_plan_set_views(0);
+        CHECK(graph_plan_create(g, &shape, 1, NULL, &plain) == LENS_OK);
+        graph_plan_set_views(1);
+        CHECK(graph_plan_create(g, &shape, 1, NULL, &viewed) == LENS_OK);
+        if (!plain || !viewed) {
+            graph_plan_free(plain), graph_plan_free(viewed);
+            continue;
+        }
+        run_twice(plain, batch, without);
+        run_twice(viewed, batch, with);
+        CHECK_MSG(!memcmp(with, without, sizeof(float) * 2 * 3 * (size_t)(batch * CW)),
+                  "batch %d: outputs differ with views", batch);
+
+        /* the views share their source's buffer; the others do not */
+        const void *r = data_of(viewed, g, "r");
+        CHECK(r && data_of(viewed, g, "a") == r && data_of(viewed, g, "b") == r && data_of(viewed, g, "c") == r &&
+              data_of(viewed, g, "Z") == r);
+        CHECK(data_of(viewed, g, "f") == data_of(viewed, g, "d"));
+        CHECK(data_of(viewed, g, "i") == data_of(viewed, g, "h"));
+        CHECK(data_of(viewed, g, "Y") == data_of(viewed, g, "k"));
+        CHECK(data_of(viewed, g, "h") != data_of(viewed, g, "h0"));
+        CHECK(data_of(viewed, g, "d") != r && data_of(viewed, g, "e") != r && data_of(viewed, g, "k") != r);
+        CHECK(data_of(plain, g, "a") != data_of(plain, g, "r"));
+        CHECK(graph_plan_arena_bytes(viewed) <= graph_plan_arena_bytes(plain));
+        graph_plan_free(plain);
+        graph_plan_free(viewed);
+    }
+    graph_free(g);
+}
+
+int main(void) {
+    test_views();
+    return test_finish("test_plan_views");
+}
