@@ -11,11 +11,15 @@
 
 enum { VALUE_UNDEFINED, VALUE_CONSTANT, VALUE_INPUT, VALUE_FOLDED, VALUE_ACTIVATION };
 
+/* Steps that do not run: a view (output 0 shares input 0's buffer), or a node no step nor graph output reads
+ * (only Shape-like ops, which planning evaluates, looked at its outputs). */
+enum { STEP_RUN, STEP_VIEW, STEP_DEAD };
+
 typedef struct plan_step {
     int node;
     const tensor **inputs;
     tensor **outputs;
-    int view; /* output 0 shares input 0's buffer: nothing to run */
+    int skip; /* nothing to run: STEP_VIEW or STEP_DEAD */
 } plan_step;
 
 struct graph_plan {
@@ -238,6 +242,33 @@ static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
     return st;
 }
 
+/* Marks STEP_DEAD the steps whose outputs no later step reads and no graph output is: from the last step back, so a
+ * chain that only fed dead steps dies too. A pass that makes a node read its producer's input directly (lens.Attention
+ * reading a packed QKV) leaves such nodes behind when Shape nodes still look at them. */
+static lens_status skip_dead_steps(graph_plan *p) {
+    graph *g = p->g;
+    int *reads = calloc((size_t)p->n_slots + 1, sizeof(int));
+    if (!reads) return oom();
+    for (int s = 0; s < p->n_steps; s++) {
+        const graph_node *n = &g->nodes[p->steps[s].node];
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0) reads[n->inputs[k]]++;
+    }
+    for (int i = 0; i < g->n_outputs; i++) reads[g->outputs[i]]++;
+    for (int s = p->n_steps - 1; s >= 0; s--) {
+        plan_step *step = &p->steps[s];
+        const graph_node *n = &g->nodes[step->node];
+        int read = 0;
+        for (int k = 0; k < n->n_outputs; k++) read += reads[step->outputs[k] - p->t];
+        if (read || !n->n_outputs) continue;
+        step->skip = STEP_DEAD;
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0) reads[n->inputs[k]]--;
+    }
+    free(reads);
+    return LENS_OK;
+}
+
 /* ---- Planning --------------------------------------------------------------------------------------------------- */
 
 lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs, core_pool *pool, graph_plan **out) {
@@ -331,13 +362,14 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
          * of its input's owner, which then lives as long as the last reader of any of its views. */
         int src = n->n_inputs ? n->inputs[0] : -1;
         if (views_enabled && src >= 0 && p->kind[root[src]] == VALUE_ACTIVATION && ops_is_view(&call)) {
-            step->view = 1;
+            step->skip = STEP_VIEW;
             root[outs[0] - p->t] = root[src];
         }
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0) death[n->inputs[k]] = p->n_steps - 1;
         if (n->def->prepare && !n->prepared) to_prepare[n_prepare++] = p->n_steps - 1;
     }
+    if ((st = skip_dead_steps(p))) goto done;
     if ((st = prepare_steps(p, to_prepare, n_prepare))) goto done;
     for (int i = 0; i < g->n_outputs; i++) death[g->outputs[i]] = p->n_steps;
     for (int v = 0; v < p->n_slots; v++)
@@ -376,7 +408,7 @@ lens_status graph_plan_run(graph_plan *p, const tensor *inputs, tensor *outputs)
         op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = (const tensor *const *)step->inputs,
                         .n_outputs = n->n_outputs, .outputs = (tensor *const *)step->outputs, .pool = p->pool,
                         .state = n->state, .scratch = p->scratch, .scratch_bytes = p->scratch_bytes};
-        if (step->view) continue; /* its output is its input's buffer */
+        if (step->skip) continue;
         double t0 = p->profile ? core_now() : 0;
         lens_status st = n->def->run(&call);
         if (p->profile) p->profile[s] += core_now() - t0;

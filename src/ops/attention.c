@@ -3,6 +3,8 @@
  * in src/graph/passes/fuse_transformer.c. Not an ONNX op: only graph passes create it.
  *
  *   inputs   Q [Sq, B, H*D], K [Sk, B, H*D], V [Sk, B, H*D]   float32, sequence first (nn.MultiheadAttention)
+ *            or one input QKV [S, B, 3*H*D]: Q, K and V side by side in each row, as the fused in-projection writes
+ *            them; they are read in place (with the row stride of QKV) instead of being sliced apart first
  *   attrs    num_heads H (INT), scale (FLOAT)
  *   output   Y [Sq, B*H, D] where Y[s, b*H + h] = softmax(scale * Q_bh[s] K_bhᵀ) V_bh
  *
@@ -14,17 +16,34 @@
 
 typedef struct attention_geom {
     int64_t Sq, Sk, B, H, D;
+    int64_t row;      /* floats between sequence positions of Q, K and V alike: B*H*D, or 3*B*H*D packed */
+    int64_t batch;    /* floats between batch entries of one position: H*D, or 3*H*D packed */
+    int64_t k_offset; /* K's and V's first column past their tensor's start: 0, or H*D and 2*H*D packed */
+    int64_t v_offset;
     float scale;
     int64_t rows;          /* query rows per task */
     int64_t blocks;        /* row blocks per (batch, head) */
     size_t thread_scratch; /* floats of scores per thread, a multiple of 16 */
 } attention_geom;
 
-static lens_status attention_parse(const op_call *call, attention_geom *g) {
-    if (call->n_inputs != 3 || call->n_outputs != 1 || !call->outputs[0])
-        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention needs inputs Q, K, V and one output");
+/* One input QKV [S, B, 3E]: Q, K and V are its thirds along the last axis. */
+static lens_status attention_parse_packed(const op_call *call, attention_geom *g) {
+    const tensor *qkv = call->inputs[0];
+    char s[96];
+    tensor_shape_string(qkv, s, sizeof s);
+    if (qkv->dtype != LENS_DTYPE_FLOAT32) return core_fail(LENS_ERR_UNSUPPORTED, "Attention supports float32 only");
+    int64_t heads = op_attr_int(call->node, "num_heads", 0);
+    if (qkv->rank != 3 || heads < 1 || qkv->dims[2] % (3 * heads) || qkv->dims[0] < 1 || qkv->dims[2] < 1)
+        return core_fail(LENS_ERR_SHAPE, "Attention input QKV %s does not fit 3 x %lld heads", s, (long long)heads);
+    int64_t E = qkv->dims[2] / 3;
+    g->Sq = g->Sk = qkv->dims[0], g->B = qkv->dims[1], g->H = heads, g->D = E / heads;
+    g->row = 3 * E * g->B, g->batch = 3 * E, g->k_offset = E, g->v_offset = 2 * E;
+    return LENS_OK;
+}
+
+/* Q [Sq, B, E], K and V [Sk, B, E], E = H*D. */
+static lens_status attention_parse_split(const op_call *call, attention_geom *g) {
     const tensor *q = call->inputs[0], *k = call->inputs[1], *v = call->inputs[2];
-    if (!q || !k || !v) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention needs inputs Q, K, V");
     char sq[96], sk[96], sv[96];
     tensor_shape_string(q, sq, sizeof sq);
     tensor_shape_string(k, sk, sizeof sk);
@@ -38,6 +57,17 @@ static lens_status attention_parse(const op_call *call, attention_geom *g) {
         return core_fail(LENS_ERR_SHAPE, "Attention inputs Q %s, K %s, V %s do not fit %lld heads", sq, sk, sv,
                          (long long)heads);
     g->Sq = q->dims[0], g->Sk = k->dims[0], g->B = q->dims[1], g->H = heads, g->D = q->dims[2] / heads;
+    g->row = q->dims[1] * q->dims[2], g->batch = q->dims[2], g->k_offset = g->v_offset = 0;
+    return LENS_OK;
+}
+
+static lens_status attention_parse(const op_call *call, attention_geom *g) {
+    if ((call->n_inputs != 3 && call->n_inputs != 1) || call->n_outputs != 1 || !call->outputs[0])
+        return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention needs inputs Q, K, V (or QKV) and one output");
+    for (int i = 0; i < call->n_inputs; i++)
+        if (!call->inputs[i]) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention needs inputs Q, K, V");
+    lens_status st = call->n_inputs == 1 ? attention_parse_packed(call, g) : attention_parse_split(call, g);
+    if (st) return st;
     g->scale = op_attr_float(call->node, "scale", 1.0f);
     /* Enough tasks to balance the pool (four per thread), each block at least a few micro-tiles of rows. */
     int threads = core_pool_size(call->pool);
@@ -77,21 +107,22 @@ static void attention_task(void *ctx, int64_t task, int thread) {
     const attention_geom *g = &j->g;
     int64_t block = task % g->blocks, pair = task / g->blocks, b = pair / g->H, h = pair % g->H;
     int64_t s0 = block * g->rows, rows = g->Sq - s0 < g->rows ? g->Sq - s0 : g->rows;
-    size_t ld = (size_t)(g->B * g->H * g->D); /* row stride of Q, K, V and Y alike */
-    size_t col = (size_t)((b * g->H + h) * g->D);
+    size_t ld = (size_t)g->row, ldy = (size_t)(g->B * g->H * g->D); /* row strides of Q, K, V and of Y */
+    size_t col = (size_t)(b * g->batch + h * g->D), col_y = (size_t)((b * g->H + h) * g->D);
     float *scores = j->scratch + (size_t)thread * g->thread_scratch;
     kern_sgemm(NULL, 0, 1, (size_t)rows, (size_t)g->Sk, (size_t)g->D, g->scale, j->q + (size_t)s0 * ld + col, ld,
-               j->k + col, ld, 0.0f, scores, (size_t)g->Sk, NULL);
+               j->k + g->k_offset + col, ld, 0.0f, scores, (size_t)g->Sk, NULL);
     for (int64_t r = 0; r < rows; r++) kern_softmax_row(scores + r * g->Sk, scores + r * g->Sk, (size_t)g->Sk, 0);
-    kern_sgemm(NULL, 0, 0, (size_t)rows, (size_t)g->D, (size_t)g->Sk, 1.0f, scores, (size_t)g->Sk, j->v + col, ld,
-               0.0f, j->y + (size_t)s0 * ld + col, ld, NULL);
+    kern_sgemm(NULL, 0, 0, (size_t)rows, (size_t)g->D, (size_t)g->Sk, 1.0f, scores, (size_t)g->Sk,
+               j->v + g->v_offset + col, ld, 0.0f, j->y + (size_t)s0 * ldy + col_y, ldy, NULL);
 }
 
 static lens_status attention_run(op_call *call) {
     attention_job j;
     lens_status st = attention_parse(call, &j.g);
     if (st) return st;
-    j.q = call->inputs[0]->data, j.k = call->inputs[1]->data, j.v = call->inputs[2]->data;
+    int last = call->n_inputs - 1; /* packed: all three are input 0, at offsets */
+    j.q = call->inputs[0]->data, j.k = call->inputs[last > 0]->data, j.v = call->inputs[last]->data;
     j.y = call->outputs[0]->data;
     j.scratch = call->scratch;
     if (!j.q || !j.k || !j.v || !j.y) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention: missing tensor data");

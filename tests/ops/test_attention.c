@@ -62,6 +62,7 @@ static void attention_reference(const float *q, const float *k, const float *v, 
     free(p);
 }
 
+/* Runs lens.Attention on q, k, v, or with k == v == NULL on one packed input q = QKV. */
 static lens_status run_attention_op(const tensor *q, const tensor *k, const tensor *v, int64_t heads, float scale,
                                     tensor *y, core_pool *pool) {
     const op_def *def = ops_lookup("lens", "Attention");
@@ -71,7 +72,7 @@ static lens_status run_attention_op(const tensor *q, const tensor *k, const tens
     op_node node = {"attention", "Attention", "lens", 1, 2, attrs};
     const tensor *ins[3] = {q, k, v};
     tensor *outs[1] = {y};
-    op_call call = {.node = &node, .n_inputs = 3, .inputs = ins, .n_outputs = 1, .outputs = outs, .pool = pool};
+    op_call call = {.node = &node, .n_inputs = k ? 3 : 1, .inputs = ins, .n_outputs = 1, .outputs = outs, .pool = pool};
     lens_status st = def->infer(&call);
     if (st) return st;
     y->data = malloc(tensor_bytes(y) + 4);
@@ -100,6 +101,24 @@ static void test_op(core_pool *pool) {
             CHECK_MSG(d < 2e-5, "Sq %lld Sk %lld B %lld H %lld D %lld: max rel diff %g", (long long)Sq,
                       (long long)Sk, (long long)B, (long long)H, (long long)D, d);
         }
+        if (Sq == Sk) { /* the same inputs side by side in one QKV [S, B, 3E], read in place: the same output */
+            tensor qkv = {LENS_DTYPE_FLOAT32, 3, {Sq, B, 3 * E}, malloc((size_t)(Sq * B * 3 * E) * sizeof(float))};
+            const tensor *parts[3] = {&q, &k, &v};
+            for (int64_t r = 0; r < Sq * B; r++)
+                for (int i = 0; i < 3; i++)
+                    memcpy((float *)qkv.data + (r * 3 + i) * E, (const float *)parts[i]->data + r * E,
+                           (size_t)E * sizeof(float));
+            tensor y_packed = {0};
+            st = run_attention_op(&qkv, NULL, NULL, H, scale, &y_packed, pool);
+            CHECK_MSG(st == LENS_OK, "%s", core_last_error());
+            if (!st) {
+                CHECK(tensor_same_shape(&y_packed, &y));
+                double d = max_rel_diff(y_packed.data, want, (size_t)(Sq * B * E));
+                CHECK_MSG(d < 2e-5, "packed S %lld B %lld H %lld D %lld: max rel diff %g", (long long)Sq,
+                          (long long)B, (long long)H, (long long)D, d);
+            }
+            free(qkv.data), free(y_packed.data);
+        }
         free(q.data), free(k.data), free(v.data), free(y.data), free(want);
     }
 }
@@ -126,6 +145,13 @@ static void test_op_errors(void) {
     q.dims[0] = 2;
     q.dtype = LENS_DTYPE_FLOAT16;
     CHECK(run_attention_op(&q, &k, &v, 2, 1.0f, &y, NULL) == LENS_ERR_UNSUPPORTED);
+    /* one packed QKV input: its last axis must hold three times the heads */
+    tensor qkv = {LENS_DTYPE_FLOAT32, 3, {2, 1, 12}, data};
+    CHECK(run_attention_op(&qkv, NULL, NULL, 2, 1.0f, &y, NULL) == LENS_OK && y.dims[1] == 2 && y.dims[2] == 2);
+    free(y.data);
+    CHECK(run_attention_op(&qkv, NULL, NULL, 3, 1.0f, &y, NULL) == LENS_ERR_SHAPE); /* 12 is not 3 x 3 heads */
+    qkv.rank = 2;
+    CHECK(run_attention_op(&qkv, NULL, NULL, 2, 1.0f, &y, NULL) == LENS_ERR_SHAPE);
 }
 
 /* ---- Graphs built like PyTorch's exports --------------------------------------------------------------------------- */
@@ -177,15 +203,46 @@ static float *run_graph(graph *g, const tensor *inputs, int n_inputs, core_pool 
 /* The graph variants: which scaling the exporter used, and an extra reader that must block the fusion. */
 enum { SCALE_DIV_Q, SCALE_MUL_Q, SCALE_DIV_SCORES, EXTRA_READER };
 
-/* q, k, v [S, batch, H*D] → nn.MultiheadAttention's core as torch 1.13 exports it, at opset 17. */
-static graph *build_attention_graph(int64_t S, int64_t H, int64_t D, int variant) {
+static void add_node3(graph *g, const char *op, const char *in0, const char *in1, const char *in2, const char *in3,
+                      const char *out) {
+    const char *ins[4] = {in0, in1, in2, in3}, *outs[1] = {out};
+    CHECK_MSG(graph_add_node(g, out, "", op, in3 ? 4 : 3, ins, 1, outs, 0, NULL, NULL) == LENS_OK, "%s",
+              core_last_error());
+}
+
+/* q, k, v [S, batch, H*D] → nn.MultiheadAttention's core as torch 1.13 exports it, at opset 17. With packed, one
+ * input qkv [S, batch, 3*H*D] sliced into q, k, v along the last axis first (self-attention's fused in-projection),
+ * the split shape of k computed from Shape(k) as the exporter does: the Slice of k keeps a Shape reader. */
+static graph *build_attention_graph(int64_t S, int64_t H, int64_t D, int variant, int packed) {
     graph *g = NULL;
     CHECK(graph_create("test", "attention", &g) == LENS_OK);
     graph_set_opset(g, "", 17);
-    int64_t in_dims[3] = {S, -1, H * D}, split[3] = {0, -1, D}, three = 3, one = 1;
+    int64_t E = H * D, in_dims[3] = {S, -1, E}, split[3] = {0, -1, D}, three = 3, one = 1;
     float root = sqrtf((float)D), inv_root = 1.0f / root;
     const char *names[3] = {"q", "k", "v"};
-    for (int i = 0; i < 3; i++) CHECK(graph_add_input(g, names[i], LENS_DTYPE_FLOAT32, 3, in_dims) == LENS_OK);
+    if (packed) {
+        int64_t qkv_dims[3] = {S, -1, 3 * E}, bounds[4] = {0, E, 2 * E, INT64_MAX}, axis2 = 2, axis_last = -1;
+        int64_t first = 0, tail[2] = {-1, D};
+        CHECK(graph_add_input(g, "qkv", LENS_DTYPE_FLOAT32, 3, qkv_dims) == LENS_OK);
+        const char *bound_names[4] = {"b0", "b1", "b2", "b3"};
+        for (int i = 0; i < 4; i++) add_const(g, bound_names[i], LENS_DTYPE_INT64, 1, &one, &bounds[i]);
+        add_const(g, "axis2", LENS_DTYPE_INT64, 1, &one, &axis2);
+        add_const(g, "axis_last", LENS_DTYPE_INT64, 1, &one, &axis_last);
+        add_const(g, "first", LENS_DTYPE_INT64, 1, &one, &first);
+        int64_t two = 2;
+        add_const(g, "tail", LENS_DTYPE_INT64, 1, &two, tail);
+        add_node3(g, "Slice", "qkv", "b0", "b1", "axis2", "q");
+        add_node3(g, "Slice", "qkv", "b1", "b2", "axis_last", "k");
+        add_node3(g, "Slice", "qkv", "b2", "b3", "axis2", "v");
+        add_node(g, "Shape", "k", NULL, "k_shape", NULL);
+        add_const(g, "one", LENS_DTYPE_INT64, 1, &one, &one);
+        add_node3(g, "Slice", "k_shape", "first", "one", NULL, "k_len"); /* [S] */
+        const char *ins[2] = {"k_len", "tail"}, *outs[1] = {"k_split_shape"};
+        op_attr axis0 = {.name = "axis", .type = OP_ATTR_INT, .i = 0};
+        CHECK(graph_add_node(g, "concat", "", "Concat", 2, ins, 1, outs, 1, &axis0, NULL) == LENS_OK);
+    } else {
+        for (int i = 0; i < 3; i++) CHECK(graph_add_input(g, names[i], LENS_DTYPE_FLOAT32, 3, in_dims) == LENS_OK);
+    }
     add_const(g, "split", LENS_DTYPE_INT64, 1, &three, split);
     add_const(g, "root", LENS_DTYPE_FLOAT32, 0, &one, &root);
     add_const(g, "inv_root", LENS_DTYPE_FLOAT32, 0, &one, &inv_root);
@@ -196,7 +253,7 @@ static graph *build_attention_graph(int64_t S, int64_t H, int64_t D, int variant
     const char *q_in = "q_heads", *scores = "scores";
     if (variant == SCALE_DIV_Q || variant == EXTRA_READER) add_node(g, "Div", "q_heads", "root", q_in = "q_scaled", NULL);
     if (variant == SCALE_MUL_Q) add_node(g, "Mul", "inv_root", "q_heads", q_in = "q_scaled", NULL);
-    add_node(g, "Reshape", "k", "split", "k_split", NULL);
+    add_node(g, "Reshape", "k", packed ? "k_split_shape" : "split", "k_split", NULL);
     add_node(g, "Transpose", "k_split", NULL, "k_heads", &p120);
     add_node(g, "MatMul", q_in, "k_heads", "scores", NULL);
     if (variant == SCALE_DIV_SCORES) add_node(g, "Div", "scores", "root", scores = "scores_scaled", NULL);
@@ -213,41 +270,59 @@ static graph *build_attention_graph(int64_t S, int64_t H, int64_t D, int variant
     return g;
 }
 
+/* The number of inputs of the graph's one live lens.Attention node, or -1. */
+static int attention_inputs(const graph *g) {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!g->nodes[i].removed && !strcmp(g->nodes[i].op.op_type, "Attention")) return g->nodes[i].n_inputs;
+    return -1;
+}
+
 static void test_attention_pass(core_pool *pool) {
     static const int64_t shapes[][4] = {{5, 1, 2, 3}, {17, 2, 3, 8}, {1, 3, 1, 1}, {33, 1, 4, 16}, {9, 2, 5, 7}};
-    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
-        for (int variant = SCALE_DIV_Q; variant <= EXTRA_READER; variant++) {
-            int64_t S = shapes[si][0], B = shapes[si][1], H = shapes[si][2], D = shapes[si][3];
-            size_t n = (size_t)(S * B * H * D), n_plain = 0, n_fused = 0;
-            tensor in[3];
-            for (int i = 0; i < 3; i++) in[i] = (tensor){LENS_DTYPE_FLOAT32, 3, {S, B, H * D}, random_floats(n, 2)};
-            graph *plain = build_attention_graph(S, H, D, variant), *fused = build_attention_graph(S, H, D, variant);
-            float *want = run_graph(plain, in, 3, pool, &n_plain);
-            /* the probe is the plan itself, at batch B */
-            tensor shapes_only[3] = {in[0], in[1], in[2]};
-            for (int i = 0; i < 3; i++) shapes_only[i].data = NULL;
-            graph_plan *probe = NULL;
-            CHECK(graph_plan_create(fused, shapes_only, 3, pool, &probe) == LENS_OK);
-            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
-            graph_plan_free(probe);
-            int expect_fused = variant != EXTRA_READER;
-            CHECK_MSG(count_ops(fused, "Attention") == expect_fused && count_ops(fused, "Softmax") == !expect_fused,
-                      "shape %zu variant %d: %d Attention nodes", si, variant, count_ops(fused, "Attention"));
-            /* planned at another batch size too: the op must not depend on the probe's batch */
-            float *got = run_graph(fused, in, 3, pool, &n_fused);
-            CHECK(n_plain == n && n_fused == n);
-            if (want && got) CHECK_MSG(max_rel_diff(got, want, n) < 1e-5, "shape %zu variant %d", si, variant);
-            free(want), free(got);
-            if (B > 1) {
-                for (int i = 0; i < 3; i++) in[i].dims[1] = 1;
-                want = run_graph(plain, in, 3, pool, &n_plain);
-                got = run_graph(fused, in, 3, pool, &n_fused);
-                if (want && got) CHECK(n_plain == n_fused && max_rel_diff(got, want, n_fused) < 1e-5);
+    for (int packed = 0; packed < 2; packed++)
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+            for (int variant = SCALE_DIV_Q; variant <= EXTRA_READER; variant++) {
+                int64_t S = shapes[si][0], B = shapes[si][1], H = shapes[si][2], D = shapes[si][3];
+                int n_in = packed ? 1 : 3;
+                size_t n = (size_t)(S * B * H * D), n_plain = 0, n_fused = 0;
+                tensor in[3];
+                for (int i = 0; i < n_in; i++)
+                    in[i] = (tensor){LENS_DTYPE_FLOAT32, 3, {S, B, H * D * (packed ? 3 : 1)},
+                                     random_floats(n * (packed ? 3 : 1), 2)};
+                graph *plain = build_attention_graph(S, H, D, variant, packed);
+                graph *fused = build_attention_graph(S, H, D, variant, packed);
+                float *want = run_graph(plain, in, n_in, pool, &n_plain);
+                /* the probe is the plan itself, at batch B */
+                tensor shapes_only[3];
+                for (int i = 0; i < n_in; i++) shapes_only[i] = in[i], shapes_only[i].data = NULL;
+                graph_plan *probe = NULL;
+                CHECK(graph_plan_create(fused, shapes_only, n_in, pool, &probe) == LENS_OK);
+                CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
+                graph_plan_free(probe);
+                int expect_fused = variant != EXTRA_READER;
+                CHECK_MSG(count_ops(fused, "Attention") == expect_fused && count_ops(fused, "Softmax") == !expect_fused,
+                          "shape %zu variant %d: %d Attention nodes", si, variant, count_ops(fused, "Attention"));
+                /* packed: the op reads qkv itself; the Slice of k stays for its Shape reader only */
+                if (expect_fused)
+                    CHECK_MSG(attention_inputs(fused) == n_in && count_ops(fused, "Slice") == (packed ? 2 : 0),
+                              "shape %zu variant %d packed %d: %d inputs, %d Slices", si, variant, packed,
+                              attention_inputs(fused), count_ops(fused, "Slice"));
+                /* planned at another batch size too: the op must not depend on the probe's batch */
+                float *got = run_graph(fused, in, n_in, pool, &n_fused);
+                CHECK(n_plain == n && n_fused == n);
+                if (want && got)
+                    CHECK_MSG(max_rel_diff(got, want, n) < 1e-5, "shape %zu variant %d packed %d", si, variant, packed);
                 free(want), free(got);
+                if (B > 1) {
+                    for (int i = 0; i < n_in; i++) in[i].dims[1] = 1;
+                    want = run_graph(plain, in, n_in, pool, &n_plain);
+                    got = run_graph(fused, in, n_in, pool, &n_fused);
+                    if (want && got) CHECK(n_plain == n_fused && max_rel_diff(got, want, n_fused) < 1e-5);
+                    free(want), free(got);
+                }
+                graph_free(plain), graph_free(fused);
+                for (int i = 0; i < n_in; i++) free(in[i].data);
             }
-            graph_free(plain), graph_free(fused);
-            for (int i = 0; i < 3; i++) free(in[i].data);
-        }
 }
 
 /* x [2, H, W, K] → MatMul(x, W [K, N]) + b → Transpose to NCHW → * gamma [N, 1, 1] (ConvNeXt's block tail), with

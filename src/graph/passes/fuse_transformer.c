@@ -297,6 +297,46 @@ static int split_shapes(const graph_plan *probe, int src, int split, int64_t *he
     return *heads >= 1 && *heads * b->dims[2] == a->dims[2];
 }
 
+/* The single value of a planned 1-element integer tensor (a folded Slice bound), in *out. */
+static int planned_scalar(const graph_plan *probe, int v, int64_t *out) {
+    const tensor *t = v >= 0 ? graph_plan_value(probe, v) : NULL;
+    if (!t || !t->data || tensor_numel(t) != 1) return 0;
+    if (t->dtype == LENS_DTYPE_INT64) *out = *(const int64_t *)t->data;
+    else if (t->dtype == LENS_DTYPE_INT32) *out = *(const int32_t *)t->data;
+    else return 0;
+    return 1;
+}
+
+/* How many times live nodes read v's data (Shape and Size read only its shape), plus one if it is a graph output. */
+static int data_use_count(const graph *g, int v) {
+    int uses = use_count(g, v);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed || n->op.domain[0] || (strcmp(n->op.op_type, "Shape") && strcmp(n->op.op_type, "Size"))) continue;
+        for (int k = 0; k < n->n_inputs; k++) uses -= n->inputs[k] == v;
+    }
+    return uses;
+}
+
+/* Whether v, its data read only once, is Slice(x, [part*E], [(part+1)*E], [last axis]) of a planned x [S, B, 3E]: the
+ * Q (part 0), K (1) or V (2) third of nn.MultiheadAttention's fused in-projection. Sets *x and *slice. */
+static int qkv_third(graph *g, const graph_plan *probe, int v, int part, int *x, graph_node **slice) {
+    graph_node *n = producer_of(g, v, "Slice");
+    if (!n || n->n_inputs < 4 || n->n_inputs > 5 || n->inputs[0] < 0 || data_use_count(g, v) != 1) return 0;
+    const tensor *src = planned_f32(probe, n->inputs[0], 3);
+    int64_t start, end, axis, step = 1;
+    if (!src || src->dims[2] % 3 || !planned_scalar(probe, n->inputs[1], &start) ||
+        !planned_scalar(probe, n->inputs[2], &end) || !planned_scalar(probe, n->inputs[3], &axis) ||
+        (n->n_inputs == 5 && n->inputs[4] >= 0 && !planned_scalar(probe, n->inputs[4], &step)))
+        return 0;
+    int64_t E = src->dims[2] / 3;
+    if ((axis != 2 && axis != -1) || step != 1 || start != part * E || (end != (part + 1) * E && !(part == 2 && end > 3 * E)))
+        return 0;
+    *x = n->inputs[0];
+    *slice = n;
+    return 1;
+}
+
 /* Softmax(scale * Q Kᵀ) V as torch.nn.functional.multi_head_attention_forward exports it (opset 13+):
  *   Q: Transpose[1,0,2](Reshape(q)) (/ or * a scalar)   K: Transpose[1,2,0](Reshape(k))   V: Transpose[1,0,2](Reshape(v))
  *   Transpose[1,0,2](MatMul(Softmax(MatMul(Q, K) (/ or * a scalar)), V))
@@ -324,10 +364,21 @@ static lens_status fuse_attention(graph *g, const graph_plan *probe, graph_node 
     const tensor *out = planned_f32(probe, merge->outputs[0], 3), *qt = planned_f32(probe, qs, 3);
     if (!out || !tensor_same_shape(out, qt)) return LENS_OK;
 
+    /* q, k and v sliced from one in-projection output (self-attention): the op reads them from it in place */
+    int qkv[3];
+    graph_node *slices[3];
+    int packed = qkv_third(g, probe, q, 0, &qkv[0], &slices[0]) && qkv_third(g, probe, k, 1, &qkv[1], &slices[1]) &&
+                 qkv_third(g, probe, v, 2, &qkv[2], &slices[2]) && qkv[0] == qkv[1] && qkv[0] == qkv[2];
+
     int *inputs = graph_alloc(g, 3 * sizeof(int));
     op_attr *attrs = graph_alloc(g, 2 * sizeof(op_attr));
     if (!inputs || !attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing attention");
     inputs[0] = q, inputs[1] = k, inputs[2] = v;
+    if (packed) {
+        inputs[0] = qkv[0];
+        /* a Slice still read by a Shape stays (the plan then skips it as dead) */
+        for (int i = 0; i < 3; i++) slices[i]->removed = use_count(g, slices[i]->outputs[0]) == 1;
+    }
     attrs[0] = (op_attr){.name = "num_heads", .type = OP_ATTR_INT, .i = hq};
     attrs[1] = (op_attr){.name = "scale", .type = OP_ATTR_FLOAT, .f = m.scale};
     if (mm2->state && mm2->def->release) mm2->def->release(mm2->state);
@@ -339,7 +390,7 @@ static lens_status fuse_attention(graph *g, const graph_plan *probe, graph_node 
     mm2->op.n_attrs = 2;
     mm2->def = ops_lookup("lens", "Attention");
     mm2->inputs = inputs;
-    mm2->n_inputs = 3;
+    mm2->n_inputs = packed ? 1 : 3;
     mm2->outputs[0] = merge->outputs[0];
     for (int i = 0; i < m.n_nodes; i++) m.nodes[i]->removed = 1;
     graph_update_producers(g);
