@@ -18,6 +18,7 @@ typedef struct kern_gemm_tile {
     const float *bias_col;   /* bias of the tile's first column (one value per column), or NULL */
     int act;                 /* KERN_GEMM_TILE_ACT_* */
     float act_alpha, act_beta;
+    size_t lda; /* 0: a is packed; else a is op(A) itself, row i of step k at a[i*lda + k] (AVX-512 kernel only) */
 } kern_gemm_tile;
 
 /* Where a micro-kernel reads B from. Packed: kc groups of NR floats (padding columns zero). Direct (ldb != 0):
@@ -70,5 +71,9 @@ bool kern_gemm_force_path(kern_gemm_path path);
 /* Makes every GEMM act as if its packing workspace could not be allocated (the out-of-memory fallback), or stop. Same
  * rules as kern_gemm_force_path. */
 void kern_gemm_refuse_workspace(bool refuse);
+
+/* Makes kern_sgemm_packed_b read untransposed A in place (1) or pack it (0) where the kernel can do both, or choose
+ * (-1, the default). Same rules as kern_gemm_force_path. */
+void kern_gemm_force_direct_a(int mode);
 
 #endif

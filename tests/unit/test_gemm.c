@@ -1,7 +1,7 @@
-/* test_gemm.c — checks kern_sgemm, kern_sgemm_packed_a and kern_sgemm_packed_b against the scalar reference on every
- * code path this CPU runs (portable, AVX2, AVX-512), on edge and model-sized shapes, all transpose combinations,
- * alpha/beta, bias per row and column, every activation, with and without a thread pool; and the reference itself
- * against hand-computed values. */
+/* test_gemm.c — checks kern_sgemm, kern_sgemm_packed_a and kern_sgemm_packed_b (with A packed and, where the kernel
+ * can, read in place) against the scalar reference on every code path this CPU runs (portable, AVX2, AVX-512), on
+ * edge and model-sized shapes, all transpose combinations, alpha/beta, bias per row and column, every activation,
+ * with and without a thread pool; and the reference itself against hand-computed values. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -143,12 +143,16 @@ static void run_case(const gemm_case *g, core_pool *pool) {
 
     kern_packed_b *pb = kern_sgemm_pack_b(g->trans_b, g->K, g->N, B, ldb);
     CHECK(pb != NULL && kern_packed_b_bytes(pb) >= g->N * g->K * sizeof(float));
-    if (pb) {
+    /* A packed, and (where the kernel can) read in place */
+    for (int direct_a = 0; pb && direct_a < 2; direct_a++) {
+        kern_gemm_force_direct_a(direct_a);
         memcpy(C, C0, c_floats * sizeof(float));
         kern_sgemm_packed_b(pool, g->trans_a, g->M, A, lda, pb, g->beta, C, ldc, epp);
-        compare("packed_b", g, A, lda, B, ldb, C0, C, ldc, bias, 1.0f, rows, n_rows);
-        kern_packed_b_free(pb);
+        compare(direct_a ? "packed_b, A in place" : "packed_b", g, A, lda, B, ldb, C0, C, ldc, bias, 1.0f, rows,
+                n_rows);
     }
+    kern_gemm_force_direct_a(-1);
+    kern_packed_b_free(pb);
     free(A);
     free(B);
     free(C0);

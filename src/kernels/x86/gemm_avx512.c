@@ -50,11 +50,14 @@ ALWAYS_INLINE void load_b(const int vecs, const int direct, const float *b, floa
     }
 }
 
-/* The body every variant shares; rows, vecs and direct are compile-time constants after inlining, so the
- * accumulator array lives in registers. This is the hot loop of every convolution and fully connected layer. */
-ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, size_t kc, const float *restrict a,
-                             const kern_gemm_b *bsrc, float *restrict c, size_t ldc, size_t n,
-                             const kern_gemm_tile *t) {
+/* The body every variant shares; rows, vecs, direct and direct_a are compile-time constants after inlining, so the
+ * accumulator array lives in registers. This is the hot loop of every convolution and fully connected layer. With
+ * direct_a the A values are broadcast straight from op(A)'s rows (t->lda apart) instead of a packed panel: the rows
+ * of a tile are as compact as their packed copy when K is short, and packing them cost a pass over A per block. */
+ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, const int direct_a, size_t kc,
+                             const float *restrict a, const kern_gemm_b *bsrc, float *restrict c, size_t ldc,
+                             size_t n, const kern_gemm_tile *t) {
+    const size_t a_row = direct_a ? t->lda : 1, a_step = direct_a ? 1 : MR; /* A's row and step strides */
     const float *b = bsrc->b;
     float *copy = direct ? bsrc->copy : NULL;
     const size_t b_step = direct ? bsrc->ldb : NR;
@@ -85,7 +88,7 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, s
             load_b(vecs, direct, b + b_step, copy ? copy + NR : NULL, m0, m1, &b2, &b3);
 #pragma GCC unroll 16
             for (int i = 0; i < rows; i++) {
-                __m512 ai = _mm512_set1_ps(a[i]), aj = _mm512_set1_ps(a[MR + i]);
+                __m512 ai = _mm512_set1_ps(a[i * a_row]), aj = _mm512_set1_ps(a[a_step + i * a_row]);
                 acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
                 acc2[i][0] = _mm512_fmadd_ps(aj, b2, acc2[i][0]);
                 if (vecs > 1) {
@@ -93,7 +96,7 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, s
                     acc2[i][1] = _mm512_fmadd_ps(aj, b3, acc2[i][1]);
                 }
             }
-            a += 2 * MR;
+            a += 2 * a_step;
             b += 2 * b_step;
             if (copy) copy += 2 * NR;
         }
@@ -109,15 +112,15 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, s
         /* Packed weights come from memory on their first sweep (a network's do not stay in cache) and each tile
          * jumps to a new panel, too soon for the hardware prefetcher: fetch 32 steps ahead (+25% on 512 x 49 x 4608,
          * flat elsewhere). The address is formed as an integer: it may lie past the panel. */
-        _mm_prefetch((const char *)((uintptr_t)a + A_PREFETCH_BYTES), _MM_HINT_T0);
+        if (!direct_a) _mm_prefetch((const char *)((uintptr_t)a + A_PREFETCH_BYTES), _MM_HINT_T0);
         load_b(vecs, direct, b, copy, m0, m1, &b0, &b1);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
+            __m512 ai = _mm512_set1_ps(a[i * a_row]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             if (vecs > 1) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
-        a += MR;
+        a += a_step;
         b += b_step;
         if (copy) copy += NR;
     }
@@ -143,13 +146,16 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, s
     }
 }
 
-#define VARIANT(R, V, D)                                                                                               \
-    static void tile_##R##_##V##_##D(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t n,  \
-                                     const kern_gemm_tile *t) {                                                        \
-        tile_body(R, V, D, kc, a, b, c, ldc, n, t);                                                                    \
+#define VARIANT(R, V, D, DA)                                                                                           \
+    static void tile_##R##_##V##_##D##DA(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc,        \
+                                         size_t n, const kern_gemm_tile *t) {                                          \
+        tile_body(R, V, D, DA, kc, a, b, c, ldc, n, t);                                                                \
     }
-#define VARIANTS(R) VARIANT(R, 1, 0) VARIANT(R, 2, 0) VARIANT(R, 1, 1) VARIANT(R, 2, 1)
-#define ROW(R) {{tile_##R##_1_0, tile_##R##_1_1}, {tile_##R##_2_0, tile_##R##_2_1}}
+/* direct A only with packed B (a MatMul by a weight): op(A) is then the layer's input, read in place */
+#define VARIANTS(R) VARIANT(R, 1, 0, 0) VARIANT(R, 2, 0, 0) VARIANT(R, 1, 1, 0) VARIANT(R, 2, 1, 0) \
+    VARIANT(R, 1, 0, 1) VARIANT(R, 2, 0, 1)
+#define ROW(R) {{tile_##R##_1_00, tile_##R##_1_10}, {tile_##R##_2_00, tile_##R##_2_10}}
+#define ROW_DIRECT_A(R) {tile_##R##_1_01, tile_##R##_2_01}
 
 VARIANTS(1)
 VARIANTS(2)
@@ -282,6 +288,10 @@ typedef void (*tile_fn)(size_t, const float *, const kern_gemm_b *, float *, siz
 /* [rows - 1][n > 16][direct] */
 static const tile_fn tiles[MR][2][2] = {ROW(1), ROW(2), ROW(3), ROW(4),  ROW(5),  ROW(6),
                                         ROW(7), ROW(8), ROW(9), ROW(10), ROW(11), ROW(12)};
+/* [rows - 1][n > 16], A read in place, B packed */
+static const tile_fn tiles_direct_a[MR][2] = {ROW_DIRECT_A(1), ROW_DIRECT_A(2), ROW_DIRECT_A(3),  ROW_DIRECT_A(4),
+                                              ROW_DIRECT_A(5), ROW_DIRECT_A(6), ROW_DIRECT_A(7),  ROW_DIRECT_A(8),
+                                              ROW_DIRECT_A(9), ROW_DIRECT_A(10), ROW_DIRECT_A(11), ROW_DIRECT_A(12)};
 /* [r - 1][q][direct], called with m */
 static const tile_fn tail_tiles[TAIL_MAX][2][2] = {TAIL_ROW(1), TAIL_ROW(2), TAIL_ROW(3), TAIL_ROW(4),
                                                    TAIL_ROW(5), TAIL_ROW(6), TAIL_ROW(7), TAIL_ROW(8),
@@ -291,6 +301,10 @@ _Static_assert(MR == 12 && NR == 32, "the variant tables above are written for a
 void kern_gemm_ukernel_avx512(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
                               size_t n, const kern_gemm_tile *tile) {
     size_t q = n / 16, r = n % 16;
+    if (tile->lda) { /* A in place (B packed): the plain form, whose rows read only the m rows that exist */
+        tiles_direct_a[m - 1][n > 16](kc, a, b, c, ldc, n, tile);
+        return;
+    }
     /* FMAs per step: the tail form always computes 12 rows; the plain form m rows of ceil(n/16) vectors */
     if (r && r <= TAIL_MAX && MR * q + r < m * (q + 1)) tail_tiles[r - 1][q][b->ldb != 0](kc, a, b, c, ldc, m, tile);
     else tiles[m - 1][n > 16][b->ldb != 0](kc, a, b, c, ldc, n, tile);
