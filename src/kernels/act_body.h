@@ -164,14 +164,29 @@ static inline act_vec act_erf(act_vec z) {
     return act_select(a < 1.0f, act_erf_small(z, z2), big);
 }
 
+/* Whether every lane of a comparison's mask is set. */
+static inline int act_all(act_ivec mask) {
+#if ACT_VBYTES == 64 && defined(__AVX512F__)
+    return _mm512_test_epi32_mask((__m512i)mask, (__m512i)mask) == 0xffff;
+#else
+    int all = 1;
+    for (int k = 0; k < ACT_VLEN; k++) all &= mask[k] != 0;
+    return all;
+#endif
+}
+
 /* x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2: for x << 0 Phi comes from erfc directly, without the cancellation
- * in 1 + erf, so the far negative tail keeps its relative precision. */
+ * in 1 + erf, so the far negative tail keeps its relative precision. A vector whose lanes all have |x| < sqrt 2
+ * takes the erf polynomial alone (the same result): a third of the FMAs of both branches. Most are such in
+ * ConvNeXt (99% of GELU vectors) and ViT (58%), where GELU cost 6% and 1.5% of the run. */
 static inline act_vec act_gelu(act_vec x) {
     act_vec z = x * 0.70710678118654752f, a = act_abs(z), z2 = z * z;
+    act_ivec small = a < 1.0f;
+    act_vec phi_small = 0.5f + 0.5f * act_erf_small(z, z2);
+    if (act_all(small)) return x * phi_small;
     act_vec half_erfc = 0.5f * act_erfc_big(a, z2);
     act_vec phi_big = act_select(z < 0.0f, half_erfc, 1.0f - half_erfc);
-    act_vec phi = act_select(a < 1.0f, 0.5f + 0.5f * act_erf_small(z, z2), phi_big);
-    return x * phi;
+    return x * act_select(small, phi_small, phi_big);
 }
 
 /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
