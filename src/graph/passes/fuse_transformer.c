@@ -312,7 +312,8 @@ static int data_use_count(const graph *g, int v) {
     int uses = use_count(g, v);
     for (int i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
-        if (n->removed || n->op.domain[0] || (strcmp(n->op.op_type, "Shape") && strcmp(n->op.op_type, "Size"))) continue;
+        if (n->removed || n->op.domain[0] || (strcmp(n->op.op_type, "Shape") && strcmp(n->op.op_type, "Size")))
+            continue;
         for (int k = 0; k < n->n_inputs; k++) uses -= n->inputs[k] == v;
     }
     return uses;
@@ -330,8 +331,8 @@ static int qkv_third(graph *g, const graph_plan *probe, int v, int part, int *x,
         (n->n_inputs == 5 && n->inputs[4] >= 0 && !planned_scalar(probe, n->inputs[4], &step)))
         return 0;
     int64_t E = src->dims[2] / 3;
-    if ((axis != 2 && axis != -1) || step != 1 || start != part * E || (end != (part + 1) * E && !(part == 2 && end > 3 * E)))
-        return 0;
+    int ends_right = end == (part + 1) * E || (part == 2 && end > 3 * E); /* the last third may end "past the end" */
+    if ((axis != 2 && axis != -1) || step != 1 || start != part * E || !ends_right) return 0;
     *x = n->inputs[0];
     *slice = n;
     return 1;
