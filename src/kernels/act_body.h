@@ -38,15 +38,15 @@ static inline act_vec act_max(act_vec a, act_vec b) { return act_select(a > b, a
 
 /* ---- Transcendentals ---------------------------------------------------------------------------------------------- */
 
-/* e^r for |r| <= ln2 / 2: a degree-7 polynomial. */
+/* e^r for |r| <= ln2 / 2: 1 + r + r^2 P(r), P of degree 4 fitted for relative error (3.8e-9, 0.03 ulp, with these
+ * float coefficients; degree 7 had precision float cannot hold), P in Estrin's order: a shorter dependency chain
+ * than Horner's. SiLU and sigmoid are bound by their chains' latency: AVX-512 SiLU went 0.318 -> 0.289 ns a float
+ * (Zen 4), with the same measured ulp maxima. */
 static inline act_vec act_exp_reduced(act_vec r) {
-    act_vec p = act_splat(1.984951814e-4f);
-    p = p * r + 1.393358107e-3f;
-    p = p * r + 8.333372883e-3f;
-    p = p * r + 4.166646674e-2f;
-    p = p * r + 1.666666716e-1f;
-    p = p * r + 0.5f;
-    return p * (r * r) + r + 1.0f;
+    act_vec r2 = r * r;
+    act_vec lo = r * 1.666652113e-1f + 4.999999404e-01f, hi = r * 8.368710056e-3f + 4.166838899e-2f;
+    act_vec p = (r2 * 1.381461276e-3f + hi) * r2 + lo;
+    return p * r2 + r + 1.0f;
 }
 
 /* x - n ln 2 (Cody-Waite: the high part of ln 2 has 9 bits, so n * high is exact for |n| < 2^15). */

@@ -286,6 +286,33 @@ static void test_dw_channel_blocks(const char *isa) {
     CHECK_MSG(worst <= 1e-5, "%s dw blocks 7x7 on 30x30: %g", isa, worst);
     core_aligned_free(scratch);
     free(x), free(wt), free(b), free(r), free(y), free(e);
+    /* Planes past the whole-plane tile cap (MobileNet's and EfficientNet's 112x112): the tile holds one strip's
+     * rows at a time, so strips start mid-plane, with pad rows at the top of the first and bottom of the last. */
+    static const int64_t bands[][6] = {
+        /* h, w, kernel, stride, pad top/left, pad bottom/right */
+        {112, 112, 3, 2, 1, 1}, {112, 112, 3, 1, 1, 1}, {113, 67, 3, 2, 0, 1}, {70, 90, 5, 2, 2, 2},
+        {65, 64, 7, 1, 3, 3},   {97, 75, 5, 1, 2, 0}};
+    for (size_t t = 0; t < sizeof bands / sizeof *bands; t++) {
+        int64_t bh = bands[t][0], bw = bands[t][1], bk = bands[t][2], bs = bands[t][3], p0 = bands[t][4];
+        int64_t p1 = bands[t][5], bc = t % 2 ? 17 : 33;
+        int64_t oh = (bh + p0 + p1 - bk) / bs + 1, ow = (bw + p0 + p1 - bk) / bs + 1;
+        float *bx = random_array((size_t)(bc * bh * bw)), *bwt = random_array((size_t)(bc * bk * bk));
+        float *bb = random_array((size_t)bc), *br = random_array((size_t)(bc * oh * ow));
+        float *by = malloc((size_t)(bc * oh * ow) * sizeof *by), *be = malloc((size_t)(bc * oh * ow) * sizeof *be);
+        const kern_activation *bact = &acts[t % 5];
+        const float *bres = t % 3 == 1 ? br : NULL;
+        kern_conv_shape bsh = {{1, bh, bw}, {1, oh, ow}, {1, bk, bk}, {1, bs, bs}, {1, 1, 1}, {0, p0, p0}};
+        CHECK(kern_dwconv2d_channel_block(&bsh) == 16);
+        float *bscratch = core_aligned_alloc(kern_dwconv2d_scratch(&bsh) * sizeof(float));
+        kern_dwconv2d(&bsh, bc, bx, bwt, bb, bres, bact, by, bscratch);
+        kern_conv2d_params bcp = {1, bc, bh, bw, bc, oh, ow, bk, bk, bc, bs, bs, 1, 1, p0, p0};
+        kern_conv2d_ref(&bcp, bx, bwt, bb, bres, bact, be);
+        double bworst = max_abs_diff(by, be, (size_t)(bc * oh * ow));
+        CHECK_MSG(bworst <= 1e-5, "%s dw bands c%lld %lldx%lld k%lld s%lld: %g", isa, (long long)bc, (long long)bh,
+                  (long long)bw, (long long)bk, (long long)bs, bworst);
+        core_aligned_free(bscratch);
+        free(bx), free(bwt), free(bb), free(br), free(by), free(be);
+    }
 }
 
 /* 1-D and 3-D convs against direct loops written here. */

@@ -576,27 +576,30 @@ static void test_pools(void) {
         op_attr big = {.name = "kernel_shape", .type = OP_ATTR_INTS, .ints = k9, .count = 2};
         CHECK(run_op("MaxPool", &big, 1, ins, 1, outs, 1, NULL, 0) == LENS_ERR_SHAPE);
     }
-    /* Global pools */
-    for (int pi = 0; pi < 2; pi++) {
-        int64_t xd[4] = {2, 5, 7, 9};
-        tensor x = make(LENS_DTYPE_FLOAT32, 4, xd, rnd(2 * 5 * 63)), ya, ym;
+    /* Global pools: planes below, at and past the 32-float vector block of the average's sum, with and without a
+     * 4-float and a scalar rest */
+    static const int64_t planes[][2] = {{7, 9}, {1, 1}, {4, 8}, {5, 7}, {1, 35}, {56, 56}, {7, 7}};
+    for (int pi = 0; pi < 14; pi++) {
+        const int64_t ph = planes[pi / 2][0], pw = planes[pi / 2][1], ps = ph * pw;
+        int64_t xd[4] = {2, 5, ph, pw};
+        tensor x = make(LENS_DTYPE_FLOAT32, 4, xd, rnd((size_t)(2 * 5 * ps))), ya, ym;
         const tensor *ins[1] = {&x};
         tensor *oa[1] = {&ya}, *om[1] = {&ym};
-        CHECK(run_op("GlobalAveragePool", NULL, 0, ins, 1, oa, 1, pi ? pool2 : NULL, 0) == LENS_OK);
-        CHECK(run_op("GlobalMaxPool", NULL, 0, ins, 1, om, 1, pi ? pool2 : NULL, 0) == LENS_OK);
+        CHECK(run_op("GlobalAveragePool", NULL, 0, ins, 1, oa, 1, pi % 2 ? pool2 : NULL, 0) == LENS_OK);
+        CHECK(run_op("GlobalMaxPool", NULL, 0, ins, 1, om, 1, pi % 2 ? pool2 : NULL, 0) == LENS_OK);
         CHECK(ya.rank == 4 && ya.dims[0] == 2 && ya.dims[1] == 5 && ya.dims[2] == 1 && ya.dims[3] == 1);
         double wa = 0, wm = 0;
         for (int p = 0; p < 10; p++) {
             double s = 0, m = -INFINITY;
-            for (int i = 0; i < 63; i++) {
-                float v = ((float *)x.data)[p * 63 + i];
+            for (int64_t i = 0; i < ps; i++) {
+                float v = ((float *)x.data)[p * ps + i];
                 s += v;
                 m = v > m ? v : m;
             }
-            wa = fmax(wa, fabs(s / 63 - ((float *)ya.data)[p]));
+            wa = fmax(wa, fabs(s / (double)ps - ((float *)ya.data)[p]));
             wm = fmax(wm, fabs(m - ((float *)ym.data)[p]));
         }
-        CHECK_MSG(wa < 1e-6 && wm == 0, "global pools: %g %g", wa, wm);
+        CHECK_MSG(wa < 1e-6 && wm == 0, "global pools %lldx%lld: %g %g", (long long)ph, (long long)pw, wa, wm);
         free(x.data), free(ya.data), free(ym.data);
     }
 }

@@ -252,11 +252,13 @@ static void test_edge_shapes(core_pool *pools[3]) {
         }
 }
 
-/* Shapes from ResNet-50 and ViT-B, checked on sampled rows. */
+/* Shapes from ResNet-50 and ViT-B, checked on sampled rows; and MobileNetV2's 16 -> 96 1x1 conv on 112x112 and a
+ * ragged one like it (short K, wide C: blocks of one micro-panel of rows). */
 static void test_model_shapes(core_pool *pool, int quick) {
     static const size_t shapes[][3] = {
         {256, 3136, 576}, {1000, 1, 1280}, {1, 1000, 2048}, {197, 768, 768}, {300, 1100, 520},
         {145, 513, 257},  {2048, 49, 512}, {512, 49, 4608}, {64, 3136, 147}, {4, 1000, 2048},
+        {96, 12544, 16},  {41, 4133, 11},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         if (quick && shapes[s][0] * shapes[s][1] * shapes[s][2] > 50000000) continue;
