@@ -387,14 +387,53 @@ static size_t next_group(const wino_job *j, size_t t0, size_t nt, size_t s, wino
     return s;
 }
 
+/* Channels ahead of the one being transformed whose rows are prefetched: a layer's input and output are rarely in
+ * L1 or L2, and each channel's window is a few rows a whole plane away from the last one's, where the hardware
+ * prefetcher does not look. Two channels ahead cover an L3 or memory latency with the transform of one. Small
+ * images (packed transforms) need none: their planes follow each other in one stream the hardware sees, and there
+ * the prefetches measured 4% slower at 7x7. */
+#define WINO_PREFETCH_CHANNELS 2
+
+/* Prefetches rows [y0, y0 + rows) x columns [x0, x0 + cols) of an h x w plane, clipped to it (for writing when
+ * write). */
+static void prefetch_window(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t rows, int64_t x0,
+                            int64_t cols, int write) {
+    int64_t y1 = y0 + rows < h ? y0 + rows : h, x1 = x0 + cols < w ? x0 + cols : w;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    if (y0 >= y1 || x0 >= x1) return;
+    if (x0 == 0 && x1 == w) { /* whole rows: one contiguous range */
+        x1 = (y1 - 1 - y0) * w + w;
+        y1 = y0 + 1;
+    }
+    for (int64_t y = y0; y < y1; y++) {
+        const char *first = (const char *)(plane + y * w + x0), *last = (const char *)(plane + y * w + x1 - 1);
+        /* every line the range touches, its last one included */
+        for (uintptr_t line = (uintptr_t)first & ~(uintptr_t)63; line <= (uintptr_t)last; line += 64) {
+            if (write)
+                __builtin_prefetch((const void *)line, 1, 3);
+            else
+                __builtin_prefetch((const void *)line, 0, 3);
+        }
+    }
+}
+
 /* Transformed input channels [c0, c1) of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
 static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t vstride,
                         float *work) {
     const kern_conv2d_params *p = j->p;
     const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
     wino_run r, group[4];
+    const int64_t span_rows = j->tile + 2;
     /* channel by channel, so each input plane is read top to bottom */
-    for (size_t c = c0; c < c1; c++)
+    for (size_t c = c0; c < c1; c++) {
+        if (!j->lanes && c + WINO_PREFETCH_CHANNELS < c1)
+            for (size_t s = 0; s < nt;) {
+                s = next_run(j, t0, nt, s, &r);
+                prefetch_window(j->x + ((size_t)r.n * cin + c + WINO_PREFETCH_CHANNELS) * plane, p->in_h, p->in_w,
+                                r.oy - p->pad_top, span_rows, j->tile * r.tx - p->pad_left,
+                                j->tile * (int64_t)r.count + 2, 0);
+            }
         for (size_t s = 0; s < nt;) {
             if (j->lanes) {
                 size_t s0 = s, nruns;
@@ -410,6 +449,7 @@ static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size
             j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
                             j->tile * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
         }
+    }
 }
 
 /* m[xi * mstride + k * nt + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
@@ -443,6 +483,13 @@ static size_t run_window(const wino_job *j, const wino_run *r, size_t co, int *r
     return ((size_t)r->n * (size_t)j->p->out_channels + co) * (size_t)(oh * ow) + (size_t)(r->oy * ow + x0);
 }
 
+/* Prefetches the output window at offset at of y (rows x cols, row stride out_w) for writing, and the residual's. */
+static void prefetch_output(const wino_job *j, size_t at, int rows, int64_t cols) {
+    const int64_t ow = j->p->out_w;
+    prefetch_window(j->y + at, rows, ow, 0, rows, 0, cols, 1);
+    if (j->residual) prefetch_window(j->residual + at, rows, ow, 0, rows, 0, cols, 0);
+}
+
 /* y for tiles [t0, t0 + nt) and output channels [co0, co0 + nco) from m (as multiply_block wrote it). */
 static void output_block(const wino_job *j, const float *m, size_t mstride, size_t t0, size_t nt, size_t co0,
                          size_t nco) {
@@ -472,9 +519,11 @@ static void output_block(const wino_job *j, const float *m, size_t mstride, size
         int rows;
         int64_t cols;
         size_t at = run_window(j, &r, co0, &rows, &cols);
-        for (size_t k = 0; k < nco; k++, at += plane)
+        for (size_t k = 0; k < nco; k++, at += plane) {
+            if (k + WINO_PREFETCH_CHANNELS < nco) prefetch_output(j, at + WINO_PREFETCH_CHANNELS * plane, rows, cols);
             j->wt->uk.output(m + k * nt + r.s, mstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
                              j->residual ? j->residual + at : NULL, j->y + at, ow, rows, cols, j->act);
+        }
     }
 }
 
