@@ -235,16 +235,17 @@ static size_t plan_block(const kern_conv2d_params *p, int tile, size_t *total_ti
     return nb;
 }
 
-/* Slot: transformed input [36][cin][nb], products [36][chunk <= cout rounded to MR][nb] (each point padded by up
- * to two cache lines), the input transforms' work, and one packed B panel [cin][NR]. */
+/* Slot: transformed input [36][cin][nb] (each point padded by up to two cache lines), products [chunk <= cout
+ * rounded to MR][36][nb rounded to 16], the input transforms' work, and one packed B panel [cin][NR]. */
 size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile) {
     if (tile != 2 && tile != 4) return 0;
-    size_t tiles, nb = plan_block(p, tile, &tiles), floats, bytes, points = (size_t)((tile + 2) * (tile + 2));
-    size_t channels = (size_t)p->in_channels + round_up((size_t)p->out_channels, WINO_MAX_MR);
+    size_t tiles, nb = plan_block(p, tile, &tiles), in, out, bytes, points = (size_t)((tile + 2) * (tile + 2));
     size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, (size_t)tile)) +
                    (size_t)p->in_channels * WINO_MAX_NR + points * 2 * 32;
-    if (!core_mul_size(nb * points, channels, &floats) || floats > SIZE_MAX / 8 - extra ||
-        !core_mul_size(floats + extra + 64, sizeof(float), &bytes))
+    if (!core_mul_size(nb * points, (size_t)p->in_channels, &in) ||
+        !core_mul_size(round_up(nb, 16) * points, round_up((size_t)p->out_channels, WINO_MAX_MR), &out) ||
+        in > SIZE_MAX / 8 - extra || out > SIZE_MAX / 8 - extra - in ||
+        !core_mul_size(in + out + extra + 64, sizeof(float), &bytes))
         return 0;
     return (bytes + 63) & ~(size_t)63;
 }
@@ -482,24 +483,25 @@ static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size
     }
 }
 
-/* m[xi * mstride + k * nt + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
+/* m[k * kstride + xi * pstride + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
  * floats. */
 static void multiply_block(const wino_job *j, const float *v, size_t vstride, size_t nt, size_t co0, size_t nco,
-                           float *m, size_t mstride, float *bpanel) {
+                           float *m, size_t pstride, size_t kstride, float *bpanel) {
     const kern_winograd_weights *wt = j->wt;
     const size_t mr = wt->uk.mr, nr = wt->uk.nr, cin = (size_t)wt->cin, panels = div_up(nco, mr);
     const kern_gemm_tile tile = {0};
     for (size_t xi = 0; xi < (size_t)j->points; xi++) {
         const float *vx = v + xi * vstride;
         const float *ux = wt->data + (xi * wt->row_panels + co0 / mr) * cin * mr;
-        float *mx = m + xi * mstride;
+        float *mx = m + xi * pstride;
         for (size_t jr = 0; jr < nt; jr += nr) {
             size_t n = nt - jr < nr ? nt - jr : nr;
             /* the first panel reads V's rows directly and packs them for the others */
             kern_gemm_b direct = {vx + jr, nt, panels > 1 ? bpanel : NULL}, packed = {bpanel, 0, NULL};
             for (size_t q = 0; q < panels; q++) {
                 size_t rows = nco - q * mr < mr ? nco - q * mr : mr;
-                wt->uk.fn(cin, ux + q * cin * mr, q ? &packed : &direct, mx + q * mr * nt + jr, nt, rows, n, &tile);
+                wt->uk.fn(cin, ux + q * cin * mr, q ? &packed : &direct, mx + q * mr * kstride + jr, kstride, rows, n,
+                          &tile);
             }
         }
     }
@@ -521,8 +523,8 @@ static void prefetch_output(const wino_job *j, size_t at, int rows, int64_t cols
 }
 
 /* y for tiles [t0, t0 + nt) and output channels [co0, co0 + nco) from m (as multiply_block wrote it). */
-static void output_block(const wino_job *j, const float *m, size_t mstride, size_t t0, size_t nt, size_t co0,
-                         size_t nco) {
+static void output_block(const wino_job *j, const float *m, size_t pstride, size_t kstride, size_t t0, size_t nt,
+                         size_t co0, size_t nco) {
     const int64_t ow = j->p->out_w;
     const size_t plane = (size_t)(j->p->out_h * ow);
     wino_run r, group[4];
@@ -540,7 +542,7 @@ static void output_block(const wino_job *j, const float *m, size_t mstride, size
                     out[i].y = j->y + at[i] + k * plane;
                     out[i].residual = j->residual ? j->residual + at[i] + k * plane : NULL;
                 }
-                j->wt->uk.output_packed(m + k * nt + s0, mstride, out, nruns, j->lanes,
+                j->wt->uk.output_packed(m + k * kstride + s0, pstride, out, nruns, j->lanes,
                                         j->bias ? j->bias[co0 + k] : 0.0f, ow, j->act);
             }
             continue;
@@ -551,7 +553,7 @@ static void output_block(const wino_job *j, const float *m, size_t mstride, size
         size_t at = run_window(j, &r, co0, &rows, &cols);
         for (size_t k = 0; k < nco; k++, at += plane) {
             if (k + WINO_PREFETCH_CHANNELS < nco) prefetch_output(j, at + WINO_PREFETCH_CHANNELS * plane, rows, cols);
-            j->wt->uk.output(m + k * nt + r.s, mstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
+            j->wt->uk.output(m + k * kstride + r.s, pstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
                              j->residual ? j->residual + at : NULL, j->y + at, ow, rows, cols, j->act);
         }
     }
@@ -569,15 +571,18 @@ static void wino_task(void *ctx, int64_t task, int thread) {
     size_t co0 = chunk * j->chunk, cout = (size_t)j->p->out_channels, cin = (size_t)j->p->in_channels;
     size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
     /* 36 streams a power of two apart would share one L1 set: stagger the points by a cache line */
-    size_t vstride = point_stride(nt * cin), mstride = point_stride(nt * nco);
+    size_t vstride = point_stride(nt * cin);
+    /* the products of one output channel lie together, each point's in whole cache lines: the output transform
+     * reads them as one sequential stream (from points a block apart it stalled on L2) */
+    size_t pstride = round_up(nt, 16), kstride = (size_t)j->points * pstride;
     float *slot = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
     float *v = j->shared_input ? (float *)j->scratch : slot;
     float *m = slot + (size_t)j->points * vstride;
-    float *work = m + (size_t)j->points * mstride;
+    float *work = m + nco * kstride;
     float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
     if (!j->shared_input) input_block(j, t0, nt, 0, cin, v, vstride, work);
-    multiply_block(j, v, vstride, nt, co0, nco, m, mstride, bpanel);
-    output_block(j, m, mstride, t0, nt, co0, nco);
+    multiply_block(j, v, vstride, nt, co0, nco, m, pstride, kstride, bpanel);
+    output_block(j, m, pstride, kstride, t0, nt, co0, nco);
 }
 
 /* One share of the input transform of the only block, split by input channels over the threads (shared_input):
