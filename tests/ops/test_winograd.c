@@ -1,9 +1,9 @@
 /* test_winograd.c — the Winograd F(4x4, 3x3) and F(2x2, 3x3) kernel (kern_winograd_conv2d) against the scalar reference
  * kern_conv2d_ref on random shapes: H and W 1..17 (odd, not multiples of the 4x4 tile), pads 0..2 (asymmetric
- * too), channels 1..70 (not multiples of the micro-tile; fixed cases up to 130), batch 1..3, with and without bias, residual and fused
- * activations, on one thread and on a pool, with each micro-kernel (AVX-512 and AVX2 transforms differ too; the
- * AVX-512 ones pack four tile rows of narrow images, up to 4 tiles wide, per vector). Also
- * the Conv op when its weights were prepared at one batch size (choosing one tile, or im2col) and it runs at another.
+ * too), channels 1..70 (not multiples of the micro-tile; fixed cases up to 130), batch 1..3, with and without bias,
+ * residual and fused activations, on one thread and on a pool, with each micro-kernel (AVX-512 and AVX2 transforms
+ * differ too; the AVX-512 ones pack four tile rows of narrow images, up to 4 tiles wide, per vector). Also the Conv
+ * op when its weights were prepared at one batch size (choosing one tile, or im2col) and it runs at another.
  *
  * Error bound: Winograd F(4x4, 3x3) with points 0, ±1, ±2, infinity scales inputs and weights by up to ~25 in the
  * transforms, so its fp32 error is a few times that of a direct sum. With x, w uniform in [-1, 1] we require
