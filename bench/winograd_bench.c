@@ -62,7 +62,8 @@ int main(int argc, char **argv) {
     core_pool *pool2 = NULL;
     if (core_pool_create(2, &pool2) != LENS_OK || !kern_winograd_available()) return 1;
     if (argc > 4) {
-        for (int i = 2; i + 2 < argc; i += 3) bench(atoll(argv[i]), atoll(argv[i + 1]), atoi(argv[i + 2]), pool2, seconds);
+        for (int i = 2; i + 2 < argc; i += 3)
+            bench(atoll(argv[i]), atoll(argv[i + 1]), atoi(argv[i + 2]), pool2, seconds);
     } else {
         bench(56, 64, 4, pool2, seconds);
         bench(28, 128, 4, pool2, seconds);
