@@ -395,6 +395,7 @@ typedef struct wino_job {
     size_t tiles_w, tiles_img;
     size_t lanes; /* lanes per run when the transforms pack four runs per vector (4), else 0 */
     size_t input_tasks; /* shared_input: the tasks the input transform is split into */
+    size_t stride_threads; /* > 1: blocks dealt so that each of this many threads taking turns gets a contiguous run */
     int shared_input;   /* one block in several chunks: its input is transformed once, into slot 0, before them */
     int tile, points;
 } wino_job;
@@ -458,8 +459,7 @@ static void prefetch_window(const float *plane, int64_t h, int64_t w, int64_t y0
 
 /* Transformed input channels [c0, c1) of tiles [t0, t0 + nt): v[c * cstride + xi * pstride + t]. */
 static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t pstride,
-                        size_t cstride,
-                        float *work) {
+                        size_t cstride, float *work) {
     const kern_conv2d_params *p = j->p;
     const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
     wino_run r, group[4];
@@ -572,6 +572,12 @@ static void output_block(const wino_job *j, const float *m, size_t pstride, size
 static void wino_task(void *ctx, int64_t task, int thread) {
     const wino_job *j = ctx;
     size_t block = (size_t)task / j->chunks, chunk = (size_t)task % j->chunks;
+    /* the threads take tasks in turn: give each a contiguous run of blocks, so that blocks written by different
+     * threads share output rows (cache lines) only at one seam instead of at every block edge */
+    if (j->stride_threads > 1) {
+        size_t blocks = div_up(j->total, j->nb), per = blocks / j->stride_threads;
+        block = block % j->stride_threads * per + block / j->stride_threads;
+    }
     size_t t0 = block * j->nb, nt = j->total - t0 < j->nb ? j->total - t0 : j->nb;
     size_t co0 = chunk * j->chunk, cout = (size_t)j->p->out_channels, cin = (size_t)j->p->in_channels;
     size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
@@ -646,5 +652,6 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
         j.input_tasks = threads;
         core_pool_run(pool, (int64_t)threads, wino_input_task, &j);
     }
+    if (pool && j.chunks == 1 && blocks > threads && blocks % threads == 0) j.stride_threads = threads;
     core_pool_run(pool, (int64_t)(blocks * j.chunks), wino_task, &j);
 }
