@@ -242,14 +242,14 @@ static size_t plan_block(const kern_conv2d_params *p, int tile, size_t *total_ti
     return nb;
 }
 
-/* Slot: transformed input [cin][36][nb rounded to 16], products [chunk <= cout rounded to MR][36][nb rounded to
- * 16], the input transforms' work, and one packed B panel [cin][NR]. */
+/* Slot: transformed input [36][cin][nb] (each point padded by up to two cache lines), products [chunk <= cout
+ * rounded to MR][36][nb rounded to 16], the input transforms' work, and one packed B panel [cin][NR]. */
 size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile) {
     if (tile != 2 && tile != 4) return 0;
     size_t tiles, nb = plan_block(p, tile, &tiles), in, out, bytes, points = (size_t)((tile + 2) * (tile + 2));
     size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, (size_t)tile)) +
                    (size_t)p->in_channels * WINO_MAX_NR + points * 2 * 32;
-    if (!core_mul_size(round_up(nb, 16) * points, (size_t)p->in_channels, &in) ||
+    if (!core_mul_size(nb * points, (size_t)p->in_channels, &in) ||
         !core_mul_size(round_up(nb, 16) * points, round_up((size_t)p->out_channels, WINO_MAX_MR), &out) ||
         in > SIZE_MAX / 8 - extra || out > SIZE_MAX / 8 - extra - in ||
         !core_mul_size(in + out + extra + 64, sizeof(float), &bytes))
@@ -457,9 +457,9 @@ static void prefetch_window(const float *plane, int64_t h, int64_t w, int64_t y0
     }
 }
 
-/* Transformed input channels [c0, c1) of tiles [t0, t0 + nt): v[c * cstride + xi * pstride + t]. */
-static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t pstride,
-                        size_t cstride, float *work) {
+/* Transformed input channels [c0, c1) of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
+static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t vstride,
+                        float *work) {
     const kern_conv2d_params *p = j->p;
     const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
     wino_run r, group[4];
@@ -481,31 +481,31 @@ static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size
                 for (size_t i = 0; i < nruns; i++)
                     in[i] = (wino_run_in){j->x + ((size_t)group[i].n * cin + c) * plane, group[i].oy - p->pad_top,
                                           j->tile * group[i].tx - p->pad_left, group[i].count};
-                j->wt->uk.input_packed(in, nruns, j->lanes, p->in_h, p->in_w, v + c * cstride + s0, pstride, work);
+                j->wt->uk.input_packed(in, nruns, j->lanes, p->in_h, p->in_w, v + c * nt + s0, vstride, work);
                 continue;
             }
             s = next_run(j, t0, nt, s, &r);
             j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
-                            j->tile * r.tx - p->pad_left, r.count, v + c * cstride + r.s, pstride, work);
+                            j->tile * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
         }
     }
 }
 
 /* m[k * kstride + xi * pstride + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
  * floats. */
-static void multiply_block(const wino_job *j, const float *v, size_t cstride, size_t nt, size_t co0, size_t nco,
+static void multiply_block(const wino_job *j, const float *v, size_t vstride, size_t nt, size_t co0, size_t nco,
                            float *m, size_t pstride, size_t kstride, float *bpanel) {
     const kern_winograd_weights *wt = j->wt;
     const size_t mr = wt->uk.mr, nr = wt->uk.nr, cin = (size_t)wt->cin, panels = div_up(nco, mr);
     const kern_gemm_tile tile = {0};
     for (size_t xi = 0; xi < (size_t)j->points; xi++) {
-        const float *vx = v + xi * pstride;
+        const float *vx = v + xi * vstride;
         const float *ux = wt->data + (xi * wt->row_panels + co0 / mr) * cin * mr;
         float *mx = m + xi * pstride;
         for (size_t jr = 0; jr < nt; jr += nr) {
             size_t n = nt - jr < nr ? nt - jr : nr;
             /* the first panel reads V's rows directly and packs them for the others */
-            kern_gemm_b direct = {vx + jr, cstride, panels > 1 ? bpanel : NULL}, packed = {bpanel, 0, NULL};
+            kern_gemm_b direct = {vx + jr, nt, panels > 1 ? bpanel : NULL}, packed = {bpanel, 0, NULL};
             for (size_t q = 0; q < panels; q++) {
                 size_t rows = nco - q * mr < mr ? nco - q * mr : mr;
                 wt->uk.fn(cin, ux + q * cin * mr, q ? &packed : &direct, mx + q * mr * kstride + jr, kstride, rows, n,
@@ -567,6 +567,9 @@ static void output_block(const wino_job *j, const float *m, size_t pstride, size
     }
 }
 
+/* Floats between the points of a transformed block of n floats each: whole cache lines plus one. */
+static size_t point_stride(size_t n) { return round_up(n, 16) + 16; }
+
 /* One task: block of tiles task / chunks, output-channel chunk task % chunks, in this thread's slot (the
  * transformed input in slot 0 when shared_input has made it). */
 static void wino_task(void *ctx, int64_t task, int thread) {
@@ -581,17 +584,18 @@ static void wino_task(void *ctx, int64_t task, int thread) {
     size_t t0 = block * j->nb, nt = j->total - t0 < j->nb ? j->total - t0 : j->nb;
     size_t co0 = chunk * j->chunk, cout = (size_t)j->p->out_channels, cin = (size_t)j->p->in_channels;
     size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
-    /* the transformed input of one channel, and the products of one output channel, lie together, each point's in
-     * whole cache lines: the transforms write and read one sequential stream (36 streams a block apart stalled on
-     * L2) */
+    /* 36 streams a power of two apart would share one L1 set: stagger the points by a cache line */
+    size_t vstride = point_stride(nt * cin);
+    /* the products of one output channel lie together, each point's in whole cache lines: the output transform
+     * reads them as one sequential stream (from points a block apart it stalled on L2) */
     size_t pstride = round_up(nt, 16), kstride = (size_t)j->points * pstride;
     float *slot = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
     float *v = j->shared_input ? (float *)j->scratch : slot;
-    float *m = slot + cin * kstride; /* past the transformed input's place, used or not */
+    float *m = slot + (size_t)j->points * vstride;
     float *work = m + nco * kstride;
     float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
-    if (!j->shared_input) input_block(j, t0, nt, 0, cin, v, pstride, kstride, work);
-    multiply_block(j, v, kstride, nt, co0, nco, m, pstride, kstride, bpanel);
+    if (!j->shared_input) input_block(j, t0, nt, 0, cin, v, vstride, work);
+    multiply_block(j, v, vstride, nt, co0, nco, m, pstride, kstride, bpanel);
     output_block(j, m, pstride, kstride, t0, nt, co0, nco);
 }
 
@@ -599,10 +603,10 @@ static void wino_task(void *ctx, int64_t task, int thread) {
  * into slot 0, with this thread's work space past it. */
 static void wino_input_task(void *ctx, int64_t task, int thread) {
     const wino_job *j = ctx;
-    size_t cin = (size_t)j->p->in_channels, pstride = round_up(j->total, 16), kstride = (size_t)j->points * pstride;
+    size_t cin = (size_t)j->p->in_channels, vstride = point_stride(j->total * cin);
     size_t c0 = cin * (size_t)task / j->input_tasks, c1 = cin * (size_t)(task + 1) / j->input_tasks;
-    float *work = (float *)(j->scratch + (size_t)thread * j->slot_bytes) + cin * kstride;
-    input_block(j, 0, j->total, c0, c1, (float *)j->scratch, pstride, kstride, work);
+    float *work = (float *)(j->scratch + (size_t)thread * j->slot_bytes) + (size_t)j->points * vstride;
+    input_block(j, 0, j->total, c0, c1, (float *)j->scratch, vstride, work);
 }
 
 void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights, const kern_conv2d_params *p,
