@@ -8,6 +8,9 @@
  * check. */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "gemm_internal.h"
 #include "winograd_internal.h"
@@ -97,7 +100,8 @@ static inline void weight_transform_1d(float g0, float g1, float g2, float *u, s
 /* u = G g Gᵀ for the 3x3 kernels of lanes lanes side by side: g[t * lanes + lane] is tap t (row-major) of a lane's
  * kernel, and point (r, c) of the (tile + 2)² outputs goes to u[(r * (tile + 2) + c) * point_stride + lane]. The lane
  * loops are innermost, so they vectorise. */
-static void weight_transform_lanes(int tile, const float *g, size_t lanes, float *u, size_t point_stride) {
+static inline __attribute__((always_inline)) void weight_transform_lanes(int tile, const float *g, size_t lanes,
+                                                                        float *u, size_t point_stride) {
     float rows[6 * 3 * WINO_MAX_MR]; /* rows[(r * 3 + c) * lanes + lane] = (G g)[r][c] */
     const size_t e = (size_t)tile + 2;
     for (size_t c = 0; c < 3; c++)
@@ -117,6 +121,32 @@ static void weight_transform_lanes(int tile, const float *g, size_t lanes, float
             else
                 weight_transform_1d(row[0], row[lanes], row[2 * lanes], out, point_stride);
         }
+}
+
+/* Transformed weights of a large layer (ResNet-50's 28x28, 14x14 and 7x7 ones: 2.4, 9 and 17 MB, 4x and 1.8x the
+ * raw ones) go in transparent huge pages where the kernel offers them: they are written once, at load, where page
+ * faults on fresh 4 KiB pages were most of the packing time (256 x 256 F(4x4) 6.9 -> 3.5 ms, 512 x 512 F(2x2) 12.8
+ * -> 6.3 ms), and the GEMM's weight streams need fewer TLB entries. Freed with core_aligned_free (free). */
+#define WINO_HUGE_PAGE ((size_t)2 << 20)
+static float *weights_alloc(size_t bytes) {
+#if defined(MADV_HUGEPAGE)
+    if (bytes >= WINO_HUGE_PAGE) {
+        void *p;
+        if (posix_memalign(&p, WINO_HUGE_PAGE, bytes)) return NULL;
+        madvise(p, bytes & ~(WINO_HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice only: failure keeps 4K pages */
+        return p;
+    }
+#endif
+    return core_aligned_alloc(bytes);
+}
+
+/* weight_transform_lanes with the tile and lane counts of the micro-kernels as constants, so that the lane loops
+ * vectorise (packing 15-20% faster than with them as variables). */
+static void weight_transform(int tile, const float *g, size_t lanes, float *u, size_t point_stride) {
+    if (tile == 4 && lanes == KERN_GEMM_AVX512_MR) weight_transform_lanes(4, g, KERN_GEMM_AVX512_MR, u, point_stride);
+    else if (tile == 2 && lanes == KERN_GEMM_AVX512_MR)
+        weight_transform_lanes(2, g, KERN_GEMM_AVX512_MR, u, point_stride);
+    else weight_transform_lanes(tile, g, lanes, u, point_stride);
 }
 
 kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t cin, int tile) {
@@ -145,7 +175,7 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
     p->row_panels = ((size_t)cout + uk.mr - 1) / uk.mr;
     size_t floats, bytes;
     if (!core_mul_size(p->row_panels * uk.mr, (size_t)cin, &floats) ||
-        !core_mul_size(floats, (size_t)p->points * sizeof(float), &bytes) || !(p->data = core_aligned_alloc(bytes))) {
+        !core_mul_size(floats, (size_t)p->points * sizeof(float), &bytes) || !(p->data = weights_alloc(bytes))) {
         free(p);
         return NULL;
     }
@@ -170,7 +200,7 @@ kern_winograd_weights *kern_winograd_pack(const float *w, int64_t cout, int64_t 
                     const float *src = w + ((q * uk.mr + lane) * (size_t)cin + c0 + ci) * 9;
                     for (size_t t = 0; t < 9; t++) g[t * uk.mr + lane] = src[t];
                 }
-                weight_transform_lanes(tile, g, uk.mr, stage + ci * uk.mr, CI_BLOCK * uk.mr);
+                weight_transform(tile, g, uk.mr, stage + ci * uk.mr, CI_BLOCK * uk.mr);
             }
             for (size_t xi = 0; xi < (size_t)p->points; xi++)
                 memcpy(p->data + xi * point_stride + (q * (size_t)cin + c0) * uk.mr, stage + xi * CI_BLOCK * uk.mr,
@@ -193,28 +223,36 @@ static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 static size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }
 
 /* Tiles of all images, and the largest block of them (a multiple of WINO_BLOCK_ALIGN) whose transformed input and
- * output fit WINO_L2_BYTES. */
+ * output fit WINO_L2_BYTES, or twice that when the transformed weights are larger than it: they cannot stay in L2
+ * between blocks, so every block streams them again, and fewer, larger blocks save more than their spills cost
+ * (28x28x128, 2.4 MB of weights: blocks of 25 tiles instead of 13, -8%; 56x56x64 with 0.66 MB is faster with
+ * the smaller blocks, which leave room for its weights). */
 static size_t plan_block(const kern_conv2d_params *p, int tile, size_t *total_tiles) {
     size_t t = (size_t)tile, points = (t + 2) * (t + 2);
     size_t tiles = (size_t)p->batch * div_up((size_t)p->out_h, t) * div_up((size_t)p->out_w, t);
     size_t per_tile = points * sizeof(float) * ((size_t)p->in_channels + (size_t)p->out_channels);
-    size_t nb = WINO_L2_BYTES / per_tile / WINO_BLOCK_ALIGN * WINO_BLOCK_ALIGN;
+    size_t weights; /* overflow: surely streamed */
+    bool streamed = !core_mul_size(points * sizeof(float) * (size_t)p->in_channels, (size_t)p->out_channels,
+                                   &weights) || weights > WINO_L2_BYTES;
+    size_t budget = streamed ? 2 * WINO_L2_BYTES : WINO_L2_BYTES;
+    size_t nb = budget / per_tile / WINO_BLOCK_ALIGN * WINO_BLOCK_ALIGN;
     if (nb < WINO_BLOCK_ALIGN) nb = WINO_BLOCK_ALIGN;
     if (nb > tiles) nb = tiles;
     *total_tiles = tiles;
     return nb;
 }
 
-/* Slot: transformed input [36][cin][nb], products [36][chunk <= cout rounded to MR][nb] (each point padded by up
- * to two cache lines), the input transforms' work, and one packed B panel [cin][NR]. */
+/* Slot: transformed input [36][cin][nb] (each point padded by up to two cache lines), products [chunk <= cout
+ * rounded to MR][36][nb rounded to 16], the input transforms' work, and one packed B panel [cin][NR]. */
 size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile) {
     if (tile != 2 && tile != 4) return 0;
-    size_t tiles, nb = plan_block(p, tile, &tiles), floats, bytes, points = (size_t)((tile + 2) * (tile + 2));
-    size_t channels = (size_t)p->in_channels + round_up((size_t)p->out_channels, WINO_MAX_MR);
+    size_t tiles, nb = plan_block(p, tile, &tiles), in, out, bytes, points = (size_t)((tile + 2) * (tile + 2));
     size_t extra = KERN_WINOGRAD_WORK_FLOATS(div_up((size_t)p->out_w, (size_t)tile)) +
                    (size_t)p->in_channels * WINO_MAX_NR + points * 2 * 32;
-    if (!core_mul_size(nb * points, channels, &floats) || floats > SIZE_MAX / 8 - extra ||
-        !core_mul_size(floats + extra + 64, sizeof(float), &bytes))
+    if (!core_mul_size(nb * points, (size_t)p->in_channels, &in) ||
+        !core_mul_size(round_up(nb, 16) * points, round_up((size_t)p->out_channels, WINO_MAX_MR), &out) ||
+        in > SIZE_MAX / 8 - extra || out > SIZE_MAX / 8 - extra - in ||
+        !core_mul_size(in + out + extra + 64, sizeof(float), &bytes))
         return 0;
     return (bytes + 63) & ~(size_t)63;
 }
@@ -357,6 +395,7 @@ typedef struct wino_job {
     size_t tiles_w, tiles_img;
     size_t lanes; /* lanes per run when the transforms pack four runs per vector (4), else 0 */
     size_t input_tasks; /* shared_input: the tasks the input transform is split into */
+    size_t stride_threads; /* > 1: blocks dealt so that each of this many threads taking turns gets a contiguous run */
     int shared_input;   /* one block in several chunks: its input is transformed once, into slot 0, before them */
     int tile, points;
 } wino_job;
@@ -387,14 +426,53 @@ static size_t next_group(const wino_job *j, size_t t0, size_t nt, size_t s, wino
     return s;
 }
 
+/* Channels ahead of the one being transformed whose rows are prefetched: a layer's input and output are rarely in
+ * L1 or L2, and each channel's window is a few rows a whole plane away from the last one's, where the hardware
+ * prefetcher does not look. Two channels ahead cover an L3 or memory latency with the transform of one. Small
+ * images (packed transforms) need none: their planes follow each other in one stream the hardware sees, and there
+ * the prefetches measured 4% slower at 7x7. */
+#define WINO_PREFETCH_CHANNELS 2
+
+/* Prefetches rows [y0, y0 + rows) x columns [x0, x0 + cols) of an h x w plane, clipped to it (for writing when
+ * write). */
+static void prefetch_window(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t rows, int64_t x0,
+                            int64_t cols, int write) {
+    int64_t y1 = y0 + rows < h ? y0 + rows : h, x1 = x0 + cols < w ? x0 + cols : w;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    if (y0 >= y1 || x0 >= x1) return;
+    if (x0 == 0 && x1 == w) { /* whole rows: one contiguous range */
+        x1 = (y1 - 1 - y0) * w + w;
+        y1 = y0 + 1;
+    }
+    for (int64_t y = y0; y < y1; y++) {
+        const char *first = (const char *)(plane + y * w + x0), *last = (const char *)(plane + y * w + x1 - 1);
+        /* every line the range touches, its last one included */
+        for (uintptr_t line = (uintptr_t)first & ~(uintptr_t)63; line <= (uintptr_t)last; line += 64) {
+            if (write)
+                __builtin_prefetch((const void *)line, 1, 3);
+            else
+                __builtin_prefetch((const void *)line, 0, 3);
+        }
+    }
+}
+
 /* Transformed input channels [c0, c1) of tiles [t0, t0 + nt): v[xi * vstride + c * nt + t]. */
 static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t vstride,
                         float *work) {
     const kern_conv2d_params *p = j->p;
     const size_t cin = (size_t)p->in_channels, plane = (size_t)(p->in_h * p->in_w);
     wino_run r, group[4];
+    const int64_t span_rows = j->tile + 2;
     /* channel by channel, so each input plane is read top to bottom */
-    for (size_t c = c0; c < c1; c++)
+    for (size_t c = c0; c < c1; c++) {
+        if (!j->lanes && c + WINO_PREFETCH_CHANNELS < c1)
+            for (size_t s = 0; s < nt;) {
+                s = next_run(j, t0, nt, s, &r);
+                prefetch_window(j->x + ((size_t)r.n * cin + c + WINO_PREFETCH_CHANNELS) * plane, p->in_h, p->in_w,
+                                r.oy - p->pad_top, span_rows, j->tile * r.tx - p->pad_left,
+                                j->tile * (int64_t)r.count + 2, 0);
+            }
         for (size_t s = 0; s < nt;) {
             if (j->lanes) {
                 size_t s0 = s, nruns;
@@ -410,26 +488,28 @@ static void input_block(const wino_job *j, size_t t0, size_t nt, size_t c0, size
             j->wt->uk.input(j->x + ((size_t)r.n * cin + c) * plane, p->in_h, p->in_w, r.oy - p->pad_top,
                             j->tile * r.tx - p->pad_left, r.count, v + c * nt + r.s, vstride, work);
         }
+    }
 }
 
-/* m[xi * mstride + k * nt + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
+/* m[k * kstride + xi * pstride + t] for output channels [co0, co0 + nco): the 36 products. bpanel holds cin * nr
  * floats. */
 static void multiply_block(const wino_job *j, const float *v, size_t vstride, size_t nt, size_t co0, size_t nco,
-                           float *m, size_t mstride, float *bpanel) {
+                           float *m, size_t pstride, size_t kstride, float *bpanel) {
     const kern_winograd_weights *wt = j->wt;
     const size_t mr = wt->uk.mr, nr = wt->uk.nr, cin = (size_t)wt->cin, panels = div_up(nco, mr);
     const kern_gemm_tile tile = {0};
     for (size_t xi = 0; xi < (size_t)j->points; xi++) {
         const float *vx = v + xi * vstride;
         const float *ux = wt->data + (xi * wt->row_panels + co0 / mr) * cin * mr;
-        float *mx = m + xi * mstride;
+        float *mx = m + xi * pstride;
         for (size_t jr = 0; jr < nt; jr += nr) {
             size_t n = nt - jr < nr ? nt - jr : nr;
             /* the first panel reads V's rows directly and packs them for the others */
             kern_gemm_b direct = {vx + jr, nt, panels > 1 ? bpanel : NULL}, packed = {bpanel, 0, NULL};
             for (size_t q = 0; q < panels; q++) {
                 size_t rows = nco - q * mr < mr ? nco - q * mr : mr;
-                wt->uk.fn(cin, ux + q * cin * mr, q ? &packed : &direct, mx + q * mr * nt + jr, nt, rows, n, &tile);
+                wt->uk.fn(cin, ux + q * cin * mr, q ? &packed : &direct, mx + q * mr * kstride + jr, kstride, rows, n,
+                          &tile);
             }
         }
     }
@@ -443,9 +523,16 @@ static size_t run_window(const wino_job *j, const wino_run *r, size_t co, int *r
     return ((size_t)r->n * (size_t)j->p->out_channels + co) * (size_t)(oh * ow) + (size_t)(r->oy * ow + x0);
 }
 
+/* Prefetches the output window at offset at of y (rows x cols, row stride out_w) for writing, and the residual's. */
+static void prefetch_output(const wino_job *j, size_t at, int rows, int64_t cols) {
+    const int64_t ow = j->p->out_w;
+    prefetch_window(j->y + at, rows, ow, 0, rows, 0, cols, 1);
+    if (j->residual) prefetch_window(j->residual + at, rows, ow, 0, rows, 0, cols, 0);
+}
+
 /* y for tiles [t0, t0 + nt) and output channels [co0, co0 + nco) from m (as multiply_block wrote it). */
-static void output_block(const wino_job *j, const float *m, size_t mstride, size_t t0, size_t nt, size_t co0,
-                         size_t nco) {
+static void output_block(const wino_job *j, const float *m, size_t pstride, size_t kstride, size_t t0, size_t nt,
+                         size_t co0, size_t nco) {
     const int64_t ow = j->p->out_w;
     const size_t plane = (size_t)(j->p->out_h * ow);
     wino_run r, group[4];
@@ -463,7 +550,7 @@ static void output_block(const wino_job *j, const float *m, size_t mstride, size
                     out[i].y = j->y + at[i] + k * plane;
                     out[i].residual = j->residual ? j->residual + at[i] + k * plane : NULL;
                 }
-                j->wt->uk.output_packed(m + k * nt + s0, mstride, out, nruns, j->lanes,
+                j->wt->uk.output_packed(m + k * kstride + s0, pstride, out, nruns, j->lanes,
                                         j->bias ? j->bias[co0 + k] : 0.0f, ow, j->act);
             }
             continue;
@@ -472,9 +559,11 @@ static void output_block(const wino_job *j, const float *m, size_t mstride, size
         int rows;
         int64_t cols;
         size_t at = run_window(j, &r, co0, &rows, &cols);
-        for (size_t k = 0; k < nco; k++, at += plane)
-            j->wt->uk.output(m + k * nt + r.s, mstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
+        for (size_t k = 0; k < nco; k++, at += plane) {
+            if (k + WINO_PREFETCH_CHANNELS < nco) prefetch_output(j, at + WINO_PREFETCH_CHANNELS * plane, rows, cols);
+            j->wt->uk.output(m + k * kstride + r.s, pstride, r.count, j->bias ? j->bias[co0 + k] : 0.0f,
                              j->residual ? j->residual + at : NULL, j->y + at, ow, rows, cols, j->act);
+        }
     }
 }
 
@@ -486,19 +575,28 @@ static size_t point_stride(size_t n) { return round_up(n, 16) + 16; }
 static void wino_task(void *ctx, int64_t task, int thread) {
     const wino_job *j = ctx;
     size_t block = (size_t)task / j->chunks, chunk = (size_t)task % j->chunks;
+    /* the threads take tasks in turn: give each a contiguous run of blocks, so that blocks written by different
+     * threads share output rows (cache lines) only at one seam instead of at every block edge */
+    if (j->stride_threads > 1) {
+        size_t blocks = div_up(j->total, j->nb), per = blocks / j->stride_threads;
+        block = block % j->stride_threads * per + block / j->stride_threads;
+    }
     size_t t0 = block * j->nb, nt = j->total - t0 < j->nb ? j->total - t0 : j->nb;
     size_t co0 = chunk * j->chunk, cout = (size_t)j->p->out_channels, cin = (size_t)j->p->in_channels;
     size_t nco = cout - co0 < j->chunk ? cout - co0 : j->chunk;
     /* 36 streams a power of two apart would share one L1 set: stagger the points by a cache line */
-    size_t vstride = point_stride(nt * cin), mstride = point_stride(nt * nco);
+    size_t vstride = point_stride(nt * cin);
+    /* the products of one output channel lie together, each point's in whole cache lines: the output transform
+     * reads them as one sequential stream (from points a block apart it stalled on L2) */
+    size_t pstride = round_up(nt, 16), kstride = (size_t)j->points * pstride;
     float *slot = (float *)(j->scratch + (size_t)thread * j->slot_bytes);
     float *v = j->shared_input ? (float *)j->scratch : slot;
     float *m = slot + (size_t)j->points * vstride;
-    float *work = m + (size_t)j->points * mstride;
+    float *work = m + nco * kstride;
     float *bpanel = work + KERN_WINOGRAD_WORK_FLOATS(j->tiles_w);
     if (!j->shared_input) input_block(j, t0, nt, 0, cin, v, vstride, work);
-    multiply_block(j, v, vstride, nt, co0, nco, m, mstride, bpanel);
-    output_block(j, m, mstride, t0, nt, co0, nco);
+    multiply_block(j, v, vstride, nt, co0, nco, m, pstride, kstride, bpanel);
+    output_block(j, m, pstride, kstride, t0, nt, co0, nco);
 }
 
 /* One share of the input transform of the only block, split by input channels over the threads (shared_input):
@@ -558,5 +656,6 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
         j.input_tasks = threads;
         core_pool_run(pool, (int64_t)threads, wino_input_task, &j);
     }
+    if (pool && j.chunks == 1 && blocks > threads && blocks % threads == 0) j.stride_threads = threads;
     core_pool_run(pool, (int64_t)(blocks * j.chunks), wino_task, &j);
 }

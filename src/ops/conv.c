@@ -272,6 +272,7 @@ static lens_status conv_prepare(op_call *call, void **state) {
     cs->groups = g.group;
     if (g.winograd && (cs->winograd = kern_winograd_pack(w, g.cout, g.cin, g.winograd))) {
         *state = cs;
+        call->taken_inputs |= 1u << 1; /* every run takes the Winograd path then, whatever the batch */
         return LENS_OK;
     }
     for (int64_t i = 0; i < g.group; i++) {

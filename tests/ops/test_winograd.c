@@ -1,9 +1,9 @@
 /* test_winograd.c — the Winograd F(4x4, 3x3) and F(2x2, 3x3) kernel (kern_winograd_conv2d) against the scalar reference
  * kern_conv2d_ref on random shapes: H and W 1..17 (odd, not multiples of the 4x4 tile), pads 0..2 (asymmetric
- * too), channels 1..70 (not multiples of the micro-tile), batch 1..3, with and without bias, residual and fused
- * activations, on one thread and on a pool, with each micro-kernel (AVX-512 and AVX2 transforms differ too; the
- * AVX-512 ones pack four tile rows of narrow images, up to 4 tiles wide, per vector). Also
- * the Conv op when its weights were prepared at one batch size (choosing one tile, or im2col) and it runs at another.
+ * too), channels 1..70 (not multiples of the micro-tile; fixed cases up to 130), batch 1..3, with and without bias,
+ * residual and fused activations, on one thread and on a pool, with each micro-kernel (AVX-512 and AVX2 transforms
+ * differ too; the AVX-512 ones pack four tile rows of narrow images, up to 4 tiles wide, per vector). Also the Conv
+ * op when its weights were prepared at one batch size (choosing one tile, or im2col) and it runs at another.
  *
  * Error bound: Winograd F(4x4, 3x3) with points 0, ±1, ±2, infinity scales inputs and weights by up to ~25 in the
  * transforms, so its fp32 error is a few times that of a direct sum. With x, w uniform in [-1, 1] we require
@@ -183,6 +183,10 @@ int main(void) {
         check_case(3, 17, 13, 19, 21, 0, 2, 1, 0, 0, 1, KERN_ACT_CLIP, 3);
         check_case(3, 21, 14, 14, 35, 1, 1, 1, 1, 1, 1, KERN_ACT_RELU, 2);
         check_case(2, 19, 7, 7, 40, 1, 1, 1, 1, 0, 1, KERN_ACT_HARD_SWISH, 1);
+        /* transformed weights over 2 MB (huge pages; too large to stay in L2, so blocks get twice the budget), two
+         * images on the pool; a wide image with asymmetric pads and a residual, where the prefetches clip */
+        check_case(2, 128, 20, 20, 130, 1, 1, 1, 1, 1, 1, KERN_ACT_RELU, 2);
+        check_case(1, 40, 9, 61, 36, 2, 0, 1, 2, 1, 1, KERN_ACT_NONE, 1);
         random_cases(120);
         check_in_place_residual();
         check_bound_catches_errors();
