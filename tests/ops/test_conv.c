@@ -165,7 +165,7 @@ static void test_kernels(const char *isa) {
         for (int64_t s = 1; s <= 3; s++)
             for (int64_t d = 1; d <= 2; d++)
                 for (int64_t p = 0; p <= k / 2 + 1 && p < 4; p++)
-                    for (int64_t w = 1; w <= 41; w += (w < 20 ? 1 : 7)) {
+                    for (int64_t w = 1; w <= 62; w += (w < 20 ? 1 : 7)) { /* up to 31 columns at stride 2 */
                         int64_t h = 1 + (w * 7 + k) % 9, span = (k - 1) * d + 1;
                         int64_t ow = (w + 2 * p - span) / s + 1, oh = (h + 2 * p - span) / s + 1;
                         if (w + 2 * p < span || h + 2 * p < span) continue;
