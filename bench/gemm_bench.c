@@ -27,7 +27,7 @@ static int cold = 1;
 
 static double best_seconds(run_kind kind, core_pool *pool, size_t M, size_t N, size_t K, const float *A,
                            const kern_packed_a *pa, const float *B, const kern_packed_b *pb, float *C_all) {
-    kern_epilogue ep = {NULL, 1, {KERN_ACT_RELU, 0, 0}};
+    kern_epilogue ep = {.bias_per_row = 1, .act = {KERN_ACT_RELU, 0, 0}};
     double best = 1e30, total = 0;
     for (int rep = 0; rep < 2000 && (rep < 5 || total < 0.5); rep++) {
         float *C = C_all + (size_t)(rep % cold) * M * N;

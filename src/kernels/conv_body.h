@@ -196,10 +196,46 @@ void CONV_FN(kern_im2col_)(const kern_conv_shape *s, const float *x, int64_t col
         conv_tap_columns(off, sw, IW, OW, &lo, &hi);
         int64_t p = col0, end = col0 + ncols;
         int64_t ow0 = p % OW, oh = (p / OW) % OH, od = p / (OW * OH);
+#if CONV_VLEN == 16 && defined(__AVX512F__)
+        /* Narrow stride-2 planes (layer3/4 of a ResNet: 14 and 7 wide) spend more on the per-row set-up below than on
+         * moving floats. Where every column's tap lies inside the input row (lo == 0, hi == OW), a whole output row
+         * is one or two masked loads and one two-source permute, and rows of 8 or fewer make two per vector. */
+        const int rows_per = sw == 2 && lo == 0 && hi == OW && OW <= 16 ? (2 * OW <= 16 ? 2 : 1) : 0;
+        __m512i narrow_idx = _mm512_setzero_si512();
+        __mmask16 narrow_lo = 0, narrow_hi = 0, narrow_out = 0;
+        if (rows_per) {
+            _Alignas(64) int32_t idx[16];
+            for (int l = 0; l < 16; l++)
+                idx[l] = rows_per == 2 ? (l < OW ? 2 * l : 16 + 2 * (l - (int)OW)) : 2 * l;
+            narrow_idx = _mm512_load_si512(idx);
+            int64_t need = 2 * OW - 1; /* floats one output row reads, from xr + off */
+            narrow_lo = (__mmask16)((1u << (need < 16 ? need : 16)) - 1);
+            narrow_hi = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1 : 0);
+            narrow_out = (__mmask16)((1u << (rows_per * OW)) - 1);
+        }
+#endif
         while (p < end) {
             int64_t n = OW - ow0 < end - p ? OW - ow0 : end - p;
             int64_t id = od * s->stride[0] - s->pad[0] + a * s->dilation[0];
             int64_t ih = oh * s->stride[1] - s->pad[1] + i * s->dilation[1];
+#if CONV_VLEN == 16 && defined(__AVX512F__)
+            if (rows_per && ow0 == 0 && end - p >= rows_per * OW && oh + rows_per <= OH && id >= 0 && id < ID &&
+                ih >= 0 && ih + (rows_per - 1) * s->stride[1] < IH) {
+                const float *x0 = xc + (id * IH + ih) * IW + off;
+                __m512 v0 = _mm512_maskz_loadu_ps(narrow_lo, x0), v1;
+                if (rows_per == 2) v1 = _mm512_maskz_loadu_ps(narrow_lo, x0 + s->stride[1] * IW);
+                else v1 = _mm512_maskz_loadu_ps(narrow_hi, x0 + 16);
+                _mm512_mask_storeu_ps(d, narrow_out, _mm512_permutex2var_ps(v0, narrow_idx, v1));
+                d += rows_per * OW;
+                p += rows_per * OW;
+                oh += rows_per;
+                if (oh == OH) {
+                    oh = 0;
+                    od++;
+                }
+                continue;
+            }
+#endif
             if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
                 conv_zero(d, n);
             } else {

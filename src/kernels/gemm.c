@@ -27,7 +27,7 @@ typedef struct gemm_kernel {
 #define GENERIC_MR 4
 #define GENERIC_NR 8
 
-static float generic_finish(float x, const float *cp, const kern_gemm_tile *t, float bias) {
+static float generic_finish(float x, const float *cp, const kern_gemm_tile *t, float bias) { /* cp: the old C */
     if (t->load_c) x += t->beta * *cp;
     x += bias;
     switch (t->act) {
@@ -71,10 +71,12 @@ static void generic_ukernel(size_t kc, const float *a, const kern_gemm_b *bsrc, 
     }
     float tile[GENERIC_MR][GENERIC_NR];
     memcpy(tile, acc, sizeof tile);
+    const float *ci = t->c_in ? t->c_in : c;
+    size_t ldi = t->c_in ? t->ldc_in : ldc;
     for (size_t i = 0; i < m; i++)
         for (size_t jj = 0; jj < n; jj++) {
             float bias = (t->bias_row ? t->bias_row[i] : 0) + (t->bias_col ? t->bias_col[jj] : 0);
-            c[i * ldc + jj] = generic_finish(tile[i][jj], &c[i * ldc + jj], t, bias);
+            c[i * ldc + jj] = generic_finish(tile[i][jj], &ci[i * ldi + jj], t, bias);
         }
 }
 
@@ -238,6 +240,10 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
     int late_act = fused_act < 0;
     int direct_b = !j->b_packed && !j->trans_b && j->ldb != 0;
 
+    /* the first K block's beta term reads the residual, later ones the partial sums in C */
+    const float *residual = ep && ep->residual && j->beta != 0 ? ep->residual : NULL;
+    if (residual == j->C && ep->ld_residual == j->ldc) residual = NULL; /* in place: the plain beta * C */
+
     for (size_t pc = 0; pc < K; pc += j->kc) {
         size_t kc = min_size(j->kc, K - pc);
         int first = pc == 0, last = pc + kc == K;
@@ -246,6 +252,7 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
             .load_c = !first || j->beta != 0,
             .act = KERN_GEMM_TILE_ACT_NONE,
         };
+        if (first && residual) t.ldc_in = ep->ld_residual;
         if (last && ep) {
             t.act = late_act ? KERN_GEMM_TILE_ACT_NONE : fused_act;
             t.act_alpha = ep->act.alpha;
@@ -286,6 +293,7 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
                 for (size_t ir = 0; ir < mc; ir += mr) {
                     size_t m = min_size(mr, mc - ir);
                     float *c = j->C + (ic + ir) * j->ldc + jr;
+                    if (first && residual) t.c_in = residual + (ic + ir) * ep->ld_residual + jr;
                     if (last && ep && ep->bias) {
                         t.bias_row = ep->bias_per_row ? ep->bias + ic + ir : NULL;
                         t.bias_col = ep->bias_per_row ? NULL : ep->bias + jr;
@@ -408,7 +416,7 @@ static void gemm_no_k(size_t M, size_t N, float beta, float *C, size_t ldc, cons
     for (size_t i = 0; i < M; i++) {
         float *c = C + i * ldc;
         for (size_t jj = 0; jj < N; jj++) {
-            float v = beta != 0 ? beta * c[jj] : 0.0f;
+            float v = beta == 0 ? 0.0f : beta * (ep && ep->residual ? ep->residual[i * ep->ld_residual + jj] : c[jj]);
             if (ep && ep->bias) v += ep->bias_per_row ? ep->bias[i] : ep->bias[jj];
             c[jj] = v;
         }
@@ -506,6 +514,14 @@ size_t kern_packed_a_bytes(const kern_packed_a *packed) { return packed ? packed
 void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
                          float beta, float *C, size_t ldc, const kern_epilogue *ep) {
     if (N == 1 && A->M && A->K && ldc == 1 && (trans_b || ldb == 1)) { /* one contiguous column: y = A x */
+        kern_epilogue plain;
+        if (ep && ep->residual) { /* the matrix-vector kernel reads its beta term from C */
+            if (beta != 0 && ep->residual != C)
+                for (size_t i = 0; i < A->M; i++) C[i] = ep->residual[i * ep->ld_residual];
+            plain = *ep;
+            plain.residual = NULL;
+            ep = &plain;
+        }
         kern_sgemv_packed(pool, A->kern->path, A->kern->mr, A->data, A->M, A->K, B, beta, C, ep);
         return;
     }

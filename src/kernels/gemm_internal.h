@@ -10,10 +10,12 @@
  * applies with kern_activation_apply on the finished tile while it is still in cache. */
 enum { KERN_GEMM_TILE_ACT_NONE = 0, KERN_GEMM_TILE_ACT_RELU, KERN_GEMM_TILE_ACT_CLIP, KERN_GEMM_TILE_ACT_LEAKY };
 
-/* How a micro-kernel finishes its tile: C = acc (+ beta * C when load_c) (+ bias) then act. */
+/* How a micro-kernel finishes its tile: C = acc (+ beta * old C when load_c) (+ bias) then act. */
 typedef struct kern_gemm_tile {
     float beta;              /* only read when load_c */
     int load_c;              /* 0: C's old contents are never read (they may be NaN) */
+    const float *c_in;       /* when load_c: the old C is read from here (rows ldc_in apart) instead of c; NULL: c */
+    size_t ldc_in;
     const float *bias_row;   /* bias of the tile's first row (one value per row), or NULL */
     const float *bias_col;   /* bias of the tile's first column (one value per column), or NULL */
     int act;                 /* KERN_GEMM_TILE_ACT_* */

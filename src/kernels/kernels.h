@@ -67,11 +67,16 @@ bool kern_activation_force_isa(kern_act_isa isa);
 
 /* ---- GEMM --------------------------------------------------------------------------------------------------------- */
 
-/* What happens to each output after C = alpha * op(A) op(B) + beta * C: add bias, then apply act. */
+/* What happens to each output after C = alpha * op(A) op(B) + beta * C: add bias, then apply act. With a residual,
+ * the beta term reads it instead of C: C = alpha * op(A) op(B) + beta * residual + bias (C's old contents are never
+ * read; residual is C itself, with the same stride, or does not overlap it). A conv's fused skip connection, added
+ * as the tiles are stored instead of copied into C first. */
 typedef struct kern_epilogue {
     const float *bias; /* NULL, or bias[m] when bias_per_row, else bias[n] */
     int bias_per_row;
     kern_activation act;
+    const float *residual; /* NULL, or [M, N] with rows ld_residual apart */
+    size_t ld_residual;
 } kern_epilogue;
 
 /* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, then the epilogue (ep may be NULL). Row-major; op(X) is X or

@@ -307,15 +307,13 @@ static void conv_gemm_tile(const conv_job *job, core_pool *pool, int64_t n, int6
                            const float *cols, size_t ldb) {
     const conv_geom *g = job->g;
     float *c = job->y + (n * g->cout + gi * g->cout_g) * g->out_size + col0;
+    kern_epilogue ep = {job->bias ? job->bias + gi * g->cout_g : NULL, 1, job->act, NULL, 0};
     float beta = 0;
-    if (job->residual) {
-        const float *r = job->residual + (n * g->cout + gi * g->cout_g) * g->out_size + col0;
-        if (r != c)
-            for (int64_t m = 0; m < g->cout_g; m++)
-                memcpy(c + m * g->out_size, r + m * g->out_size, (size_t)ncols * sizeof *c);
+    if (job->residual) { /* added by the micro-kernels as they store C: no copy into C first */
+        ep.residual = job->residual + (n * g->cout + gi * g->cout_g) * g->out_size + col0;
+        ep.ld_residual = (size_t)g->out_size;
         beta = 1;
     }
-    kern_epilogue ep = {job->bias ? job->bias + gi * g->cout_g : NULL, 1, job->act};
     if (job->state)
         kern_sgemm_packed_a(pool, job->state->packed[gi], 0, (size_t)ncols, cols, ldb, beta, c, (size_t)g->out_size,
                             &ep);

@@ -151,7 +151,7 @@ static lens_status gemm_run(op_call *call) {
     if (!a->data || (!b->data && !call->state) || !y || (c && !c->data))
         return core_fail(LENS_ERR_INVALID_ARGUMENT, "Gemm: missing tensor data");
     if (!g.M || !g.N) return LENS_OK;
-    kern_epilogue ep = {NULL, 0, op_fused_activation(call->node)};
+    kern_epilogue ep = {.act = op_fused_activation(call->node)};
     float beta = 0;
     if (c && g.beta != 0) {
         const float *cv = c->data;

@@ -5,6 +5,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/conv_ref.h"
+#include "kernels/gemm_internal.h"
 #include "ops/ops.h"
 #include "test.h"
 
@@ -164,7 +165,7 @@ static void test_kernels(const char *isa) {
         for (int64_t s = 1; s <= 3; s++)
             for (int64_t d = 1; d <= 2; d++)
                 for (int64_t p = 0; p <= k / 2 + 1 && p < 4; p++)
-                    for (int64_t w = 1; w <= 41; w += (w < 20 ? 1 : 7)) {
+                    for (int64_t w = 1; w <= 62; w += (w < 20 ? 1 : 7)) { /* up to 31 columns at stride 2 */
                         int64_t h = 1 + (w * 7 + k) % 9, span = (k - 1) * d + 1;
                         int64_t ow = (w + 2 * p - span) / s + 1, oh = (h + 2 * p - span) / s + 1;
                         if (w + 2 * p < span || h + 2 * p < span) continue;
@@ -544,6 +545,23 @@ int main(void) {
             for (int mode = 0; mode < (v == 0 ? 4 : 1); mode++) run_case(&cases[i], mode & 1, mode >> 1);
     }
     kern_conv_force_isa(KERN_CONV_ISA_AUTO);
+    /* The fused residual is added by each GEMM micro-kernel as it stores C: on every GEMM path, pointwise and
+     * im2col, K deeper than one cache block (later blocks read C, not the residual), a 1x1 map (the matrix-vector
+     * path), groups, batches, with and without a pool and prepared weights. */
+    static const conv_case residual_cases[] = {
+        {2, 24, 9, 9, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "Relu"},
+        {1, 40, 9, 9, 20, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},
+        {1, 33, 1, 1, 17, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, NULL},
+        {1, 8, 9, 9, 12, 3, 3, 2, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 0, 1, "Clip"},
+        {2, 16, 14, 14, 36, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "HardSwish"},
+    };
+    static const kern_gemm_path gemm_paths[] = {KERN_GEMM_PATH_GENERIC, KERN_GEMM_PATH_AVX2, KERN_GEMM_PATH_AVX512};
+    for (size_t p = 0; p < sizeof gemm_paths / sizeof *gemm_paths; p++) {
+        if (!kern_gemm_force_path(gemm_paths[p])) continue;
+        for (size_t i = 0; i < sizeof residual_cases / sizeof *residual_cases; i++)
+            for (int mode = 0; mode < 4; mode++) run_case(&residual_cases[i], mode & 1, mode >> 1);
+    }
+    kern_gemm_force_path(KERN_GEMM_PATH_AUTO);
     test_conv_1d_3d();
     test_scratch_mismatch();
     test_errors();

@@ -60,7 +60,7 @@ static double worst_error; /* largest normalised error seen, for the summary lin
 static void compare(const char *what, const gemm_case *g, const float *A, size_t lda, const float *B, size_t ldb,
                     const float *C0, const float *C, size_t ldc, const float *bias, float alpha, const size_t *rows,
                     size_t n_rows) {
-    kern_epilogue ep = {bias, g->bias == 1, make_act(g->act)};
+    kern_epilogue ep = {.bias = bias, .bias_per_row = g->bias == 1, .act = make_act(g->act)};
     float *ref = malloc((g->N + 1) * sizeof(float));
     double scale = fabs(alpha) * (double)g->K * max_abs(A, g->trans_a ? g->K : g->M, g->trans_a ? g->M : g->K, lda) *
                        max_abs(B, g->trans_b ? g->N : g->K, g->trans_b ? g->K : g->N, ldb) +
@@ -114,7 +114,7 @@ static void run_case(const gemm_case *g, core_pool *pool) {
         bias = malloc(bias_n * sizeof(float));
         for (size_t i = 0; i < bias_n; i++) bias[i] = rng_uniform();
     }
-    kern_epilogue ep = {bias, g->bias == 1, make_act(g->act)};
+    kern_epilogue ep = {.bias = bias, .bias_per_row = g->bias == 1, .act = make_act(g->act)};
     const kern_epilogue *epp = g->bias || g->act || rng_below(2) ? &ep : NULL;
 
     size_t rows[16], n_rows = 0;
@@ -139,6 +139,37 @@ static void run_case(const gemm_case *g, core_pool *pool) {
         kern_sgemm_packed_a(pool, pa, g->trans_b, g->N, B, ldb, g->beta, C, ldc, epp);
         compare("packed_a", g, A, lda, B, ldb, C0, C, ldc, bias, 1.0f, rows, n_rows);
         kern_packed_a_free(pa);
+    }
+
+    /* A fused residual: the beta term read from R (its own stride) and C's old contents ignored (NaN); then R == C,
+     * in place. C0r holds R's values at C's stride for the reference. */
+    {
+        size_t ldr = g->N + 5;
+        float *R = random_matrix(g->M, g->N, ldr), *C0r = malloc(c_floats * sizeof(float));
+        for (size_t i = 0; i < c_floats; i++) {
+            size_t row = i / ldc, col = i % ldc;
+            C0r[i] = row < g->M && col < g->N ? R[row * ldr + col] : SENTINEL;
+            C[i] = row < g->M && col < g->N ? NAN : SENTINEL;
+        }
+        kern_epilogue ep_r = ep;
+        ep_r.residual = R;
+        ep_r.ld_residual = ldr;
+        kern_sgemm(pool, g->trans_a, g->trans_b, g->M, g->N, g->K, g->alpha, A, lda, B, ldb, g->beta, C, ldc, &ep_r);
+        compare("sgemm+residual", g, A, lda, B, ldb, C0r, C, ldc, bias, g->alpha, rows, n_rows);
+        kern_packed_a *pr = kern_sgemm_pack_a(g->trans_a, g->M, g->K, A, lda);
+        if (pr) {
+            for (size_t i = 0; i < c_floats; i++) C[i] = i / ldc < g->M && i % ldc < g->N ? NAN : SENTINEL;
+            kern_sgemm_packed_a(pool, pr, g->trans_b, g->N, B, ldb, g->beta, C, ldc, &ep_r);
+            compare("packed_a+residual", g, A, lda, B, ldb, C0r, C, ldc, bias, 1.0f, rows, n_rows);
+            memcpy(C, C0r, c_floats * sizeof(float));
+            ep_r.residual = C;
+            ep_r.ld_residual = ldc;
+            kern_sgemm_packed_a(pool, pr, g->trans_b, g->N, B, ldb, g->beta, C, ldc, &ep_r);
+            compare("packed_a+residual in place", g, A, lda, B, ldb, C0r, C, ldc, bias, 1.0f, rows, n_rows);
+            kern_packed_a_free(pr);
+        }
+        free(R);
+        free(C0r);
     }
 
     kern_packed_b *pb = kern_sgemm_pack_b(g->trans_b, g->K, g->N, B, ldb);
@@ -185,22 +216,33 @@ static void test_reference(void) {
     /* alpha 2, beta 0.5 on C = 2, bias per row {-100, 1}, ReLU: [max(0, 8+1-100), 10+1-100 -> 0; 20+1+1, 22+1+1] */
     float C[4] = {2, 2, 2, 2};
     const float bias_row[] = {-100, 1}, bias_col[] = {-20, 1};
-    kern_epilogue ep = {bias_row, 1, {KERN_ACT_RELU, 0, 0}};
+    kern_epilogue ep = {.bias = bias_row, .bias_per_row = 1, .act = {KERN_ACT_RELU, 0, 0}};
     kern_sgemm_ref(0, 0, 2, 2, 3, 2.0f, A, 3, B, 2, 0.5f, C, 2, &ep);
     CHECK(C[0] == 0 && C[1] == 0 && C[2] == 22 && C[3] == 24);
     float D[4] = {0, 0, 0, 0};
-    kern_epilogue ep_col = {bias_col, 0, {KERN_ACT_NONE, 0, 0}};
+    kern_epilogue ep_col = {.bias = bias_col, .act = {KERN_ACT_NONE, 0, 0}};
     kern_sgemm_ref(0, 0, 2, 2, 3, 1.0f, A, 3, B, 2, 1.0f, D, 2, &ep_col);
     CHECK(D[0] == -16 && D[1] == 6 && D[2] == -10 && D[3] == 12);
+    /* a residual replaces C in the beta term: 0.5 * R + A B, C's NaN never read */
+    float E[4] = {NAN, NAN, NAN, NAN};
+    const float R[6] = {2, 4, -1, 6, 8, -1}; /* 2 x 2 with a stride of 3 */
+    kern_epilogue ep_res = {.residual = R, .ld_residual = 3};
+    kern_sgemm_ref(0, 0, 2, 2, 3, 1.0f, A, 3, B, 2, 0.5f, E, 2, &ep_res);
+    CHECK(E[0] == 5 && E[1] == 7 && E[2] == 13 && E[3] == 15);
 }
 
 /* Contract corners: K == 0, empty outputs, NULL frees, the name. */
 static void test_corners(core_pool *pool) {
     float C[6] = {1, 2, 3, 4, 5, 6};
     const float bias[] = {10, 20};
-    kern_epilogue ep = {bias, 1, {KERN_ACT_NONE, 0, 0}};
+    kern_epilogue ep = {.bias = bias, .bias_per_row = 1, .act = {KERN_ACT_NONE, 0, 0}};
     kern_sgemm(pool, 0, 0, 2, 3, 0, 1.0f, NULL, 0, NULL, 3, 0.5f, C, 3, &ep);
     CHECK(C[0] == 10.5f && C[2] == 11.5f && C[3] == 22.0f && C[5] == 23.0f);
+    float Cr[2] = {NAN, NAN};
+    const float res[2] = {4, 8};
+    kern_epilogue ep_res = {.residual = res, .ld_residual = 2};
+    kern_sgemm(pool, 0, 0, 1, 2, 0, 1.0f, NULL, 0, NULL, 2, 0.5f, Cr, 2, &ep_res);
+    CHECK(Cr[0] == 2 && Cr[1] == 4);
     float D[2] = {NAN, NAN};
     kern_sgemm(pool, 0, 0, 1, 2, 0, 1.0f, NULL, 0, NULL, 2, 0.0f, D, 2, NULL);
     CHECK(D[0] == 0 && D[1] == 0);

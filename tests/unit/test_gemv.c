@@ -41,7 +41,7 @@ static void run_case(const gemv_case *g, core_pool *pool) {
     for (size_t i = 0; i < M; i++) bias[i] = test_rng_uniform();
     for (size_t i = 0; i < M; i++) y0[i] = g->beta == 0 ? NAN : test_rng_uniform(); /* beta == 0 must ignore y */
     y0[M] = SENTINEL;
-    kern_epilogue ep = {g->bias ? bias : NULL, g->bias == 1, acts[g->act]};
+    kern_epilogue ep = {.bias = g->bias ? bias : NULL, .bias_per_row = g->bias == 1, .act = acts[g->act]};
     const kern_epilogue *epp = g->bias || g->act || test_rng_below(2) ? &ep : NULL;
 
     kern_packed_a *pa = kern_sgemm_pack_a(0, M, K, A, K);

@@ -15,7 +15,8 @@ void kern_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, floa
                 acc += (double)a * (double)b;
             }
             float v = alpha * (float)acc;
-            if (beta != 0) v += beta * c_row[j]; /* beta == 0 must not read C: it may hold NaN */
+            /* beta == 0 must not read C: it may hold NaN */
+            if (beta != 0) v += beta * (ep && ep->residual ? ep->residual[i * ep->ld_residual + j] : c_row[j]);
             if (ep && ep->bias) v += ep->bias_per_row ? ep->bias[i] : ep->bias[j];
             c_row[j] = v;
         }

@@ -87,15 +87,18 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, s
         bc0 = _mm256_maskload_ps(t->bias_col, m0);
         if (vecs > 1) bc1 = _mm256_maskload_ps(t->bias_col + 8, m1);
     }
+    const float *ci = t->c_in ? t->c_in : c;
+    const size_t ldi = t->c_in ? t->ldc_in : ldc;
 #pragma GCC unroll 8
     for (int i = 0; i < rows; i++) {
         float *cp = c + (size_t)i * ldc;
+        const float *ip = ci + (size_t)i * ldi;
         __m256 br = t->bias_row ? _mm256_set1_ps(t->bias_row[i]) : _mm256_setzero_ps();
-        __m256 x0 = finish(acc[i][0], cp, full, m0, t, _mm256_add_ps(bc0, br), beta, lo, hi);
+        __m256 x0 = finish(acc[i][0], ip, full, m0, t, _mm256_add_ps(bc0, br), beta, lo, hi);
         if (full) _mm256_storeu_ps(cp, x0);
         else _mm256_maskstore_ps(cp, m0, x0);
         if (vecs > 1) {
-            __m256 x1 = finish(acc[i][1], cp + 8, full, m1, t, _mm256_add_ps(bc1, br), beta, lo, hi);
+            __m256 x1 = finish(acc[i][1], ip + 8, full, m1, t, _mm256_add_ps(bc1, br), beta, lo, hi);
             if (full) _mm256_storeu_ps(cp + 8, x1);
             else _mm256_maskstore_ps(cp + 8, m1, x1);
         }

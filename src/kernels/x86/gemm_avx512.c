@@ -72,6 +72,10 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
          * them at the stores stalls the next tile */
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
         if (vecs > 1) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+        if (t->c_in) {
+            _mm_prefetch((const char *)(t->c_in + (size_t)i * t->ldc_in), _MM_HINT_T0);
+            if (vecs > 1) _mm_prefetch((const char *)(t->c_in + (size_t)i * t->ldc_in + 16), _MM_HINT_T0);
+        }
     }
     size_t k = 0;
     /* Short rows leave the FMA latency exposed; a second accumulator set over odd k hides it. */
@@ -133,14 +137,17 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
         bc0 = _mm512_maskz_loadu_ps(m0, t->bias_col);
         if (vecs > 1) bc1 = _mm512_maskz_loadu_ps(m1, t->bias_col + 16);
     }
+    const float *ci = t->c_in ? t->c_in : c;
+    const size_t ldi = t->c_in ? t->ldc_in : ldc;
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) {
         float *cp = c + (size_t)i * ldc;
+        const float *ip = ci + (size_t)i * ldi;
         __m512 br = t->bias_row ? _mm512_set1_ps(t->bias_row[i]) : _mm512_setzero_ps();
-        __m512 x0 = finish(acc[i][0], cp, m0, t, _mm512_add_ps(bc0, br), beta, lo, hi);
+        __m512 x0 = finish(acc[i][0], ip, m0, t, _mm512_add_ps(bc0, br), beta, lo, hi);
         _mm512_mask_storeu_ps(cp, m0, x0);
         if (vecs > 1) {
-            __m512 x1 = finish(acc[i][1], cp + 16, m1, t, _mm512_add_ps(bc1, br), beta, lo, hi);
+            __m512 x1 = finish(acc[i][1], ip + 16, m1, t, _mm512_add_ps(bc1, br), beta, lo, hi);
             _mm512_mask_storeu_ps(cp + 16, m1, x1);
         }
     }
@@ -250,15 +257,18 @@ ALWAYS_INLINE void tail_body(const int q, const int r, const int direct, size_t 
     const __m512i column_base = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
                                                                      14, 15),
                                                    _mm512_set1_epi32(16));
+    const float *ci = t->c_in ? t->c_in : c;
+    const size_t ldi = t->c_in ? t->ldc_in : ldc;
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
         if ((size_t)i >= m) break;
         float *cp = c + (size_t)i * ldc;
+        const float *ip = ci + (size_t)i * ldi;
         __m512 br = t->bias_row ? _mm512_set1_ps(t->bias_row[i]) : _mm512_setzero_ps();
-        if (q) _mm512_storeu_ps(cp, finish(acc[i], cp, 0xffff, t, _mm512_add_ps(bc0, br), beta, lo, hi));
+        if (q) _mm512_storeu_ps(cp, finish(acc[i], ip, 0xffff, t, _mm512_add_ps(bc0, br), beta, lo, hi));
         __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask,
                                             _mm512_add_epi32(column_base, _mm512_set1_epi32(i)), tails, 4);
-        x = finish(x, cp + 16 * q, tail_mask, t, _mm512_add_ps(bct, br), beta, lo, hi);
+        x = finish(x, ip + 16 * q, tail_mask, t, _mm512_add_ps(bct, br), beta, lo, hi);
         _mm512_mask_storeu_ps(cp + 16 * q, tail_mask, x);
     }
 }
