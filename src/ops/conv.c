@@ -27,7 +27,7 @@ typedef struct conv_geom {
     int64_t in_size, out_size; /* per-channel spatial volumes */
     int64_t kg;                /* GEMM K: cin_g * kernel volume */
     int residual;
-    int input_scale; /* lens.input_scale: X's channels are scaled by input 4 ([N, C, 1, 1]) first (pointwise only) */
+    int input_scale; /* lens.input_scale: X's channels scaled by input 4 ([N or 1, C, 1, 1]) first; pointwise only */
     int depthwise; /* group == cin == cout: the direct kernel */
     int pointwise; /* 1x1, stride 1, no pads: the input is already the GEMM's right operand */
     int winograd_ok; /* 3x3, stride 1, group 1, enough channels: Winograd can run (with weights prepared for it) */
@@ -200,9 +200,10 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
             return core_fail(LENS_ERR_UNSUPPORTED, "Conv lens.input_scale needs a 1x1 stride-1 unpadded conv");
         if (!sc) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv with lens.input_scale needs a 5th input");
         if ((st = check_float(sc, "scale"))) return st;
-        if (tensor_numel(sc) != g->batch * g->cin || sc->rank < 2 || sc->dims[0] != g->batch ||
-            sc->dims[1] != g->cin)
-            return core_fail(LENS_ERR_SHAPE, "Conv input scale %s must be [%lld, %lld, 1...] for input X %s",
+        /* batch 1 broadcasts over X's batch, as the Mul it replaces would */
+        if (sc->rank < 2 || (sc->dims[0] != g->batch && sc->dims[0] != 1) || sc->dims[1] != g->cin ||
+            tensor_numel(sc) != sc->dims[0] * g->cin)
+            return core_fail(LENS_ERR_SHAPE, "Conv input scale %s must be [%lld or 1, %lld, 1...] for input X %s",
                              tensor_shape_string(sc, sb, sizeof sb), (long long)g->batch, (long long)g->cin, sx);
     }
     if (g->pointwise) {
@@ -438,7 +439,8 @@ static lens_status conv_run(op_call *call) {
         float *ws = (float *)call->scratch;
         const float *w = job.w;
         for (int64_t n = 0; n < g.batch; n++) {
-            const float *s = scale + n * g.cin, *xn = job.x + n * g.cin * g.in_size;
+            const float *s = scale + (call->inputs[4]->dims[0] == 1 ? 0 : n * g.cin);
+            const float *xn = job.x + n * g.cin * g.in_size;
             if (job.state) {
                 float *c = job.y + n * g.cout * g.out_size;
                 kern_epilogue ep = {job.bias, 1, job.act, NULL, 0};

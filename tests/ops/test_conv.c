@@ -30,7 +30,8 @@ typedef struct conv_case {
     const char *act; /* NULL, "Relu", "Clip", "HardSwish" */
 } conv_case;
 
-/* Set: run_case adds lens.input_scale, X's channels scaled per image by a 5th input [n, c, 1, 1] first. */
+/* Set: run_case adds lens.input_scale, X's channels scaled per image by a 5th input [n, c, 1, 1] first (2: one
+ * [1, c, 1, 1] scale for every image). */
 static int with_scale;
 
 typedef struct attr_list {
@@ -79,7 +80,11 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
     float *y = malloc(ny * sizeof *y + 4), *yref = malloc(ny * sizeof *y + 4), *mag = malloc(ny * sizeof *y + 4);
     float *ax = malloc(nx * sizeof *x), *aw = malloc(nw * sizeof *w);
     float *sc = random_array((size_t)(k->n * k->c)), *xs = malloc(nx * sizeof *x); /* xs: x as scaled */
-    for (size_t i = 0; i < nx; i++) xs[i] = with_scale ? x[i] * sc[i / (size_t)(k->h * k->w)] : x[i];
+    size_t per_image = (size_t)(k->c * k->h * k->w);
+    for (size_t i = 0; i < nx; i++)
+        xs[i] = !with_scale       ? x[i]
+                : with_scale == 2 ? x[i] * sc[i % per_image / (size_t)(k->h * k->w)]
+                                  : x[i] * sc[i / (size_t)(k->h * k->w)];
     for (size_t i = 0; i < nx; i++) ax[i] = fabsf(xs[i]);
     for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
     for (size_t i = 0; i < ny; i++) y[i] = NAN;
@@ -89,7 +94,7 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
     tensor tb = {LENS_DTYPE_FLOAT32, 1, {k->m}, b};
     tensor tr = {LENS_DTYPE_FLOAT32, 4, {k->n, k->m, out[0], out[1]}, r};
     tensor ty = {0};
-    tensor ts = {LENS_DTYPE_FLOAT32, 4, {k->n, k->c, 1, 1}, sc};
+    tensor ts = {LENS_DTYPE_FLOAT32, 4, {with_scale == 2 ? 1 : k->n, k->c, 1, 1}, sc};
     const tensor *ins[5] = {&tx, &tw, k->bias ? &tb : NULL, k->residual ? &tr : NULL, &ts};
     tensor *outs[1] = {&ty};
 
@@ -125,7 +130,8 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
     const op_def *def = ops_lookup("", "Conv");
     CHECK(def != NULL);
     if (!def) return;
-    op_call call = {&node, with_scale ? 5 : k->residual ? 4 : 3, ins, 1, outs, use_pool ? pool2 : NULL, NULL, NULL, 0, 0};
+    int n_in = with_scale ? 5 : k->residual ? 4 : 3;
+    op_call call = {&node, n_in, ins, 1, outs, use_pool ? pool2 : NULL, NULL, NULL, 0, 0};
     lens_status st = def->infer(&call);
     CHECK_MSG(st == LENS_OK, "infer: %s", core_last_error());
     CHECK(ty.rank == 4 && ty.dims[0] == k->n && ty.dims[1] == k->m && ty.dims[2] == out[0] && ty.dims[3] == out[1]);
@@ -593,9 +599,9 @@ int main(void) {
     };
     for (size_t p = 0; p < sizeof gemm_paths / sizeof *gemm_paths; p++) {
         if (!kern_gemm_force_path(gemm_paths[p])) continue;
-        with_scale = 1;
-        for (size_t i = 0; i < sizeof scale_cases / sizeof *scale_cases; i++)
-            for (int mode = 0; mode < 4; mode++) run_case(&scale_cases[i], mode & 1, mode >> 1);
+        for (with_scale = 1; with_scale <= 2; with_scale++)
+            for (size_t i = 0; i < sizeof scale_cases / sizeof *scale_cases; i++)
+                for (int mode = 0; mode < 4; mode++) run_case(&scale_cases[i], mode & 1, mode >> 1);
         with_scale = 0;
     }
     kern_gemm_force_path(KERN_GEMM_PATH_AUTO);

@@ -1,9 +1,10 @@
 /* test_fold_scale.c — checks the squeeze-excitation fold of graph_optimize_with_shapes (graph/passes/optimize.c):
- * Mul(X, s) with s [N, C, 1, 1] read only by a 1x1 Conv becomes that Conv with lens.input_scale. Small graphs are
- * run before and after the passes (with a probe plan between, as lens_model_load does, so the Conv's weights are
- * already packed and dropped when the fold happens); results must agree, and the Mul must be gone exactly when
- * folding pays and is valid: not when the weights are a quarter of X's per-image elements or more, the Mul output
- * has another reader, the Conv is not 1x1, or the other operand is not per-channel. */
+ * Mul(X, s) with s [N or 1, C, 1, 1] read only by a 1x1 Conv becomes that Conv with lens.input_scale. Small graphs
+ * are run before and after the passes (with a batch-1 probe plan between, as lens_model_load does, so the Conv's
+ * weights are already packed and dropped when the fold happens; then at the case's batch); results must agree, and
+ * the Mul must be gone exactly when folding pays and is valid: not when the weights are a quarter of X's per-image
+ * elements or more, the Mul output has another reader, the Conv is not 1x1, or the other operand is not
+ * per-channel. */
 #include <math.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ typedef struct fold_case {
     int mul_is_output; /* the Mul's output is also a graph output */
     int residual;      /* Add(Conv, X) after the Conv (m == c): fused as lens.residual first */
     int bias;
+    int const_scale; /* s is a constant [1, C, 1, 1], broadcast over X's batch */
     int expect_fold;
 } fold_case;
 
@@ -46,9 +48,12 @@ static graph *build(const fold_case *k) {
     graph *g = NULL;
     CHECK(graph_create("test", "fold_scale", &g) == LENS_OK);
     graph_set_opset(g, "", 17);
-    int64_t dims[4] = {k->n, k->c, k->h, k->w};
+    int64_t dims[4] = {-1, k->c, k->h, k->w}; /* dynamic batch: probed at 1, run at k->n */
     graph_add_input(g, "X", LENS_DTYPE_FLOAT32, 4, dims);
-    if (k->full_operand) {
+    if (k->const_scale) {
+        int64_t sd[4] = {1, k->c, 1, 1};
+        const_tensor(g, "s", 4, sd, 7);
+    } else if (k->full_operand) {
         add(g, "Relu", 1, "X", NULL, NULL, "s", 0, NULL);
     } else {
         add(g, "GlobalAveragePool", 1, "X", NULL, NULL, "p", 0, NULL);
@@ -108,7 +113,7 @@ static void check_case(const fold_case *k, core_pool *pool) {
 
     graph *g = build(k);
     CHECK_MSG(graph_optimize(g) == LENS_OK, "%s: optimize", k->what);
-    tensor shape = {.dtype = LENS_DTYPE_FLOAT32, .rank = 4, .dims = {k->n, k->c, k->h, k->w}};
+    tensor shape = {.dtype = LENS_DTYPE_FLOAT32, .rank = 4, .dims = {1, k->c, k->h, k->w}}; /* as lens.c probes */
     graph_plan *probe = NULL;
     CHECK_MSG(graph_plan_create(g, &shape, 1, pool, &probe) == LENS_OK, "%s: probe", k->what);
     CHECK_MSG(graph_optimize_with_shapes(g, probe) == LENS_OK, "%s: optimize with shapes: %s", k->what,
@@ -138,17 +143,18 @@ static void check_case(const fold_case *k, core_pool *pool) {
 
 int main(void) {
     static const fold_case cases[] = {
-        /* what                         n  c   h   w  m  sf k full out res bias fold */
-        {"fold X * s", 1, 37, 9, 9, 11, 0, 1, 0, 0, 0, 1, 1},
-        {"fold s * X", 1, 37, 9, 9, 11, 1, 1, 0, 0, 0, 0, 1},
-        {"fold, batch 2", 2, 24, 7, 11, 13, 0, 1, 0, 0, 0, 1, 1},
-        {"fold, many columns", 1, 16, 40, 41, 40, 1, 1, 0, 0, 0, 1, 1},
-        {"fold with residual", 2, 37, 13, 13, 37, 0, 1, 0, 0, 1, 1, 1},
-        {"weights outnumber X", 1, 37, 3, 3, 11, 0, 1, 0, 0, 0, 1, 0},
-        {"weights over a quarter of X", 1, 37, 5, 5, 11, 0, 1, 0, 0, 0, 1, 0},
-        {"Mul output also read", 1, 37, 9, 9, 11, 0, 1, 0, 1, 0, 1, 0},
-        {"3x3 conv", 1, 20, 9, 9, 7, 0, 3, 0, 0, 0, 1, 0},
-        {"full-size operand", 1, 37, 9, 9, 11, 0, 1, 1, 0, 0, 1, 0},
+        /* what                         n  c   h   w  m  sf k full out res bias const fold */
+        {"fold X * s", 1, 37, 9, 9, 11, 0, 1, 0, 0, 0, 1, 0, 1},
+        {"fold s * X", 1, 37, 9, 9, 11, 1, 1, 0, 0, 0, 0, 0, 1},
+        {"fold, batch 2", 2, 24, 7, 11, 13, 0, 1, 0, 0, 0, 1, 0, 1},
+        {"fold, many columns", 1, 16, 40, 41, 40, 1, 1, 0, 0, 0, 1, 0, 1},
+        {"fold with residual", 2, 37, 13, 13, 37, 0, 1, 0, 0, 1, 1, 0, 1},
+        {"weights outnumber X", 1, 37, 3, 3, 11, 0, 1, 0, 0, 0, 1, 0, 0},
+        {"weights over a quarter of X", 1, 37, 5, 5, 11, 0, 1, 0, 0, 0, 1, 0, 0},
+        {"Mul output also read", 1, 37, 9, 9, 11, 0, 1, 0, 1, 0, 1, 0, 0},
+        {"3x3 conv", 1, 20, 9, 9, 7, 0, 3, 0, 0, 0, 1, 0, 0},
+        {"constant [1, C, 1, 1] scale, batch 3", 3, 20, 8, 8, 9, 1, 1, 0, 0, 0, 1, 1, 1},
+        {"full-size operand", 1, 37, 9, 9, 11, 0, 1, 1, 0, 0, 1, 0, 0},
     };
     core_pool *pool = NULL;
     CHECK(core_pool_create(2, &pool) == LENS_OK);

@@ -374,7 +374,7 @@ static int is_plain_pointwise(const graph *g, const graph_node *c) {
     return !auto_pad[0] || !strcmp(auto_pad, "NOTSET") || !strcmp(auto_pad, "VALID");
 }
 
-/* Mul(X, s) with s [N, C, 1, 1] (a squeeze-excitation gate) read only by a pointwise Conv -> that Conv with
+/* Mul(X, s) with s [N or 1, C, 1, 1] (a squeeze-excitation gate) read only by a pointwise Conv -> that Conv with
  * lens.input_scale and s as its 5th input: the Conv scales its weights' columns per image (cout x cin floats)
  * instead of the Mul streaming X [N, C, H, W] out and back in. Declined unless the weights are under a quarter of
  * one image's X (late, small-map layers keep the Mul): scaling them would cost about as much as the Mul. */
@@ -383,18 +383,19 @@ static lens_status fold_channel_scales(graph *g, const graph_plan *probe) {
         graph_node *m = &g->nodes[i];
         if (!is_op(m, "Mul", 2) || m->inputs[0] < 0 || m->inputs[1] < 0) continue;
         int c = graph_sole_consumer(g, m->outputs[0]);
-        if (c < 0 || !is_plain_pointwise(g, &g->nodes[c]) || g->nodes[c].inputs[0] != m->outputs[0] ||
-            g->nodes[c].inputs[1] == m->outputs[0] || (g->nodes[c].n_inputs > 2 && g->nodes[c].inputs[2] == m->outputs[0]) ||
-            (g->nodes[c].n_inputs > 3 && g->nodes[c].inputs[3] == m->outputs[0]))
-            continue;
+        if (c < 0 || !is_plain_pointwise(g, &g->nodes[c])) continue;
         graph_node *conv = &g->nodes[c];
+        int only_x = conv->inputs[0] == m->outputs[0]; /* the Conv reads the product as X and nothing else */
+        for (int k = 1; k < conv->n_inputs; k++)
+            if (conv->inputs[k] == m->outputs[0]) only_x = 0;
+        if (!only_x) continue;
         const tensor *y = graph_plan_value(probe, m->outputs[0]), *w = const_f32(g, conv, 1);
         for (int side = 0; side < 2; side++) {
             int xv = m->inputs[side], sv = m->inputs[1 - side];
             const tensor *x = graph_plan_value(probe, xv), *sc = graph_plan_value(probe, sv);
             if (!x || !sc || !y || !same_shape(x, y) || x->rank != 4 || sc->rank != 4 ||
-                sc->dtype != LENS_DTYPE_FLOAT32 || sc->dims[0] != x->dims[0] || sc->dims[1] != x->dims[1] ||
-                sc->dims[2] != 1 || sc->dims[3] != 1 || w->dims[1] != x->dims[1])
+                sc->dtype != LENS_DTYPE_FLOAT32 || (sc->dims[0] != x->dims[0] && sc->dims[0] != 1) ||
+                sc->dims[1] != x->dims[1] || sc->dims[2] != 1 || sc->dims[3] != 1 || w->dims[1] != x->dims[1])
                 continue;
             /* Scaled weights per image vs the Mul's pass over one image: the scaling runs on one thread before the
              * GEMM while the Mul was threaded, so it must be well below X (EfficientNet-B0, 2 threads: weights at
