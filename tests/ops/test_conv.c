@@ -596,6 +596,7 @@ int main(void) {
         {3, 5, 3, 5, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "HardSwish"},
         {1, 300, 14, 14, 17, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, NULL}, /* K over one block */
         {1, 16, 1, 1, 8, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},     /* one column */
+        {1, 700, 14, 14, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},  /* K over two blocks, 4 panels */
     };
     for (size_t p = 0; p < sizeof gemm_paths / sizeof *gemm_paths; p++) {
         if (!kern_gemm_force_path(gemm_paths[p])) continue;
