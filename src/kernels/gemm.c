@@ -534,6 +534,47 @@ void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, s
     gemm_run(pool, &j);
 }
 
+/* The AVX-512 kernel's 12-row panels with the row count known: three 4-float vectors per k. */
+static void scale_panels_12(const float *src, const float *scale, float *dst, size_t panels, size_t K) {
+    typedef float v4 __attribute__((vector_size(16)));
+    for (size_t p = 0; p < panels; p++)
+        for (size_t k = 0; k < K; k++, src += 12, dst += 12) {
+            float q = scale[k];
+            v4 a, b, c, f = {q, q, q, q};
+            memcpy(&a, src, 16), memcpy(&b, src + 4, 16), memcpy(&c, src + 8, 16);
+            a *= f, b *= f, c *= f;
+            memcpy(dst, &a, 16), memcpy(dst + 4, &b, 16), memcpy(dst + 8, &c, 16);
+        }
+}
+
+size_t kern_packed_a_scaled_floats(size_t M, size_t K) {
+    return (M + KERN_PACKED_A_MAX_MR) * K; /* ceil(M/mr) * mr rows for any mr up to the bound */
+}
+
+int kern_sgemm_packed_a_scaled(core_pool *pool, const kern_packed_a *A, const float *scale, float *buf,
+                               size_t buf_floats, size_t N, const float *B, size_t ldb, float beta, float *C,
+                               size_t ldc, const kern_epilogue *ep) {
+    const size_t mr = A->kern->mr, K = A->K, panels = div_up(A->M, mr);
+    if (mr > KERN_PACKED_A_MAX_MR || buf_floats < panels * mr * K) return 0;
+    /* panel p holds A[p*mr + r][k] at p*K*mr + k*mr + r: one scale per run of mr floats */
+    if (mr == KERN_GEMM_AVX512_MR) scale_panels_12(A->data, scale, buf, panels, K);
+    else
+        for (size_t p = 0; p < panels; p++) {
+            const float *src = A->data + p * K * mr;
+            float *dst = buf + p * K * mr;
+            for (size_t k = 0; k < K; k++)
+                for (size_t r = 0; r < mr; r++) dst[k * mr + r] = src[k * mr + r] * scale[k];
+        }
+    gemm_job j = {
+        .kern = A->kern, .M = A->M, .N = N, .K = K,
+        .alpha = 1.0f, .a_packed = buf,
+        .B = B, .ldb = ldb,
+        .beta = beta, .C = C, .ldc = ldc, .ep = ep,
+    };
+    gemm_run(pool, &j);
+    return 1;
+}
+
 struct kern_packed_b {
     const gemm_kernel *kern;
     size_t K, N;

@@ -100,6 +100,15 @@ size_t kern_packed_a_bytes(const kern_packed_a *packed);
 void kern_sgemm_packed_a(core_pool *pool, const kern_packed_a *A, int trans_b, size_t N, const float *B, size_t ldb,
                          float beta, float *C, size_t ldc, const kern_epilogue *ep);
 
+/* C = packed[M,K] diag(scale[K]) B + beta * C, then the epilogue: the weights of a 1x1 conv whose input channels
+ * were scaled (a folded squeeze-excitation gate). The scaled panels are written to buf, which must hold
+ * kern_packed_a_scaled_floats(M, K) floats, 64-byte aligned. Returns 0 (computing nothing) when buf is too small. */
+#define KERN_PACKED_A_MAX_MR 32
+size_t kern_packed_a_scaled_floats(size_t M, size_t K);
+int kern_sgemm_packed_a_scaled(core_pool *pool, const kern_packed_a *A, const float *scale, float *buf,
+                               size_t buf_floats, size_t N, const float *B, size_t ldb, float beta, float *C,
+                               size_t ldc, const kern_epilogue *ep);
+
 /* A matrix packed once for repeated use as the right operand: fully connected weights. */
 typedef struct kern_packed_b kern_packed_b;
 /* Packs op(B) [K,N]. Returns NULL on out-of-memory. */

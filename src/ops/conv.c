@@ -27,6 +27,7 @@ typedef struct conv_geom {
     int64_t in_size, out_size; /* per-channel spatial volumes */
     int64_t kg;                /* GEMM K: cin_g * kernel volume */
     int residual;
+    int input_scale; /* lens.input_scale: X's channels scaled by input 4 ([N or 1, C, 1, 1]) first; pointwise only */
     int depthwise; /* group == cin == cout: the direct kernel */
     int pointwise; /* 1x1, stride 1, no pads: the input is already the GEMM's right operand */
     int winograd_ok; /* 3x3, stride 1, group 1, enough channels: Winograd can run (with weights prepared for it) */
@@ -190,6 +191,21 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
     g->pointwise = !g->depthwise && kvol == 1 && g->stride[0] * g->stride[1] * g->stride[2] == 1 && !g->pad_begin[0] &&
                    !g->pad_begin[1] && !g->pad_begin[2] && !g->pad_end[0] && !g->pad_end[1] && !g->pad_end[2];
     g->winograd = conv_winograd_tile(g);
+    g->input_scale = op_attr_int(node, "lens.input_scale", 0) == 1;
+    if (g->input_scale) {
+        /* The folded squeeze-excitation Mul: Conv(X * s) == (W diag(s)) X, the weights' columns scaled per image
+         * into scratch. Only for the plain GEMM on the input as it lies. */
+        const tensor *sc = call->n_inputs > 4 ? call->inputs[4] : NULL;
+        if (!g->pointwise || g->group != 1)
+            return core_fail(LENS_ERR_UNSUPPORTED, "Conv lens.input_scale needs a 1x1 stride-1 unpadded conv");
+        if (!sc) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv with lens.input_scale needs a 5th input");
+        if ((st = check_float(sc, "scale"))) return st;
+        /* batch 1 broadcasts over X's batch, as the Mul it replaces would */
+        if (sc->rank < 2 || (sc->dims[0] != g->batch && sc->dims[0] != 1) || sc->dims[1] != g->cin ||
+            tensor_numel(sc) != sc->dims[0] * g->cin)
+            return core_fail(LENS_ERR_SHAPE, "Conv input scale %s must be [%lld or 1, %lld, 1...] for input X %s",
+                             tensor_shape_string(sc, sb, sizeof sb), (long long)g->batch, (long long)g->cin, sx);
+    }
     if (g->pointwise) {
         g->slot_bytes = 0; /* reads the input in place */
     } else if (g->depthwise) {
@@ -241,6 +257,7 @@ static lens_status conv_infer(op_call *call) {
     }
     call->scratch_bytes = 0;
     if (!g.pointwise) call->scratch_bytes = g.slot_bytes * (size_t)core_pool_size(call->pool);
+    if (g.input_scale) call->scratch_bytes = kern_packed_a_scaled_floats((size_t)g.cout, (size_t)g.cin) * sizeof(float);
     return LENS_OK;
 }
 
@@ -408,6 +425,41 @@ static lens_status conv_run(op_call *call) {
             return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: prepared weights do not match the node");
         kern_winograd_conv2d(call->pool, job.state->winograd, &g.params, job.x, job.bias, job.residual, &job.act,
                              job.y, job.scratch, g.slot_bytes, slots);
+        return LENS_OK;
+    }
+    if (g.input_scale) {
+        const float *scale = call->n_inputs > 4 && call->inputs[4] ? call->inputs[4]->data : NULL;
+        size_t buf_floats = kern_packed_a_scaled_floats((size_t)g.cout, (size_t)g.cin);
+        if (!scale || (!job.state && !job.w))
+            return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: missing input scale or weights");
+        if (!call->scratch || call->scratch_bytes < buf_floats * sizeof(float))
+            return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: scratch too small for the scaled weights");
+        /* W diag(s_n) per image: cout * cin floats, fewer than the C * H * W the separate Mul would stream out and
+         * back in (the graph pass folds only then) */
+        float *ws = (float *)call->scratch;
+        const float *w = job.w;
+        for (int64_t n = 0; n < g.batch; n++) {
+            const float *s = scale + (call->inputs[4]->dims[0] == 1 ? 0 : n * g.cin);
+            const float *xn = job.x + n * g.cin * g.in_size;
+            if (job.state) {
+                float *c = job.y + n * g.cout * g.out_size;
+                kern_epilogue ep = {job.bias, 1, job.act, NULL, 0};
+                if (job.residual) {
+                    ep.residual = job.residual + n * g.cout * g.out_size;
+                    ep.ld_residual = (size_t)g.out_size;
+                }
+                if (!kern_sgemm_packed_a_scaled(call->pool, job.state->packed[0], s, ws, buf_floats,
+                                                (size_t)g.out_size, xn, (size_t)g.in_size, job.residual ? 1.0f : 0.0f,
+                                                c, (size_t)g.out_size, &ep))
+                    return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: scratch too small for the scaled weights");
+                continue;
+            }
+            for (int64_t o = 0; o < g.cout; o++)
+                for (int64_t k = 0; k < g.cin; k++) ws[o * g.cin + k] = w[o * g.cin + k] * s[k];
+            job.w = ws;
+            conv_gemm_tile(&job, call->pool, n, 0, 0, g.out_size, xn, (size_t)g.in_size);
+            job.w = w;
+        }
         return LENS_OK;
     }
     if (g.pointwise) {

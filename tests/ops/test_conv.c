@@ -30,6 +30,10 @@ typedef struct conv_case {
     const char *act; /* NULL, "Relu", "Clip", "HardSwish" */
 } conv_case;
 
+/* Set: run_case adds lens.input_scale, X's channels scaled per image by a 5th input [n, c, 1, 1] first (2: one
+ * [1, c, 1, 1] scale for every image). */
+static int with_scale;
+
 typedef struct attr_list {
     op_attr a[16];
     int n;
@@ -75,7 +79,13 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
     float *x = random_array(nx), *w = random_array(nw), *b = random_array((size_t)k->m), *r = random_array(ny);
     float *y = malloc(ny * sizeof *y + 4), *yref = malloc(ny * sizeof *y + 4), *mag = malloc(ny * sizeof *y + 4);
     float *ax = malloc(nx * sizeof *x), *aw = malloc(nw * sizeof *w);
-    for (size_t i = 0; i < nx; i++) ax[i] = fabsf(x[i]);
+    float *sc = random_array((size_t)(k->n * k->c)), *xs = malloc(nx * sizeof *x); /* xs: x as scaled */
+    size_t per_image = (size_t)(k->c * k->h * k->w);
+    for (size_t i = 0; i < nx; i++)
+        xs[i] = !with_scale       ? x[i]
+                : with_scale == 2 ? x[i] * sc[i % per_image / (size_t)(k->h * k->w)]
+                                  : x[i] * sc[i / (size_t)(k->h * k->w)];
+    for (size_t i = 0; i < nx; i++) ax[i] = fabsf(xs[i]);
     for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
     for (size_t i = 0; i < ny; i++) y[i] = NAN;
 
@@ -84,7 +94,8 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
     tensor tb = {LENS_DTYPE_FLOAT32, 1, {k->m}, b};
     tensor tr = {LENS_DTYPE_FLOAT32, 4, {k->n, k->m, out[0], out[1]}, r};
     tensor ty = {0};
-    const tensor *ins[4] = {&tx, &tw, k->bias ? &tb : NULL, k->residual ? &tr : NULL};
+    tensor ts = {LENS_DTYPE_FLOAT32, 4, {with_scale == 2 ? 1 : k->n, k->c, 1, 1}, sc};
+    const tensor *ins[5] = {&tx, &tw, k->bias ? &tb : NULL, k->residual ? &tr : NULL, &ts};
     tensor *outs[1] = {&ty};
 
     attr_list al = {.n = 0};
@@ -114,11 +125,13 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
         }
     }
     if (k->residual) al.a[al.n++] = (op_attr){.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+    if (with_scale) al.a[al.n++] = (op_attr){.name = "lens.input_scale", .type = OP_ATTR_INT, .i = 1};
     op_node node = {"conv", "Conv", "", 13, al.n, al.a};
     const op_def *def = ops_lookup("", "Conv");
     CHECK(def != NULL);
     if (!def) return;
-    op_call call = {&node, k->residual ? 4 : 3, ins, 1, outs, use_pool ? pool2 : NULL, NULL, NULL, 0, 0};
+    int n_in = with_scale ? 5 : k->residual ? 4 : 3;
+    op_call call = {&node, n_in, ins, 1, outs, use_pool ? pool2 : NULL, NULL, NULL, 0, 0};
     lens_status st = def->infer(&call);
     CHECK_MSG(st == LENS_OK, "infer: %s", core_last_error());
     CHECK(ty.rank == 4 && ty.dims[0] == k->n && ty.dims[1] == k->m && ty.dims[2] == out[0] && ty.dims[3] == out[1]);
@@ -138,7 +151,7 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
 
     kern_conv2d_params p = {k->n, k->c, k->h, k->w, k->m, out[0], out[1], k->kh, k->kw, k->group,
                             k->sh, k->sw, k->dh, k->dw, pb[0], pb[1]};
-    kern_conv2d_ref(&p, x, w, k->bias ? b : NULL, k->residual ? r : NULL, &act, yref);
+    kern_conv2d_ref(&p, xs, w, k->bias ? b : NULL, k->residual ? r : NULL, &act, yref);
     kern_conv2d_ref(&p, ax, aw, NULL, NULL, NULL, mag);
     double worst = 0;
     size_t worst_i = 0;
@@ -154,7 +167,7 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
               (long long)k->n, (long long)k->c, (long long)k->h, (long long)k->w, (long long)k->m, (long long)k->kh,
               (long long)k->kw, (long long)k->group, (long long)k->sh, (long long)k->sw, (long long)k->dh,
               (long long)k->dw, use_pool, use_prepare, worst, worst_i, y[worst_i], yref[worst_i]);
-    free(x), free(w), free(b), free(r), free(y), free(yref), free(mag), free(ax), free(aw);
+    free(x), free(w), free(b), free(r), free(y), free(yref), free(mag), free(ax), free(aw), free(sc), free(xs);
 }
 
 /* The kernels on their own: kern_dwconv2d against the reference on one plane, kern_im2col against direct indexing,
@@ -443,6 +456,19 @@ static void test_errors(void) {
     op_attr sa = {.name = "strides", .type = OP_ATTR_INTS, .ints = bad_strides, .count = 2};
     node.attrs = &sa;
     CHECK(def->infer(&call) == LENS_ERR_INVALID_ARGUMENT);
+    /* lens.input_scale: only on a 1x1 conv, with a [N, C, 1, 1] 5th input */
+    op_attr is = {.name = "lens.input_scale", .type = OP_ATTR_INT, .i = 1};
+    tensor ts = {LENS_DTYPE_FLOAT32, 4, {1, 4, 1, 1}, buf};
+    const tensor *ins5[5] = {&tx, &tw, NULL, NULL, &ts};
+    node.attrs = &is, call.inputs = ins5, call.n_inputs = 5;
+    CHECK(def->infer(&call) == LENS_ERR_UNSUPPORTED); /* W is 3x3 */
+    tw.dims[2] = tw.dims[3] = 1;
+    CHECK(def->infer(&call) == LENS_OK);
+    ts.dims[1] = 3;
+    CHECK(def->infer(&call) == LENS_ERR_SHAPE);
+    ts.dims[1] = 4;
+    call.n_inputs = 4;
+    CHECK(def->infer(&call) == LENS_ERR_INVALID_ARGUMENT); /* no scale input */
 }
 
 /* Planned for one thread, run on two (and the reverse); and a run whose scratch is too small fails cleanly. */
@@ -560,6 +586,24 @@ int main(void) {
         if (!kern_gemm_force_path(gemm_paths[p])) continue;
         for (size_t i = 0; i < sizeof residual_cases / sizeof *residual_cases; i++)
             for (int mode = 0; mode < 4; mode++) run_case(&residual_cases[i], mode & 1, mode >> 1);
+    }
+    /* lens.input_scale (a folded squeeze-excitation Mul): the weights' columns scaled per image, from the packed
+     * panels (prepared) or the raw weights, on every GEMM path; odd sizes, batches, bias, residual, activation. */
+    static const conv_case scale_cases[] = {
+        {1, 37, 9, 9, 11, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},
+        {2, 24, 7, 11, 13, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 0, 1, "Relu"},
+        {1, 96, 28, 28, 24, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},
+        {3, 5, 3, 5, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "HardSwish"},
+        {1, 300, 14, 14, 17, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, NULL}, /* K over one block */
+        {1, 16, 1, 1, 8, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},     /* one column */
+        {1, 700, 14, 14, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},  /* K over two blocks, 4 panels */
+    };
+    for (size_t p = 0; p < sizeof gemm_paths / sizeof *gemm_paths; p++) {
+        if (!kern_gemm_force_path(gemm_paths[p])) continue;
+        for (with_scale = 1; with_scale <= 2; with_scale++)
+            for (size_t i = 0; i < sizeof scale_cases / sizeof *scale_cases; i++)
+                for (int mode = 0; mode < 4; mode++) run_case(&scale_cases[i], mode & 1, mode >> 1);
+        with_scale = 0;
     }
     kern_gemm_force_path(KERN_GEMM_PATH_AUTO);
     test_conv_1d_3d();
