@@ -21,6 +21,10 @@ typedef struct kern_gemm_tile {
     int act;                 /* KERN_GEMM_TILE_ACT_* */
     float act_alpha, act_beta;
     size_t lda; /* 0: a is packed; else a is op(A) itself, row i of step k at a[i*lda + k] (AVX-512 kernel only) */
+    /* packed a only, AVX-512 kernel only: when not 0, each step also prefetches a this many bytes ahead into L2.
+     * For weights too large to stay in cache between calls (they stream from L3 or memory) and read linearly
+     * across calls, as Winograd's transformed weights are; a wasted issue slot per step elsewhere. */
+    size_t a_prefetch_l2;
 } kern_gemm_tile;
 
 /* Where a micro-kernel reads B from. Packed: kc groups of NR floats (padding columns zero). Direct (ldb != 0):
