@@ -2,7 +2,8 @@
  * matrix product goes to the GEMM kernels, with constant right operands packed once in prepare; Einsum equations
  * that are not a matrix product fall back to plain loops. A MatMul with the internal attribute "lens.bias" (set by
  * graph passes) takes a third input, a bias of one value per column, added in the GEMM epilogue. One with "lens.residual" takes a
- * fourth input of the output's shape, added to the product (the output starts as a copy of it, then beta = 1). May
+ * fourth input of the output's size, added to the product (MatMul: the output starts as a copy of it, then beta = 1;
+ * Gemm: read by the epilogue; Gemm's C may then only be a bias row). May
  * touch only its inputs and outputs. */
 #include <stdlib.h>
 #include <string.h>
@@ -108,12 +109,66 @@ static lens_status gemm_parse(const op_call *call, gemm_geom *g) {
     return LENS_OK;
 }
 
+/* A Gemm's fused residual r (lens.residual) was the input of Add(Transpose(Reshape(Y), perm), r) when the node
+ * carries lens.residual_perm: r has the Transpose's output shape. Whether r's bytes are in Y's order, i.e. perm
+ * moves only dims of size 1 (at batch 1). */
+static int residual_in_place(const op_node *node, const tensor *r) {
+    const op_attr *perm = op_attr_find(node, "lens.residual_perm");
+    if (!perm) return 1;
+    int64_t last = -1, in_dims[TENSOR_MAX_RANK];
+    for (int k = 0; k < r->rank; k++) in_dims[perm->ints[k]] = r->dims[k];
+    for (int k = 0; k < r->rank; k++) {
+        int64_t p = perm->ints[k];
+        if (in_dims[p] == 1) continue;
+        if (p < last) return 0;
+        last = p;
+    }
+    return 1;
+}
+
+/* y = r with the Transpose undone: y holds the Transpose's input X (X[perm[k]] = r.dims[k]) row-major. */
+static void copy_unpermuted(const op_node *node, const tensor *r, float *y) {
+    const op_attr *perm = op_attr_find(node, "lens.residual_perm");
+    int rank = r->rank;
+    int64_t x_dims[TENSOR_MAX_RANK], x_stride[TENSOR_MAX_RANK], step[TENSOR_MAX_RANK], idx[TENSOR_MAX_RANK] = {0};
+    for (int k = 0; k < rank; k++) x_dims[perm->ints[k]] = r->dims[k];
+    int64_t size = 1;
+    for (int k = rank - 1; k >= 0; k--) x_stride[k] = size, size *= x_dims[k];
+    for (int k = 0; k < rank; k++) step[k] = x_stride[perm->ints[k]]; /* y stride of r's dim k */
+    const float *src = r->data;
+    int64_t n = tensor_numel(r), inner = rank ? r->dims[rank - 1] : 1, inner_step = rank ? step[rank - 1] : 1;
+    if (!n) return;
+    for (int64_t done = 0; done < n; done += inner) {
+        int64_t off = 0;
+        for (int k = 0; k < rank - 1; k++) off += idx[k] * step[k];
+        for (int64_t i = 0; i < inner; i++) y[off + i * inner_step] = *src++;
+        for (int k = rank - 2; k >= 0 && ++idx[k] == r->dims[k]; k--) idx[k] = 0;
+    }
+}
+
 static lens_status gemm_infer(op_call *call) {
     gemm_geom g;
     lens_status st = gemm_parse(call, &g);
     if (st) return st;
     int64_t dims[2] = {g.M, g.N};
     ops_set_shape(call->outputs[0], LENS_DTYPE_FLOAT32, 2, dims);
+    if (op_attr_int(call->node, "lens.residual", 0)) {
+        const tensor *r = call->n_inputs > 3 ? call->inputs[3] : NULL, *c = call->n_inputs > 2 ? call->inputs[2] : NULL;
+        if (!r) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Gemm with lens.residual needs a 4th input");
+        if ((st = need_float(r, "Gemm", "residual"))) return st;
+        const op_attr *perm = op_attr_find(call->node, "lens.residual_perm");
+        int seen = 0;
+        for (size_t k = 0; perm && k < perm->count; k++)
+            if (perm->ints[k] >= 0 && perm->ints[k] < r->rank && !(seen & 1 << perm->ints[k]))
+                seen |= 1 << perm->ints[k];
+        if (perm && (perm->type != OP_ATTR_INTS || perm->count != (size_t)r->rank || seen != (1 << r->rank) - 1))
+            return core_fail(LENS_ERR_SHAPE, "Gemm: lens.residual_perm does not fit the residual's rank");
+        if (tensor_numel(r) != g.M * g.N)
+            return core_fail(LENS_ERR_SHAPE, "Gemm residual has %lld values for a [%lld,%lld] output",
+                             (long long)tensor_numel(r), (long long)g.M, (long long)g.N);
+        if (c && (g.beta != 1.0f || tensor_numel(c) != g.N || (c->rank == 2 && c->dims[0] != 1)))
+            return core_fail(LENS_ERR_UNSUPPORTED, "Gemm with lens.residual takes C only as a bias row");
+    }
     return LENS_OK;
 }
 
@@ -168,6 +223,19 @@ static lens_status gemm_run(op_call *call) {
         } else {
             beta = g.beta;
         }
+    }
+    if (op_attr_int(call->node, "lens.residual", 0)) {
+        /* an Add fused by graph_optimize_with_shapes: the epilogue's beta term reads the residual (gemm_infer
+         * allowed C only as the bias row, so beta is still 0 here) */
+        const tensor *r = call->inputs[3];
+        if (!r->data) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Gemm: missing residual data");
+        if (residual_in_place(call->node, r)) {
+            ep.residual = r->data;
+            ep.ld_residual = (size_t)g.N;
+        } else {
+            copy_unpermuted(call->node, r, y);
+        }
+        beta = 1.0f;
     }
     if (call->state)
         kern_sgemm_packed_b(call->pool, g.trans_a, (size_t)g.M, a->data, (size_t)a->dims[1], call->state, beta, y,
@@ -251,7 +319,9 @@ static lens_status matmul_infer(op_call *call) {
     if (st) return st;
     ops_set_shape(call->outputs[0], LENS_DTYPE_FLOAT32, g.out_rank, g.out_dims);
     const tensor *r = call->n_inputs > 3 ? call->inputs[3] : NULL;
-    if (op_attr_int(call->node, "lens.residual", 0) && !tensor_same_shape(r, call->outputs[0])) {
+    /* the residual is read as flat floats: it may have another shape of the same layout (a view, see
+     * fuse_residual_through_views) */
+    if (op_attr_int(call->node, "lens.residual", 0) && (!r || tensor_numel(r) != tensor_numel(call->outputs[0]))) {
         char sr[96], sy[96];
         return core_fail(LENS_ERR_SHAPE, "MatMul residual %s does not match the output %s",
                          tensor_shape_string(r, sr, sizeof sr), tensor_shape_string(call->outputs[0], sy, sizeof sy));

@@ -484,6 +484,65 @@ static void test_residual_op_errors(void) {
     CHECK(def->infer(&call) == LENS_ERR_INVALID_ARGUMENT);
 }
 
+/* The attention out-projection as torch exports it: x [B, S, E] → Transpose → [S, B, E] → Reshape [S*B, E] → Gemm
+ * (transB, bias) → Reshape [S, B, E] → Transpose → Add(x) → Relu. Probed at batch 1 the Transposes are views and the
+ * Add becomes the Gemm's residual; runs at batch 1 and 3 (where the Gemm must read x permuted) match the plain
+ * graph. With shape_reader, a Shape of the Gemm's output (as the exporter makes for the Reshape) must not block. */
+static graph *build_out_projection_graph(int64_t S, int64_t E, const float *w, const float *b, int shape_reader) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "out_projection", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t in_dims[3] = {-1, S, E}, wdims[2] = {E, E}, two = 2, three = 3, flat[2] = {-1, E}, split[3] = {S, -1, E};
+    CHECK(graph_add_input(g, "x", LENS_DTYPE_FLOAT32, 3, in_dims) == LENS_OK);
+    add_const(g, "w", LENS_DTYPE_FLOAT32, 2, wdims, w);
+    add_const(g, "b", LENS_DTYPE_FLOAT32, 1, &E, b);
+    add_const(g, "flat", LENS_DTYPE_INT64, 1, &two, flat);
+    add_const(g, "split", LENS_DTYPE_INT64, 1, &three, split);
+    op_attr p102 = perm_attr(g, 1, 0, 2, 0, 3), trans_b = {.name = "transB", .type = OP_ATTR_INT, .i = 1};
+    add_node(g, "Transpose", "x", NULL, "xt", &p102);
+    add_node(g, "Reshape", "xt", "flat", "x2", NULL);
+    const char *ins[3] = {"x2", "w", "b"}, *outs[1] = {"proj"};
+    CHECK(graph_add_node(g, "gemm", "", "Gemm", 3, ins, 1, outs, 1, &trans_b, NULL) == LENS_OK);
+    if (shape_reader) add_node(g, "Shape", "proj", NULL, "proj_shape", NULL);
+    add_node(g, "Reshape", "proj", "split", "proj3", NULL);
+    add_node(g, "Transpose", "proj3", NULL, "proj_t", &p102);
+    add_node(g, "Add", "proj_t", "x", "sum", NULL);
+    add_node(g, "Relu", "sum", NULL, "y", NULL);
+    CHECK(graph_add_output(g, "y", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_finalize(g) == LENS_OK);
+    CHECK_MSG(graph_optimize(g) == LENS_OK, "%s", core_last_error());
+    return g;
+}
+
+static void test_residual_through_views(core_pool *pool) {
+    static const int64_t sizes[][2] = {{1, 1}, {7, 5}, {13, 33}, {50, 64}};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (int shape_reader = 0; shape_reader < 2; shape_reader++) {
+            int64_t S = sizes[si][0], E = sizes[si][1];
+            float *w = random_floats((size_t)(E * E), 1), *b = random_floats((size_t)E, 1);
+            graph *plain = build_out_projection_graph(S, E, w, b, shape_reader);
+            graph *fused = build_out_projection_graph(S, E, w, b, shape_reader);
+            tensor probe_shape = {LENS_DTYPE_FLOAT32, 3, {1, S, E}, NULL};
+            graph_plan *probe = NULL;
+            CHECK(graph_plan_create(fused, &probe_shape, 1, pool, &probe) == LENS_OK);
+            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
+            graph_plan_free(probe);
+            CHECK_MSG(count_ops(fused, "Add") == 0, "S %lld E %lld: the Add is left", (long long)S, (long long)E);
+            for (int64_t batch = 1; batch <= 3; batch += 2) {
+                tensor x = {LENS_DTYPE_FLOAT32, 3, {batch, S, E}, random_floats((size_t)(batch * S * E), 1)};
+                size_t n_plain = 0, n_fused = 0;
+                float *want = run_graph(plain, &x, 1, pool, &n_plain), *got = run_graph(fused, &x, 1, pool, &n_fused);
+                CHECK(n_plain == (size_t)(batch * S * E) && n_fused == n_plain);
+                if (want && got)
+                    CHECK_MSG(max_rel_diff(got, want, n_plain) < 1e-5, "S %lld E %lld batch %lld", (long long)S,
+                              (long long)E, (long long)batch);
+                free(want), free(got), free(x.data);
+            }
+            free(w), free(b);
+            graph_free(plain), graph_free(fused);
+        }
+}
+
 /* x NCHW [2, C, 3, W] → Transpose to NHWC → LayerNormalization (last axis) [→ Transpose back to NCHW]. */
 static graph *build_layernorm_graph(int64_t C, int64_t W, const float *scale, const float *bias, int back, int fuse) {
     graph *g = NULL;
@@ -546,6 +605,8 @@ int main(void) {
     test_residual_pass(NULL);
     test_residual_pass(pool);
     test_residual_op_errors();
+    test_residual_through_views(NULL);
+    test_residual_through_views(pool);
     test_layernorm_pass(NULL);
     test_layernorm_pass(pool);
     core_pool_free(pool);

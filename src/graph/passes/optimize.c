@@ -421,6 +421,134 @@ static lens_status fold_channel_scales(graph *g, const graph_plan *probe) {
     return LENS_OK;
 }
 
+/* Whether node n (with shapes from probe) gives its first input's bytes unchanged, only under another shape: the
+ * reshaping ops, and a Transpose that moves nothing but dims of size 1 (ViT's out-projection [S, 1, E] -> [1, S, E]).
+ * The planner makes these views; here it matters only that the bytes stay in order. */
+static int keeps_bytes(const graph_node *n, const graph_plan *probe) {
+    const char *op = n->op.op_type;
+    if (n->op.domain[0] || n->n_inputs < 1 || n->n_outputs != 1 || n->inputs[0] < 0 || n->outputs[0] < 0) return 0;
+    const tensor *x = graph_plan_value(probe, n->inputs[0]), *y = graph_plan_value(probe, n->outputs[0]);
+    if (!x || !y || x->dtype != LENS_DTYPE_FLOAT32 || y->dtype != LENS_DTYPE_FLOAT32 ||
+        tensor_numel(x) != tensor_numel(y))
+        return 0;
+    if (!strcmp(op, "Reshape") || !strcmp(op, "Flatten") || !strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze") ||
+        !strcmp(op, "Identity"))
+        return 1;
+    if (strcmp(op, "Transpose") || n->n_inputs != 1) return 0;
+    const op_attr *perm = op_attr_find(&n->op, "perm");
+    if (!perm || perm->type != OP_ATTR_INTS || perm->count != (size_t)x->rank) return 0;
+    int64_t last = -1;
+    for (int k = 0; k < x->rank; k++) {
+        int64_t p = perm->ints[k];
+        if (p < 0 || p >= x->rank) return 0;
+        if (x->dims[p] == 1) continue;
+        if (p < last) return 0;
+        last = p;
+    }
+    return 1;
+}
+
+/* Whether node reader is the only one that reads v's data: not a graph output, and any other reader is a Shape or
+ * Size, which see only the dims (PyTorch's exports take the Reshape targets from Shape of the product). */
+static int sole_data_reader(const graph *g, int v, int reader) {
+    if (is_graph_output(g, v)) return 0;
+    int found = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        for (int k = 0; k < n->n_inputs; k++) {
+            if (n->inputs[k] != v) continue;
+            if (i == reader) found = 1;
+            else if (n->op.domain[0] || (strcmp(n->op.op_type, "Shape") && strcmp(n->op.op_type, "Size"))) return 0;
+        }
+    }
+    return found;
+}
+
+/* The Gemm or MatMul whose output reaches value v through byte-keeping ops (keeps_bytes) alone, each value on the
+ * way read by nothing else (sole_data_reader): its node index, or -1. A Transpose may only be the last step (its
+ * output is v); *transpose is it, or NULL. */
+static int product_through_views(const graph *g, const graph_plan *probe, int v, int add,
+                                 const graph_node **transpose) {
+    int consumer = add;
+    *transpose = NULL;
+    for (int depth = 0; depth < 4 && v >= 0; depth++) {
+        int p = g->values[v].producer;
+        if (p < 0 || !sole_data_reader(g, v, consumer)) return -1;
+        const graph_node *n = &g->nodes[p];
+        if (n->removed) return -1;
+        if (!n->op.domain[0] && n->n_outputs == 1 &&
+            (!strcmp(n->op.op_type, "Gemm") || !strcmp(n->op.op_type, "MatMul")))
+            return p;
+        if (!keeps_bytes(n, probe)) return -1;
+        /* a Transpose keeps the bytes only while the dims it moves are 1, as at the probe's batch 1; the product
+         * learns its perm and reads the residual through it, so only the last step may be one */
+        if (!strcmp(n->op.op_type, "Transpose")) {
+            if (depth > 0) return -1;
+            *transpose = n;
+        }
+        consumer = p;
+        v = n->inputs[0];
+    }
+    return -1;
+}
+
+/* Y + other where Y is a Gemm's or MatMul's product seen through reshapes and at most one Transpose (PyTorch's
+ * attention out-projection: Gemm -> Reshape [S, B, E] -> Transpose [B, S, E] -> Add): the product takes other as
+ * its lens.residual input, and the Add's readers read the reshaped product instead. Reshapes keep the bytes at
+ * every batch size; the Transpose only while B is 1, so the Gemm gets its perm (lens.residual_perm) and reads the
+ * residual in place where the perm moves only dims of size 1, permuted otherwise. */
+static lens_status fuse_residual_through_views(graph *g, const graph_plan *probe, int i) {
+    graph_node *add = &g->nodes[i];
+    if (is_graph_output(g, add->outputs[0])) return LENS_OK;
+    for (int side = 0; side < 2; side++) {
+        int t = add->inputs[side], other = add->inputs[1 - side];
+        if (t < 0 || other < 0 || t == other || g->values[other].constant) continue;
+        const graph_node *transpose;
+        int c = product_through_views(g, probe, t, i, &transpose);
+        if (c < 0 || g->values[other].producer >= c) continue;
+        graph_node *prod = &g->nodes[c];
+        if (transpose && strcmp(prod->op.op_type, "Gemm")) continue; /* only Gemm reads a permuted residual */
+        if (op_attr_find(&prod->op, "lens.activation") || op_attr_find(&prod->op, "lens.residual") ||
+            prod->n_inputs > 3)
+            continue;
+        const tensor *a = graph_plan_value(probe, t), *b = graph_plan_value(probe, other),
+                     *o = graph_plan_value(probe, add->outputs[0]);
+        if (!same_shape(a, b) || !same_shape(a, o)) continue;
+        if (!strcmp(prod->op.op_type, "Gemm")) { /* its C must be absent or the bias row the epilogue adds */
+            const tensor *y = graph_plan_value(probe, prod->outputs[0]);
+            const tensor *bias = prod->n_inputs > 2 && prod->inputs[2] >= 0 ? graph_plan_value(probe, prod->inputs[2])
+                                                                           : NULL;
+            const op_attr *beta = op_attr_find(&prod->op, "beta");
+            if (!y || y->rank != 2 || (prod->n_inputs > 2 && prod->inputs[2] >= 0 && !bias)) continue;
+            if (bias && (tensor_numel(bias) != y->dims[1] || bias->rank > 2 || (bias->rank == 2 && bias->dims[0] != 1) ||
+                         (beta && beta->f != 1.0f)))
+                continue;
+        }
+        int *inputs = graph_alloc(g, 4 * sizeof(int));
+        op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(prod->op.n_attrs + 2));
+        if (!inputs || !attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing residuals");
+        for (int k = 0; k < 3; k++) inputs[k] = k < prod->n_inputs ? prod->inputs[k] : -1;
+        inputs[3] = other;
+        memcpy(attrs, prod->op.attrs, sizeof(op_attr) * (size_t)prod->op.n_attrs);
+        attrs[prod->op.n_attrs++] = (op_attr){.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+        if (transpose) { /* the ints are graph memory: the attribute may share them */
+            attrs[prod->op.n_attrs] = *op_attr_find(&transpose->op, "perm");
+            attrs[prod->op.n_attrs++].name = "lens.residual_perm";
+        }
+        prod->inputs = inputs;
+        prod->n_inputs = 4;
+        prod->op.attrs = attrs;
+        int from = add->outputs[0];
+        add->removed = 1;
+        for (int j = 0; j < g->n_nodes; j++)
+            for (int k = 0; k < g->nodes[j].n_inputs; k++)
+                if (g->nodes[j].inputs[k] == from) g->nodes[j].inputs[k] = t;
+        return LENS_OK;
+    }
+    return LENS_OK;
+}
+
 lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
     lens_status fused = graph_fuse_attention(g, probe);
     if (fused) return fused;
@@ -460,6 +588,10 @@ lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
             conv->outputs[0] = add->outputs[0];
             add->removed = 1;
             break;
+        }
+        if (!add->removed) {
+            lens_status st = fuse_residual_through_views(g, probe, i);
+            if (st) return st;
         }
     }
     graph_update_producers(g);
