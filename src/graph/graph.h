@@ -108,6 +108,10 @@ void graph_update_producers(graph *g);
 /* For passes (optimize.c): the index of the single live node reading value v (once or more), or -1 when several
  * nodes read it, none does, or v is a graph output. */
 int graph_sole_consumer(const graph *g, int v);
+/* For passes: appends count attributes to n, and widens n's inputs to n_inputs (new slots -1) so that a pass can
+ * fill an optional or lens.* input; old arrays are copied into graph memory. */
+lens_status graph_node_add_attrs(graph *g, graph_node *n, const op_attr *extra, int count);
+lens_status graph_node_widen_inputs(graph *g, graph_node *n, int n_inputs);
 
 /* Runs the standard passes: constant folding of initializer-only nodes, BatchNorm into Conv, linear-layer fusion,
  * activation fusion. */

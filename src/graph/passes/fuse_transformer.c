@@ -63,17 +63,6 @@ static int new_constant(graph *g, const char *base, const char *what, const tens
     return graph_set_constant(g, name, t) ? -1 : graph_value_find(g, name);
 }
 
-/* Appends attributes to n (copies of the old array plus extra, all in graph memory). */
-static lens_status add_attrs(graph *g, graph_node *n, const op_attr *extra, int count) {
-    op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(n->op.n_attrs + count));
-    if (!attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing transformer layers");
-    if (n->op.n_attrs) memcpy(attrs, n->op.attrs, sizeof(op_attr) * (size_t)n->op.n_attrs);
-    memcpy(attrs + n->op.n_attrs, extra, sizeof(op_attr) * (size_t)count);
-    n->op.attrs = attrs;
-    n->op.n_attrs += count;
-    return LENS_OK;
-}
-
 /* The node reading v when v has exactly one use, a node (not a graph output), or NULL. */
 static graph_node *sole_reader(graph *g, int v) {
     if (v < 0 || use_count(g, v) != 1) return NULL;
@@ -100,7 +89,7 @@ static lens_status fuse_bias(graph *g, graph_node *add) {
         inputs[1] = mm->inputs[1];
         inputs[2] = add->inputs[1 - side];
         op_attr flag = {.name = "lens.bias", .type = OP_ATTR_INT, .i = 1};
-        lens_status st = add_attrs(g, mm, &flag, 1);
+        lens_status st = graph_node_add_attrs(g, mm, &flag, 1);
         if (st) return st;
         mm->inputs = inputs;
         mm->n_inputs = 3;
@@ -212,7 +201,7 @@ static lens_status fuse_channels_first_layernorm(graph *g, graph_node *ln) {
     if (!nchw_out && (!scale || tensor_numel(scale) > LAYERNORM_FUSE_MAX_CHANNELS)) return LENS_OK;
     op_attr flags[2] = {{.name = "lens.channels_first", .type = OP_ATTR_INT, .i = 1},
                         {.name = "lens.channels_first_output", .type = OP_ATTR_INT, .i = nchw_out}};
-    lens_status st = add_attrs(g, ln, flags, 2);
+    lens_status st = graph_node_add_attrs(g, ln, flags, 2);
     if (st) return st;
     ln->inputs[0] = tr->inputs[0];
     tr->removed = 1;

@@ -52,6 +52,25 @@ static int is_graph_output(const graph *g, int v) {
     return 0;
 }
 
+lens_status graph_node_add_attrs(graph *g, graph_node *n, const op_attr *extra, int count) {
+    op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(n->op.n_attrs + count));
+    if (!attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory rewriting node %s", n->op.name);
+    if (n->op.n_attrs) memcpy(attrs, n->op.attrs, sizeof(op_attr) * (size_t)n->op.n_attrs);
+    memcpy(attrs + n->op.n_attrs, extra, sizeof(op_attr) * (size_t)count);
+    n->op.attrs = attrs;
+    n->op.n_attrs += count;
+    return LENS_OK;
+}
+
+lens_status graph_node_widen_inputs(graph *g, graph_node *n, int n_inputs) {
+    int *inputs = graph_alloc(g, (size_t)n_inputs * sizeof(int));
+    if (!inputs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory rewriting node %s", n->op.name);
+    for (int k = 0; k < n_inputs; k++) inputs[k] = k < n->n_inputs ? n->inputs[k] : -1;
+    n->inputs = inputs;
+    n->n_inputs = n_inputs;
+    return LENS_OK;
+}
+
 int graph_sole_consumer(const graph *g, int v) {
     if (is_graph_output(g, v)) return -1;
     int found = -1;
@@ -303,15 +322,13 @@ static lens_status fuse_activations(graph *g) {
         const char *name;
         float alpha, beta;
         if (a->inputs[0] != p->outputs[0] || !as_activation(g, a, &name, &alpha, &beta)) continue;
-        op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(p->op.n_attrs + 3));
-        if (!attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing activations");
-        memcpy(attrs, p->op.attrs, sizeof(op_attr) * (size_t)p->op.n_attrs);
-        op_attr *x = &attrs[p->op.n_attrs];
-        x[0] = (op_attr){.name = "lens.activation", .type = OP_ATTR_STRING, .s = name, .s_len = strlen(name)};
-        x[1] = (op_attr){.name = "lens.activation_alpha", .type = OP_ATTR_FLOAT, .f = alpha};
-        x[2] = (op_attr){.name = "lens.activation_beta", .type = OP_ATTR_FLOAT, .f = beta};
-        p->op.attrs = attrs;
-        p->op.n_attrs += 3;
+        const op_attr x[3] = {
+            {.name = "lens.activation", .type = OP_ATTR_STRING, .s = name, .s_len = strlen(name)},
+            {.name = "lens.activation_alpha", .type = OP_ATTR_FLOAT, .f = alpha},
+            {.name = "lens.activation_beta", .type = OP_ATTR_FLOAT, .f = beta},
+        };
+        lens_status st = graph_node_add_attrs(g, p, x, 3);
+        if (st) return st;
         p->outputs[0] = a->outputs[0];
         a->removed = 1;
     }
@@ -402,18 +419,12 @@ static lens_status fold_channel_scales(graph *g, const graph_plan *probe) {
              * 0.05 of X win 0.03-0.05 ms a block, at 0.4-0.6 they lose up to 0.006) */
             if (4 * w->dims[0] * w->dims[1] >= x->dims[1] * x->dims[2] * x->dims[3]) break;
             /* s must be ready when the Conv runs: it is, as the Mul (before the Conv) read it */
-            int *inputs = graph_alloc(g, 5 * sizeof(int));
-            op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(conv->op.n_attrs + 1));
-            if (!inputs || !attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding channel scales");
-            for (int k = 0; k < 4; k++) inputs[k] = k < conv->n_inputs ? conv->inputs[k] : -1;
-            inputs[0] = xv;
-            inputs[4] = sv;
-            memcpy(attrs, conv->op.attrs, sizeof(op_attr) * (size_t)conv->op.n_attrs);
-            attrs[conv->op.n_attrs] = (op_attr){.name = "lens.input_scale", .type = OP_ATTR_INT, .i = 1};
-            conv->inputs = inputs;
-            conv->n_inputs = 5;
-            conv->op.attrs = attrs;
-            conv->op.n_attrs++;
+            const op_attr flag = {.name = "lens.input_scale", .type = OP_ATTR_INT, .i = 1};
+            lens_status st = graph_node_widen_inputs(g, conv, 5);
+            if (!st) st = graph_node_add_attrs(g, conv, &flag, 1);
+            if (st) return st;
+            conv->inputs[0] = xv;
+            conv->inputs[4] = sv;
             m->removed = 1;
             break;
         }
@@ -525,20 +536,15 @@ static lens_status fuse_residual_through_views(graph *g, const graph_plan *probe
                          (beta && beta->f != 1.0f)))
                 continue;
         }
-        int *inputs = graph_alloc(g, 4 * sizeof(int));
-        op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(prod->op.n_attrs + 2));
-        if (!inputs || !attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing residuals");
-        for (int k = 0; k < 3; k++) inputs[k] = k < prod->n_inputs ? prod->inputs[k] : -1;
-        inputs[3] = other;
-        memcpy(attrs, prod->op.attrs, sizeof(op_attr) * (size_t)prod->op.n_attrs);
-        attrs[prod->op.n_attrs++] = (op_attr){.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+        op_attr flags[2] = {{.name = "lens.residual", .type = OP_ATTR_INT, .i = 1}};
         if (transpose) { /* the ints are graph memory: the attribute may share them */
-            attrs[prod->op.n_attrs] = *op_attr_find(&transpose->op, "perm");
-            attrs[prod->op.n_attrs++].name = "lens.residual_perm";
+            flags[1] = *op_attr_find(&transpose->op, "perm");
+            flags[1].name = "lens.residual_perm";
         }
-        prod->inputs = inputs;
-        prod->n_inputs = 4;
-        prod->op.attrs = attrs;
+        lens_status st = graph_node_widen_inputs(g, prod, 4);
+        if (!st) st = graph_node_add_attrs(g, prod, flags, transpose ? 2 : 1);
+        if (st) return st;
+        prod->inputs[3] = other;
         int from = add->outputs[0];
         add->removed = 1;
         for (int j = 0; j < g->n_nodes; j++)
@@ -574,17 +580,11 @@ lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
             if (!same_shape(a, b) || !same_shape(a, o)) continue;
             /* Conv(x, W, B) + other → Conv(x, W, B, other) with lens.residual; MatMul(x, W, bias) alike (the
              * bias is the fused lens.bias, or absent) */
-            int *inputs = graph_alloc(g, 4 * sizeof(int));
-            op_attr *attrs = graph_alloc(g, sizeof(op_attr) * (size_t)(conv->op.n_attrs + 1));
-            if (!inputs || !attrs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing residuals");
-            for (int k = 0; k < 3; k++) inputs[k] = k < conv->n_inputs ? conv->inputs[k] : -1;
-            inputs[3] = other;
-            memcpy(attrs, conv->op.attrs, sizeof(op_attr) * (size_t)conv->op.n_attrs);
-            attrs[conv->op.n_attrs] = (op_attr){.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
-            conv->inputs = inputs;
-            conv->n_inputs = 4;
-            conv->op.attrs = attrs;
-            conv->op.n_attrs++;
+            const op_attr flag = {.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+            lens_status st = graph_node_widen_inputs(g, conv, 4);
+            if (!st) st = graph_node_add_attrs(g, conv, &flag, 1);
+            if (st) return st;
+            conv->inputs[3] = other;
             conv->outputs[0] = add->outputs[0];
             add->removed = 1;
             break;
