@@ -3,8 +3,9 @@
 
 For every model and (batch, threads) pair it runs `lens bench --json` and bench/ort_bench.js
 (onnxruntime-node) alternately for --rounds rounds, so that noise from the rest of the machine hits
-both sides, and keeps each side's round with the best p50. Prints a markdown table; every raw JSON
-line goes to bench/out/results.jsonl.
+both sides. Prints a markdown table with two ratios: each side's best-p50 round against the other's, and
+the median of the rounds' own lens/ORT ratios (a load spike in one round moves the first, not the second).
+Every raw JSON line goes to bench/out/results.jsonl.
 
 Models: torchvision architectures with random but typical weights (tests/gen/make_model_fixtures.py's
 make_typical: BatchNorm statistics calibrated and perturbed), exported once to bench/out/NAME.onnx
@@ -93,13 +94,17 @@ def run_once(engine, model, batch, threads, runs, args):
 
 
 def measure(name, model, batch, threads, args, results):
-    """Alternates the engines for args.rounds rounds; returns {engine: best-p50 result}."""
+    """Alternates the engines for args.rounds rounds; returns ({engine: best-p50 result}, [lens/ORT p50 ratio of
+    each round where both ran])."""
     runs = args.runs or max(5, 20 // batch)  # big batches: fewer runs, each is long
     best = {}
+    ratios = []
     for round_index in range(args.rounds):
         order = args.engines if round_index % 2 == 0 else args.engines[::-1]  # ABBA: no side always goes first
+        this_round = {}
         for engine in order:
             res = run_once(engine, model, batch, threads, runs, args)
+            this_round[engine] = res
             record = dict(res, engine=engine, name=name, round=round_index, time=time.strftime("%Y-%m-%dT%H:%M:%S"))
             results.write(json.dumps(record) + "\n")
             results.flush()
@@ -108,8 +113,16 @@ def measure(name, model, batch, threads, args, results):
                 best.setdefault(engine, res)
             elif old is None or "error" in old or res["latency_ms"]["p50"] < old["latency_ms"]["p50"]:
                 best[engine] = res
+        paired = ratio(this_round.get("lens"), this_round.get("ort"))
+        if paired is not None:
+            ratios.append(paired)
         print("  %s b=%d t=%d round %d done" % (name, batch, threads, round_index + 1), file=sys.stderr, flush=True)
-    return best
+    return best, ratios
+
+
+def median(values):
+    v = sorted(values)
+    return (v[len(v) // 2] + v[(len(v) - 1) // 2]) / 2 if v else None
 
 
 def cell(res, fmt, *keys):
@@ -124,22 +137,27 @@ def cell(res, fmt, *keys):
 
 
 def ratio(lens, ort):
+    """lens p50 / ORT p50, or None when either is missing or failed."""
     ok = lens and ort and "error" not in lens and "error" not in ort
-    return "%.2f" % (lens["latency_ms"]["p50"] / ort["latency_ms"]["p50"]) if ok else "-"
+    return lens["latency_ms"]["p50"] / ort["latency_ms"]["p50"] if ok else None
 
 
 def print_table(rows):
-    print("| model | batch | threads | lens p50 ms | ORT p50 ms | lens/ORT | lens img/s | ORT img/s "
+    """lens/ORT is best p50 against best p50; "median of rounds" is the median of each round's own ratio, which a
+    load spike in one round does not move."""
+    print("| model | batch | threads | lens p50 ms | ORT p50 ms | lens/ORT | median of rounds | lens img/s | ORT img/s "
           "| load ms lens / ORT | peak RSS MB lens / ORT |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    for name, batch, threads, best in rows:
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for name, batch, threads, best, ratios in rows:
         lens, ort = best.get("lens"), best.get("ort")
-        print("| %s | %d | %d | %s | %s | %s | %s | %s | %s / %s | %s / %s |" % (
+        best_ratio, mid = ratio(lens, ort), median(ratios)
+        print("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s |" % (
             name, batch, threads, cell(lens, "%.2f", "latency_ms", "p50"), cell(ort, "%.2f", "latency_ms", "p50"),
-            ratio(lens, ort), cell(lens, "%.1f", "images_per_s"), cell(ort, "%.1f", "images_per_s"),
+            "%.2f" % best_ratio if best_ratio else "-", "%.2f (%d)" % (mid, len(ratios)) if mid else "-",
+            cell(lens, "%.1f", "images_per_s"), cell(ort, "%.1f", "images_per_s"),
             cell(lens, "%.0f", "load_ms"), cell(ort, "%.0f", "load_ms"),
             cell(lens, "%.0f", "peak_rss_mb"), cell(ort, "%.0f", "peak_rss_mb")))
-    for name, batch, threads, best in rows:
+    for name, batch, threads, best, _ in rows:
         for engine, res in sorted(best.items()):
             if "error" in res:
                 print("\n%s %s b=%d t=%d: %s" % (engine, name, batch, threads, res["error"]))
@@ -147,7 +165,7 @@ def print_table(rows):
 
 def print_scaling(rows, threads_list, engines):
     """Thread speed-up at batch 1 and throughput against batch, for each engine."""
-    by_key = {(batch, threads): best for _, batch, threads, best in rows}
+    by_key = {(batch, threads): best for _, batch, threads, best, _ in rows}
     print("\nThread scaling, batch 1 (p50 ms; speed-up against 1 thread):\n")
     print("| engine | " + " | ".join("%d thread(s)" % t for t in threads_list) + " | speed-up |")
     print("|---|" + "--:|" * (len(threads_list) + 1))
@@ -211,7 +229,7 @@ def main():
     with open(os.path.join(OUT, "results.jsonl"), "a") as results:
         for name, path in models:
             for batch, threads in configs:
-                rows.append((name, batch, threads, measure(name, path, batch, threads, args, results)))
+                rows.append((name, batch, threads) + measure(name, path, batch, threads, args, results))
     print_table(rows)
     print("\n%s; load average %.1f at the end; raw results: bench/out/results.jsonl" % (
         time.strftime("%Y-%m-%d %H:%M"), os.getloadavg()[0]))
