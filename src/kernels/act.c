@@ -8,9 +8,11 @@
 void kern_activation_map_avx512(const kern_activation *a, const float *x, float *y, size_t n);
 void kern_activation_apply_rows_avx512(const kern_activation *a, float *x, size_t ld, size_t rows, size_t n);
 void kern_softmax_row_avx512(const float *x, float *y, size_t n, int log_form);
+float kern_softmax_exp_row_avx512(const float *x, float *y, size_t n);
 void kern_activation_map_avx2(const kern_activation *a, const float *x, float *y, size_t n);
 void kern_activation_apply_rows_avx2(const kern_activation *a, float *x, size_t ld, size_t rows, size_t n);
 void kern_softmax_row_avx2(const float *x, float *y, size_t n, int log_form);
+float kern_softmax_exp_row_avx2(const float *x, float *y, size_t n);
 #endif
 
 static kern_act_isa forced_isa;
@@ -71,5 +73,16 @@ void kern_softmax_row(const float *x, float *y, size_t n, int log_form) {
     case KERN_ACT_ISA_AVX2: kern_softmax_row_avx2(x, y, n, log_form); return;
 #endif
     default: kern_softmax_row_generic(x, y, n, log_form); return;
+    }
+}
+
+float kern_softmax_exp_row(const float *x, float *y, size_t n) {
+    if (!n) return 0.0f;
+    switch (active_isa()) {
+#if defined(LENS_X86)
+    case KERN_ACT_ISA_AVX512: return kern_softmax_exp_row_avx512(x, y, n);
+    case KERN_ACT_ISA_AVX2: return kern_softmax_exp_row_avx2(x, y, n);
+#endif
+    default: return kern_softmax_exp_row_generic(x, y, n);
     }
 }
