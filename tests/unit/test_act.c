@@ -1,9 +1,9 @@
-/* test_act.c — checks the vector activations (kern_activation_map, kern_softmax_row) on every build this CPU runs
- * (portable, AVX2, AVX-512) against the exact functions computed in double with libm, in ulps of the float result:
- * random values over the useful range, random bit patterns (huge, tiny, denormal, inf, NaN), and a list of edges
- * (branch boundaries, saturation and overflow points); every length 0..70 for the vector tails, in place and out of
- * place, with guards past the end. The piecewise-linear activations are checked against the scalar reference
- * (kern_activation_apply_ref), and the reference itself against a few hand values. */
+/* test_act.c — checks the vector activations (kern_activation_map, kern_softmax_row, kern_softmax_exp_row) on every
+ * build this CPU runs (portable, AVX2, AVX-512) against the exact functions computed in double with libm, in ulps of
+ * the float result: random values over the useful range, random bit patterns (huge, tiny, denormal, inf, NaN), and a
+ * list of edges (branch boundaries, saturation and overflow points); every length 0..70 for the vector tails, in place
+ * and out of place, with guards past the end. The piecewise-linear activations are checked against the scalar
+ * reference (kern_activation_apply_ref), and the reference itself against a few hand values. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -240,6 +240,25 @@ static void check_softmax(const char *isa) {
             memcpy(ys + n + 1, xs, n * sizeof(float));
             kern_softmax_row(ys + n + 1, ys + n + 1, n, log_form);
             if (memcmp(ys, ys + n + 1, n * sizeof(float))) bad++;
+            if (log_form) continue;
+            /* the numerators alone (kern_softmax_exp_row, attention's softmax): e^(x - max) and their sum */
+            ys[n] = 777.0f;
+            double sum = kern_softmax_exp_row(xs, ys, n), sum_tol = 0;
+            for (size_t i = 0; i < n; i++) {
+                double want = exp((double)xs[i] - m);
+                double tol = want == 0 ? 0 : 4 * ulp_at(want) + want * fabs((double)xs[i] - m) * 0x1p-24;
+                sum_tol += tol + s * 0x1p-24; /* and each float addition's rounding */
+                if (!(fabs(ys[i] - want) <= tol || ys[i] == want)) {
+                    if (bad++ < 5)
+                        fprintf(stderr, "  %s softmax numerator n=%zu i=%zu: %.9g vs %.9g\n", isa, n, i, ys[i], want);
+                }
+            }
+            if (!(fabs(sum - s) <= sum_tol) || ys[n] != 777.0f) {
+                if (bad++ < 5) fprintf(stderr, "  %s softmax numerators' sum n=%zu: %.9g vs %.9g\n", isa, n, sum, s);
+            }
+            memcpy(ys + n + 1, xs, n * sizeof(float));
+            float again = kern_softmax_exp_row(ys + n + 1, ys + n + 1, n);
+            if (again != (float)sum || memcmp(ys, ys + n + 1, n * sizeof(float))) bad++;
         }
     }
     CHECK_MSG(bad == 0, "%s: %d softmax mismatches", isa, bad);
