@@ -375,3 +375,43 @@ void ACT_FN(kern_softmax_row_)(const float *x, float *y, size_t n, int log_form)
     for (size_t i = 0; i < nv; i += ACT_VLEN) act_store(y + i, (act_load(x + i) - m) - l);
     for (size_t i = nv; i < n; i++) y[i] = (x[i] - m) - l;
 }
+
+/* LayerNorm of one row of n >= 1 floats: y = (x - mean) / sqrt(var + epsilon) * scale + bias (bias may be NULL),
+ * scale and bias n long; the mean and 1 / sqrt(var + epsilon) come back through mean_out and inv_out. Two passes for
+ * the statistics (no cancellation from E[x²] - E[x]²), each with two vector accumulators, then the output. x and y
+ * may be the same buffer. */
+void ACT_FN(kern_layernorm_row_)(const float *x, float *y, size_t n, const float *scale, const float *bias,
+                                 float epsilon, float *mean_out, float *inv_out) {
+    const size_t nv = n / ACT_VLEN * ACT_VLEN;
+    act_vec a0 = act_splat(0.0f), a1 = a0;
+    size_t i = 0;
+    for (; i + 2 * ACT_VLEN <= nv; i += 2 * ACT_VLEN) {
+        a0 += act_load(x + i);
+        a1 += act_load(x + i + ACT_VLEN);
+    }
+    if (i < nv) a0 += act_load(x + i);
+    float sum = act_hsum(a0 + a1);
+    for (i = nv; i < n; i++) sum += x[i];
+    const float m = sum / (float)n;
+    a0 = a1 = act_splat(0.0f);
+    for (i = 0; i + 2 * ACT_VLEN <= nv; i += 2 * ACT_VLEN) {
+        act_vec d0 = act_load(x + i) - m, d1 = act_load(x + i + ACT_VLEN) - m;
+        a0 += d0 * d0;
+        a1 += d1 * d1;
+    }
+    if (i < nv) {
+        act_vec d = act_load(x + i) - m;
+        a0 += d * d;
+    }
+    float dev = act_hsum(a0 + a1);
+    for (i = nv; i < n; i++) dev += (x[i] - m) * (x[i] - m);
+    const float inv = 1.0f / sqrtf(dev / (float)n + epsilon);
+    for (i = 0; i < nv; i += ACT_VLEN) {
+        act_vec v = (act_load(x + i) - m) * inv * act_load(scale + i);
+        if (bias) v += act_load(bias + i);
+        act_store(y + i, v);
+    }
+    for (i = nv; i < n; i++) y[i] = (x[i] - m) * inv * scale[i] + (bias ? bias[i] : 0.0f);
+    *mean_out = m;
+    *inv_out = inv;
+}

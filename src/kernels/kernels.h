@@ -57,6 +57,11 @@ void kern_softmax_row(const float *x, float *y, size_t n, int log_form);
 /* Softmax's numerators: y[i] = e^(x[i] - max x) for i < n, returning their sum (0 for n = 0); x and y may be the
  * same buffer. For callers that fold 1 / sum into a later product (attention). */
 float kern_softmax_exp_row(const float *x, float *y, size_t n);
+/* LayerNormalization of one row: y[i] = (x[i] - mean) / sqrt(var + epsilon) * scale[i] + bias[i] (bias may be NULL)
+ * for i < n, var the biased variance; returns the mean and 1 / sqrt(var + epsilon) in mean_out and inv_out. x and y
+ * may be the same buffer. */
+void kern_layernorm_row(const float *x, float *y, size_t n, const float *scale, const float *bias, float epsilon,
+                        float *mean_out, float *inv_out);
 
 /* Test hook: makes later activation calls use one build (generic, or the x86 AVX2 / AVX-512 ones). Returns false,
  * changing nothing, when this CPU or build cannot run it. Not thread-safe: call while no activation runs. */
