@@ -147,16 +147,13 @@ static void test_op(core_pool *pool, const char *path) {
     check_case(13, 257, 2, 1, 80, 0.125f, 4.0f, pool, path);
 }
 
-/* The op on each GEMM path this CPU runs: on AVX-512 its own kernel (x86/attention_avx512.c), elsewhere the
- * kern_sgemm route. */
+/* The op on each GEMM path this CPU runs (the automatic choice is one of them): on AVX-512 its own kernel
+ * (x86/attention_avx512.c), elsewhere the kern_sgemm route. */
 static void test_op_paths(core_pool *pool) {
     static const struct {
         kern_gemm_path path;
         const char *name;
-    } paths[] = {{KERN_GEMM_PATH_AUTO, "auto"},
-                 {KERN_GEMM_PATH_AVX512, "avx512"},
-                 {KERN_GEMM_PATH_AVX2, "avx2"},
-                 {KERN_GEMM_PATH_GENERIC, "generic"}};
+    } paths[] = {{KERN_GEMM_PATH_AVX512, "avx512"}, {KERN_GEMM_PATH_AVX2, "avx2"}, {KERN_GEMM_PATH_GENERIC, "generic"}};
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
         if (!kern_gemm_force_path(paths[p].path)) continue;
         test_op(NULL, paths[p].name);
