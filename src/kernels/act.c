@@ -8,9 +8,15 @@
 void kern_activation_map_avx512(const kern_activation *a, const float *x, float *y, size_t n);
 void kern_activation_apply_rows_avx512(const kern_activation *a, float *x, size_t ld, size_t rows, size_t n);
 void kern_softmax_row_avx512(const float *x, float *y, size_t n, int log_form);
+float kern_softmax_exp_row_avx512(const float *x, float *y, size_t n);
+void kern_layernorm_row_avx512(const float *x, float *y, size_t n, const float *scale, const float *bias,
+                               float epsilon, float *mean_out, float *inv_out);
 void kern_activation_map_avx2(const kern_activation *a, const float *x, float *y, size_t n);
 void kern_activation_apply_rows_avx2(const kern_activation *a, float *x, size_t ld, size_t rows, size_t n);
 void kern_softmax_row_avx2(const float *x, float *y, size_t n, int log_form);
+float kern_softmax_exp_row_avx2(const float *x, float *y, size_t n);
+void kern_layernorm_row_avx2(const float *x, float *y, size_t n, const float *scale, const float *bias, float epsilon,
+                             float *mean_out, float *inv_out);
 #endif
 
 static kern_act_isa forced_isa;
@@ -71,5 +77,32 @@ void kern_softmax_row(const float *x, float *y, size_t n, int log_form) {
     case KERN_ACT_ISA_AVX2: kern_softmax_row_avx2(x, y, n, log_form); return;
 #endif
     default: kern_softmax_row_generic(x, y, n, log_form); return;
+    }
+}
+
+float kern_softmax_exp_row(const float *x, float *y, size_t n) {
+    if (!n) return 0.0f;
+    switch (active_isa()) {
+#if defined(LENS_X86)
+    case KERN_ACT_ISA_AVX512: return kern_softmax_exp_row_avx512(x, y, n);
+    case KERN_ACT_ISA_AVX2: return kern_softmax_exp_row_avx2(x, y, n);
+#endif
+    default: return kern_softmax_exp_row_generic(x, y, n);
+    }
+}
+
+void kern_layernorm_row(const float *x, float *y, size_t n, const float *scale, const float *bias, float epsilon,
+                        float *mean_out, float *inv_out) {
+    if (!n) {
+        *mean_out = 0.0f;
+        *inv_out = 1.0f / sqrtf(epsilon);
+        return;
+    }
+    switch (active_isa()) {
+#if defined(LENS_X86)
+    case KERN_ACT_ISA_AVX512: kern_layernorm_row_avx512(x, y, n, scale, bias, epsilon, mean_out, inv_out); return;
+    case KERN_ACT_ISA_AVX2: kern_layernorm_row_avx2(x, y, n, scale, bias, epsilon, mean_out, inv_out); return;
+#endif
+    default: kern_layernorm_row_generic(x, y, n, scale, bias, epsilon, mean_out, inv_out); return;
     }
 }

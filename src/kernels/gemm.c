@@ -132,6 +132,8 @@ bool kern_gemm_force_path(kern_gemm_path path) {
 
 const char *kern_sgemm_name(void) { return active_kernel()->name; }
 
+kern_gemm_path kern_gemm_active_path(void) { return active_kernel()->path; }
+
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 static size_t round_up(size_t a, size_t b) { return div_up(a, b) * b; }

@@ -58,6 +58,10 @@ void kern_gemm_ukernel_avx2(size_t kc, const float *a, const kern_gemm_b *b, flo
  * B. AVX2, so the AVX-512 path uses it too. */
 void kern_gemm_pack_rows_avx2(const float *src, size_t ld, size_t rows, size_t kc, float scale, float *dst,
                               size_t width);
+/* kern_attention on the AVX-512 micro-kernel (x86/attention_avx512.c), and the scratch floats it needs. Same
+ * contract as kern_attention, except that its kv_ready also needs the same scale (which is packed with K). */
+void kern_attention_avx512(const kern_attention_head *h, float *scratch, bool kv_ready);
+size_t kern_attention_scratch_avx512(size_t keys, size_t dim);
 #endif
 
 /* ---- Test hooks ----------------------------------------------------------------------------------------------- */
@@ -73,6 +77,8 @@ typedef enum kern_gemm_path {
  * cannot run it. Not thread-safe: for tests and benchmarks, called while no GEMM runs. Packed matrices keep the
  * path they were packed for. */
 bool kern_gemm_force_path(kern_gemm_path path);
+/* The path kern_sgemm takes now (never AUTO): for kernels built on the micro-kernels, which follow it. */
+kern_gemm_path kern_gemm_active_path(void);
 
 /* Makes every GEMM act as if its packing workspace could not be allocated (the out-of-memory fallback), or stop. Same
  * rules as kern_gemm_force_path. */

@@ -54,6 +54,14 @@ void kern_activation_apply_ref(const kern_activation *a, float *x, size_t n);
 /* Softmax (log_form: LogSoftmax) of one contiguous row of n floats; x and y may be the same buffer. Uses the
  * activations' exp. */
 void kern_softmax_row(const float *x, float *y, size_t n, int log_form);
+/* Softmax's numerators: y[i] = e^(x[i] - max x) for i < n, returning their sum (0 for n = 0); x and y may be the
+ * same buffer. For callers that fold 1 / sum into a later product (attention). */
+float kern_softmax_exp_row(const float *x, float *y, size_t n);
+/* LayerNormalization of one row: y[i] = (x[i] - mean) / sqrt(var + epsilon) * scale[i] + bias[i] (bias may be NULL)
+ * for i < n, var the biased variance; returns the mean and 1 / sqrt(var + epsilon) in mean_out and inv_out. x and y
+ * may be the same buffer. */
+void kern_layernorm_row(const float *x, float *y, size_t n, const float *scale, const float *bias, float epsilon,
+                        float *mean_out, float *inv_out);
 
 /* Test hook: makes later activation calls use one build (generic, or the x86 AVX2 / AVX-512 ones). Returns false,
  * changing nothing, when this CPU or build cannot run it. Not thread-safe: call while no activation runs. */
@@ -121,6 +129,30 @@ void kern_sgemm_packed_b(core_pool *pool, int trans_a, size_t M, const float *A,
 
 /* Which GEMM implementation runs here ("avx512", "avx2", "generic"). */
 const char *kern_sgemm_name(void);
+
+/* ---- Attention (attention.c) ------------------------------------------------------------------------------------- */
+
+/* One head of scaled dot-product attention over a block of query rows: y[i] = softmax(scale * q[i] Kᵀ) V for
+ * i < rows, with row i of Q at q + i*ldq, key t of K and V at k + t*ldk and v + t*ldv (keys of them), every row dim
+ * floats, and row i of y at y + i*ldy. Rows may lie inside wider tensors (a packed QKV projection). */
+typedef struct kern_attention_head {
+    size_t rows, keys, dim;
+    float scale;
+    const float *q, *k, *v;
+    size_t ldq, ldk, ldv;
+    float *y;
+    size_t ldy;
+} kern_attention_head;
+
+/* The query rows the kernel works through at a time: callers that split a head into row blocks use multiples. */
+size_t kern_attention_row_step(void);
+/* Floats of scratch a call with these sizes needs. */
+size_t kern_attention_scratch_floats(size_t rows, size_t keys, size_t dim);
+/* Computes one head's rows. scratch: kern_attention_scratch_floats(rows, keys, dim) floats, 64-byte aligned, owned
+ * by the caller. kv_ready: the scratch still holds this head's K and V as an earlier call with the same k, v, ldk,
+ * ldv, keys and dim (and no other call in between) prepared them, so they are not prepared again: a thread that
+ * takes several row blocks of one head. One thread; callers split heads and row blocks over the pool. */
+void kern_attention(const kern_attention_head *h, float *scratch, bool kv_ready);
 
 /* ---- Transpose ---------------------------------------------------------------------------------------------------- */
 

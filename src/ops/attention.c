@@ -9,9 +9,11 @@
  *   output   Y [Sq, B*H, D] where Y[s, b*H + h] = softmax(scale * Q_bh[s] K_bhᵀ) V_bh
  *
  * which is exactly the tensor that PyTorch's exported graph reshapes back to [Sq*B, H*D] for the out-projection.
- * Each pool task takes one (batch, head) pair and a block of query rows: the scores of the block live in a per-thread
- * scratch row block (in L2), get their softmax there and are multiplied by V straight into Y. May touch only its
- * inputs, outputs and scratch. */
+ * Each pool task takes one (batch, head) pair and a block of query rows and hands it to kern_attention
+ * (src/kernels/attention.c), whose scores never leave the thread's scratch. May touch only its inputs, outputs and
+ * scratch. */
+#include <string.h>
+
 #include "ops.h"
 
 typedef struct attention_geom {
@@ -23,8 +25,10 @@ typedef struct attention_geom {
     float scale;
     int64_t rows;          /* query rows per task */
     int64_t blocks;        /* row blocks per (batch, head) */
-    size_t thread_scratch; /* floats of scores per thread, a multiple of 16 */
+    size_t thread_scratch; /* floats of scratch per thread, a multiple of 16 */
 } attention_geom;
+
+#define SCRATCH_HEADER 16 /* floats: one cache line, so the kernel's part stays 64-byte aligned */
 
 /* One input QKV [S, B, 3E]: Q, K and V are its thirds along the last axis. */
 static lens_status attention_parse_packed(const op_call *call, attention_geom *g) {
@@ -69,16 +73,20 @@ static lens_status attention_parse(const op_call *call, attention_geom *g) {
     lens_status st = call->n_inputs == 1 ? attention_parse_packed(call, g) : attention_parse_split(call, g);
     if (st) return st;
     g->scale = op_attr_float(call->node, "scale", 1.0f);
-    /* Enough tasks to balance the pool (four per thread), each block at least a few micro-tiles of rows. */
+    /* Enough tasks to balance the pool (four per thread), each block at least a few micro-tiles of rows, in steps
+     * of the kernel's row block. */
     int threads = core_pool_size(call->pool);
-    int64_t pairs = g->B * g->H, want = 4 * (int64_t)threads;
+    int64_t pairs = g->B * g->H, want = 4 * (int64_t)threads, step = (int64_t)kern_attention_row_step();
     g->blocks = pairs >= want || pairs == 0 ? 1 : (want + pairs - 1) / pairs;
     g->rows = (g->Sq + g->blocks - 1) / g->blocks;
     if (g->rows < 24) g->rows = 24;
+    g->rows = (g->rows + step - 1) / step * step;
     if (g->rows > g->Sq) g->rows = g->Sq;
     if (g->rows < 1) g->rows = 1;
     g->blocks = (g->Sq + g->rows - 1) / g->rows;
-    g->thread_scratch = ((size_t)(g->rows * g->Sk) + 15) & ~(size_t)15;
+    /* a header line (which pair's K and V the thread's scratch holds), then the kernel's scratch */
+    g->thread_scratch = SCRATCH_HEADER + ((kern_attention_scratch_floats((size_t)g->rows, (size_t)g->Sk,
+                                                                          (size_t)g->D) + 15) & ~(size_t)15);
     return LENS_OK;
 }
 
@@ -101,7 +109,8 @@ typedef struct attention_job {
     float *scratch;
 } attention_job;
 
-/* The hot loop: one (batch, head) pair, query rows [s0, s0 + rows). */
+/* One (batch, head) pair, query rows [s0, s0 + rows). A thread that takes several row blocks of one pair in a row
+ * (tasks are handed out in order) prepares that pair's K and V only once. */
 static void attention_task(void *ctx, int64_t task, int thread) {
     const attention_job *j = ctx;
     const attention_geom *g = &j->g;
@@ -109,12 +118,17 @@ static void attention_task(void *ctx, int64_t task, int thread) {
     int64_t s0 = block * g->rows, rows = g->Sq - s0 < g->rows ? g->Sq - s0 : g->rows;
     size_t ld = (size_t)g->row, ldy = (size_t)(g->B * g->H * g->D); /* row strides of Q, K, V and of Y */
     size_t col = (size_t)(b * g->batch + h * g->D), col_y = (size_t)((b * g->H + h) * g->D);
-    float *scores = j->scratch + (size_t)thread * g->thread_scratch;
-    kern_sgemm(NULL, 0, 1, (size_t)rows, (size_t)g->Sk, (size_t)g->D, g->scale, j->q + (size_t)s0 * ld + col, ld,
-               j->k + g->k_offset + col, ld, 0.0f, scores, (size_t)g->Sk, NULL);
-    for (int64_t r = 0; r < rows; r++) kern_softmax_row(scores + r * g->Sk, scores + r * g->Sk, (size_t)g->Sk, 0);
-    kern_sgemm(NULL, 0, 0, (size_t)rows, (size_t)g->D, (size_t)g->Sk, 1.0f, scores, (size_t)g->Sk,
-               j->v + g->v_offset + col, ld, 0.0f, j->y + (size_t)s0 * ldy + col_y, ldy, NULL);
+    float *scratch = j->scratch + (size_t)thread * g->thread_scratch;
+    int64_t held;
+    memcpy(&held, scratch, sizeof held);
+    memcpy(scratch, &pair, sizeof pair);
+    kern_attention_head head = {
+        .rows = (size_t)rows, .keys = (size_t)g->Sk, .dim = (size_t)g->D, .scale = g->scale,
+        .q = j->q + (size_t)s0 * ld + col, .k = j->k + g->k_offset + col, .v = j->v + g->v_offset + col,
+        .ldq = ld, .ldk = ld, .ldv = ld,
+        .y = j->y + (size_t)s0 * ldy + col_y, .ldy = ldy,
+    };
+    kern_attention(&head, scratch + SCRATCH_HEADER, held == pair);
 }
 
 static lens_status attention_run(op_call *call) {
@@ -129,6 +143,11 @@ static lens_status attention_run(op_call *call) {
     if (!j.g.Sq || !j.g.B) return LENS_OK;
     if (!j.scratch || call->scratch_bytes < j.g.thread_scratch * sizeof(float) * (size_t)core_pool_size(call->pool))
         return core_fail(LENS_ERR_INVALID_ARGUMENT, "Attention: scratch smaller than inferred");
+    int threads = core_pool_size(call->pool);
+    for (int t = 0; t < threads; t++) { /* no thread holds a pair's K and V yet */
+        int64_t none = -1;
+        memcpy(j.scratch + (size_t)t * j.g.thread_scratch, &none, sizeof none);
+    }
     core_pool_run(call->pool, j.g.B * j.g.H * j.g.blocks, attention_task, &j);
     return LENS_OK;
 }

@@ -245,14 +245,13 @@ static void layernorm_task(void *ctx, int64_t task, int thread) {
     for (int64_t r = r0; r < r1; r++) {
         const float *x = j->x + r * n;
         float *y = j->y + r * n;
-        float mean, var;
-        row_stats(x, n, &mean, &var);
-        float inv = 1.0f / sqrtf(var + j->epsilon);
-        if (j->scale_size == n && j->bias_size == n) {
-            for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * j->scale[i] + j->bias[i];
-        } else if (j->scale_size == n && !j->bias) {
-            for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * j->scale[i];
+        float mean, inv;
+        if (j->scale_size == n && (j->bias_size == n || !j->bias)) { /* the usual: one Scale and B per element */
+            kern_layernorm_row(x, y, (size_t)n, j->scale, j->bias, j->epsilon, &mean, &inv);
         } else {
+            float var;
+            row_stats(x, n, &mean, &var);
+            inv = 1.0f / sqrtf(var + j->epsilon);
             for (int64_t i = 0; i < n; i++) {
                 float b = j->bias ? j->bias[i % j->bias_size] : 0.0f;
                 y[i] = (x[i] - mean) * inv * j->scale[i % j->scale_size] + b;

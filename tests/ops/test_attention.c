@@ -1,5 +1,6 @@
 /* test_attention.c — lens.Attention against attention computed here in double precision, on random shapes (sequence
- * 1..70, heads 1..5, head size 1..70, batch 1..3) with and without a thread pool; and the fusion passes of
+ * 1..70, heads 1..5, head size 1..70, batch 1..3, and edge sizes up to 257 x 80) with and without a thread pool, on
+ * every GEMM path; and the fusion passes of
  * fuse_transformer.c: graphs built like PyTorch's exports (nn.MultiheadAttention's core, Linear = MatMul + Add,
  * ConvNeXt's layer scale behind a Transpose, LayerNormalization between NCHW/NHWC Transposes) must give the same
  * outputs after fusion as before, and must actually have been fused (or, where a pattern does not apply, left
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "graph/graph.h"
+#include "kernels/gemm_internal.h"
 #include "test.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -82,45 +84,82 @@ static lens_status run_attention_op(const tensor *q, const tensor *k, const tens
     return st;
 }
 
-static void test_op(core_pool *pool) {
-    for (int iter = 0; iter < 60; iter++) {
-        int64_t Sq = irand(1, 70), Sk = iter % 3 ? Sq : irand(1, 70), B = irand(1, 3), H = irand(1, 5);
-        int64_t D = iter % 4 == 0 ? irand(1, 8) : irand(1, 70), E = H * D;
-        float scale = 1.0f / sqrtf((float)D), amplitude = iter % 5 == 0 ? 8.0f : 1.0f;
-        tensor q = {LENS_DTYPE_FLOAT32, 3, {Sq, B, E}, random_floats((size_t)(Sq * B * E), amplitude)};
-        tensor k = {LENS_DTYPE_FLOAT32, 3, {Sk, B, E}, random_floats((size_t)(Sk * B * E), amplitude)};
-        tensor v = {LENS_DTYPE_FLOAT32, 3, {Sk, B, E}, random_floats((size_t)(Sk * B * E), 1.0f)};
-        tensor y = {0};
-        float *want = malloc((size_t)(Sq * B * E) * sizeof *want);
-        attention_reference(q.data, k.data, v.data, want, Sq, Sk, B, H, D, scale);
-        lens_status st = run_attention_op(&q, &k, &v, H, scale, &y, pool);
+/* One case, from Q, K, V given apart and (when Sq == Sk) side by side in one QKV, against the reference. */
+static void check_case(int64_t Sq, int64_t Sk, int64_t B, int64_t H, int64_t D, float scale, float amplitude,
+                       core_pool *pool, const char *path) {
+    int64_t E = H * D;
+    tensor q = {LENS_DTYPE_FLOAT32, 3, {Sq, B, E}, random_floats((size_t)(Sq * B * E), amplitude)};
+    tensor k = {LENS_DTYPE_FLOAT32, 3, {Sk, B, E}, random_floats((size_t)(Sk * B * E), amplitude)};
+    tensor v = {LENS_DTYPE_FLOAT32, 3, {Sk, B, E}, random_floats((size_t)(Sk * B * E), 1.0f)};
+    tensor y = {0};
+    float *want = malloc((size_t)(Sq * B * E) * sizeof *want);
+    attention_reference(q.data, k.data, v.data, want, Sq, Sk, B, H, D, scale);
+    lens_status st = run_attention_op(&q, &k, &v, H, scale, &y, pool);
+    CHECK_MSG(st == LENS_OK, "%s", core_last_error());
+    if (!st) {
+        CHECK(y.rank == 3 && y.dims[0] == Sq && y.dims[1] == B * H && y.dims[2] == D);
+        double d = max_rel_diff(y.data, want, (size_t)(Sq * B * E));
+        CHECK_MSG(d < 2e-5, "%s: Sq %lld Sk %lld B %lld H %lld D %lld scale %g: max rel diff %g", path,
+                  (long long)Sq, (long long)Sk, (long long)B, (long long)H, (long long)D, scale, d);
+    }
+    if (Sq == Sk) { /* the same inputs side by side in one QKV [S, B, 3E], read in place: the same output */
+        tensor qkv = {LENS_DTYPE_FLOAT32, 3, {Sq, B, 3 * E}, malloc((size_t)(Sq * B * 3 * E) * sizeof(float))};
+        const tensor *parts[3] = {&q, &k, &v};
+        for (int64_t r = 0; r < Sq * B; r++)
+            for (int i = 0; i < 3; i++)
+                memcpy((float *)qkv.data + (r * 3 + i) * E, (const float *)parts[i]->data + r * E,
+                       (size_t)E * sizeof(float));
+        tensor y_packed = {0};
+        st = run_attention_op(&qkv, NULL, NULL, H, scale, &y_packed, pool);
         CHECK_MSG(st == LENS_OK, "%s", core_last_error());
         if (!st) {
-            CHECK(y.rank == 3 && y.dims[0] == Sq && y.dims[1] == B * H && y.dims[2] == D);
-            double d = max_rel_diff(y.data, want, (size_t)(Sq * B * E));
-            CHECK_MSG(d < 2e-5, "Sq %lld Sk %lld B %lld H %lld D %lld: max rel diff %g", (long long)Sq,
-                      (long long)Sk, (long long)B, (long long)H, (long long)D, d);
+            CHECK(y_packed.rank == 3 && y_packed.dims[0] == Sq && y_packed.dims[1] == B * H && y_packed.dims[2] == D);
+            double d = max_rel_diff(y_packed.data, want, (size_t)(Sq * B * E));
+            CHECK_MSG(d < 2e-5, "%s: packed S %lld B %lld H %lld D %lld scale %g: max rel diff %g", path,
+                      (long long)Sq, (long long)B, (long long)H, (long long)D, scale, d);
         }
-        if (Sq == Sk) { /* the same inputs side by side in one QKV [S, B, 3E], read in place: the same output */
-            tensor qkv = {LENS_DTYPE_FLOAT32, 3, {Sq, B, 3 * E}, malloc((size_t)(Sq * B * 3 * E) * sizeof(float))};
-            const tensor *parts[3] = {&q, &k, &v};
-            for (int64_t r = 0; r < Sq * B; r++)
-                for (int i = 0; i < 3; i++)
-                    memcpy((float *)qkv.data + (r * 3 + i) * E, (const float *)parts[i]->data + r * E,
-                           (size_t)E * sizeof(float));
-            tensor y_packed = {0};
-            st = run_attention_op(&qkv, NULL, NULL, H, scale, &y_packed, pool);
-            CHECK_MSG(st == LENS_OK, "%s", core_last_error());
-            if (!st) {
-                CHECK(tensor_same_shape(&y_packed, &y));
-                double d = max_rel_diff(y_packed.data, want, (size_t)(Sq * B * E));
-                CHECK_MSG(d < 2e-5, "packed S %lld B %lld H %lld D %lld: max rel diff %g", (long long)Sq,
-                          (long long)B, (long long)H, (long long)D, d);
-            }
-            free(qkv.data), free(y_packed.data);
-        }
-        free(q.data), free(k.data), free(v.data), free(y.data), free(want);
+        free(qkv.data), free(y_packed.data);
     }
+    free(q.data), free(k.data), free(v.data), free(y.data), free(want);
+}
+
+/* Random shapes, then the sizes that meet the kernel's blocks unevenly: sequences of 1, 7, 197 (ViT-B/16's) and 257
+ * against 12-row blocks and 32-key panels, head sizes 32, 64 (two column panels) and 80 (a partial third), one
+ * to three images. With few heads a head splits into row blocks, and one thread takes several of them in a row
+ * (reusing its packed K and V) or, with the pool, blocks of different heads in turn. */
+static void test_op(core_pool *pool, const char *path) {
+    for (int iter = 0; iter < 60; iter++) {
+        int64_t Sq = irand(1, 70), Sk = iter % 3 ? Sq : irand(1, 70), B = irand(1, 3), H = irand(1, 5);
+        int64_t D = iter % 4 == 0 ? irand(1, 8) : irand(1, 70);
+        /* other scales too (a negative one reverses the order of the scores), but not with the large inputs: scores
+         * in the hundreds leave fp32 no digits to meet 2e-5 with, on any path */
+        int odd_scale = iter % 7 == 3 || iter % 7 == 5;
+        float scale = iter % 7 == 3 ? -0.3f : iter % 7 == 5 ? 0.37f : 1.0f / sqrtf((float)D);
+        check_case(Sq, Sk, B, H, D, scale, iter % 5 == 0 && !odd_scale ? 8.0f : 1.0f, pool, path);
+    }
+    static const int64_t lengths[] = {1, 7, 197, 257}, dims[] = {32, 64, 80};
+    for (int l = 0; l < 4; l++)
+        for (int d = 0; d < 3; d++) {
+            int64_t S = lengths[l], B = 1 + (l + d) % 3, H = 1 + (l * 3 + d) % 3;
+            check_case(S, S, B, H, dims[d], 1.0f / sqrtf((float)dims[d]), 4.0f, pool, path);
+        }
+    check_case(197, 50, 1, 2, 64, 0.125f, 4.0f, pool, path); /* cross attention, keys fewer and more than queries */
+    check_case(13, 257, 2, 1, 80, 0.125f, 4.0f, pool, path);
+}
+
+/* The op on each GEMM path this CPU runs (the automatic choice is one of them): on AVX-512 its own kernel
+ * (x86/attention_avx512.c), elsewhere the kern_sgemm route. */
+static void test_op_paths(core_pool *pool) {
+    static const struct {
+        kern_gemm_path path;
+        const char *name;
+    } paths[] = {{KERN_GEMM_PATH_AVX512, "avx512"}, {KERN_GEMM_PATH_AVX2, "avx2"}, {KERN_GEMM_PATH_GENERIC, "generic"}};
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        if (!kern_gemm_force_path(paths[p].path)) continue;
+        test_op(NULL, paths[p].name);
+        test_op(pool, paths[p].name);
+    }
+    CHECK(kern_gemm_force_path(KERN_GEMM_PATH_AUTO));
 }
 
 static void test_op_errors(void) {
@@ -595,8 +634,7 @@ static void test_layernorm_pass(core_pool *pool) {
 int main(void) {
     core_pool *pool = NULL;
     CHECK(core_pool_create(3, &pool) == LENS_OK);
-    test_op(NULL);
-    test_op(pool);
+    test_op_paths(pool);
     test_op_errors();
     test_attention_pass(NULL);
     test_attention_pass(pool);

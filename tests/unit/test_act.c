@@ -1,9 +1,9 @@
-/* test_act.c — checks the vector activations (kern_activation_map, kern_softmax_row) on every build this CPU runs
- * (portable, AVX2, AVX-512) against the exact functions computed in double with libm, in ulps of the float result:
- * random values over the useful range, random bit patterns (huge, tiny, denormal, inf, NaN), and a list of edges
- * (branch boundaries, saturation and overflow points); every length 0..70 for the vector tails, in place and out of
- * place, with guards past the end. The piecewise-linear activations are checked against the scalar reference
- * (kern_activation_apply_ref), and the reference itself against a few hand values. */
+/* test_act.c — checks the vector activations (kern_activation_map, kern_softmax_row, kern_softmax_exp_row) and
+ * kern_layernorm_row on every build this CPU runs (portable, AVX2, AVX-512) against the exact functions computed in double with libm, in ulps of
+ * the float result: random values over the useful range, random bit patterns (huge, tiny, denormal, inf, NaN), and a
+ * list of edges (branch boundaries, saturation and overflow points); every length 0..70 for the vector tails, in place
+ * and out of place, with guards past the end. The piecewise-linear activations are checked against the scalar
+ * reference (kern_activation_apply_ref), and the reference itself against a few hand values. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -240,9 +240,76 @@ static void check_softmax(const char *isa) {
             memcpy(ys + n + 1, xs, n * sizeof(float));
             kern_softmax_row(ys + n + 1, ys + n + 1, n, log_form);
             if (memcmp(ys, ys + n + 1, n * sizeof(float))) bad++;
+            if (log_form) continue;
+            /* the numerators alone (kern_softmax_exp_row, attention's softmax): e^(x - max) and their sum */
+            ys[n] = 777.0f;
+            double sum = kern_softmax_exp_row(xs, ys, n), sum_tol = 0;
+            for (size_t i = 0; i < n; i++) {
+                double want = exp((double)xs[i] - m);
+                double tol = want == 0 ? 0 : 4 * ulp_at(want) + want * fabs((double)xs[i] - m) * 0x1p-24;
+                sum_tol += tol + s * 0x1p-24; /* and each float addition's rounding */
+                if (!(fabs(ys[i] - want) <= tol || ys[i] == want)) {
+                    if (bad++ < 5)
+                        fprintf(stderr, "  %s softmax numerator n=%zu i=%zu: %.9g vs %.9g\n", isa, n, i, ys[i], want);
+                }
+            }
+            if (!(fabs(sum - s) <= sum_tol) || ys[n] != 777.0f) {
+                if (bad++ < 5) fprintf(stderr, "  %s softmax numerators' sum n=%zu: %.9g vs %.9g\n", isa, n, sum, s);
+            }
+            memcpy(ys + n + 1, xs, n * sizeof(float));
+            float again = kern_softmax_exp_row(ys + n + 1, ys + n + 1, n);
+            if (again != (float)sum || memcmp(ys, ys + n + 1, n * sizeof(float))) bad++;
         }
     }
     CHECK_MSG(bad == 0, "%s: %d softmax mismatches", isa, bad);
+}
+
+/* LayerNorm rows (kern_layernorm_row) of every length 1..70 and a few long ones, with and without bias, against
+ * double statistics; in place too. Inputs with a large common offset test the two-pass variance. */
+static void check_layernorm(const char *isa) {
+    static const size_t long_rows[] = {768, 1001, 4097};
+    static float scale[BIG], bias[BIG];
+    int bad = 0;
+    for (size_t t = 0; t < 70 + sizeof long_rows / sizeof *long_rows; t++) {
+        size_t n = t < 70 ? t + 1 : long_rows[t - 70];
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            float offset = t % 4 == 1 ? 300.0f : 0.0f, eps = t % 3 ? 1e-5f : 0.5f;
+            for (size_t i = 0; i < n; i++) {
+                xs[i] = rng_range(-2.0f, 2.0f) + offset;
+                scale[i] = rng_range(-1.5f, 1.5f);
+                bias[i] = rng_range(-1.0f, 1.0f);
+            }
+            double m = 0, v = 0;
+            for (size_t i = 0; i < n; i++) m += xs[i];
+            m /= (double)n;
+            for (size_t i = 0; i < n; i++) v += (xs[i] - m) * (xs[i] - m);
+            double inv = 1 / sqrt(v / (double)n + eps);
+            /* float statistics: the mean rounds to about |offset| 2^-24 times a few, which moves every output */
+            double tol = 1e-5 + 8 * (fabs(m) + 2) * 0x1p-24 * inv * 1.5;
+            float mean_got, inv_got;
+            ys[n] = 777.0f;
+            kern_layernorm_row(xs, ys, n, scale, with_bias ? bias : NULL, eps, &mean_got, &inv_got);
+            for (size_t i = 0; i < n; i++) {
+                double want = (xs[i] - m) * inv * scale[i] + (with_bias ? bias[i] : 0);
+                if (!(fabs(ys[i] - want) <= tol)) {
+                    if (bad++ < 5)
+                        fprintf(stderr, "  %s layernorm n=%zu bias=%d i=%zu: %.9g vs %.9g\n", isa, n, with_bias, i,
+                                ys[i], want);
+                }
+            }
+            if (!(fabs(mean_got - m) <= 1e-6 * (1 + fabs(m))) || !(fabs(inv_got - inv) <= 1e-5 * inv)) {
+                if (bad++ < 5)
+                    fprintf(stderr, "  %s layernorm n=%zu: mean %.9g vs %.9g, inv %.9g vs %.9g\n", isa, n, mean_got, m,
+                            inv_got, inv);
+            }
+            if (ys[n] != 777.0f) bad++;
+            memcpy(ys + n + 1, xs, n * sizeof(float));
+            float mean2, inv2;
+            kern_layernorm_row(ys + n + 1, ys + n + 1, n, scale, with_bias ? bias : NULL, eps, &mean2, &inv2);
+            if (memcmp(ys, ys + n + 1, n * sizeof(float)) || mean2 != mean_got || inv2 != inv_got) bad++;
+        }
+    }
+    CHECK_MSG(bad == 0, "%s: %d layernorm mismatches", isa, bad);
 }
 
 /* The reference itself on values worked out by hand. */
@@ -283,6 +350,7 @@ int main(void) {
             check_rows(&cases[c], isas[k].name);
         }
         check_softmax(isas[k].name);
+        check_layernorm(isas[k].name);
     }
     kern_activation_force_isa(KERN_ACT_ISA_AUTO);
     return test_finish("test_act");
