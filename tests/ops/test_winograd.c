@@ -1,9 +1,10 @@
 /* test_winograd.c — the Winograd F(4x4, 3x3) and F(2x2, 3x3) kernel (kern_winograd_conv2d) against the scalar reference
  * kern_conv2d_ref on random shapes: H and W 1..17 (odd, not multiples of the 4x4 tile), pads 0..2 (asymmetric
  * too), channels 1..70 (not multiples of the micro-tile; fixed cases up to 130), batch 1..3, with and without bias,
- * residual and fused activations, on one thread and on a pool, with each micro-kernel (AVX-512 and AVX2 transforms
- * differ too; the AVX-512 ones pack four tile rows of narrow images, up to 4 tiles wide, per vector). Also the Conv
- * op when its weights were prepared at one batch size (choosing one tile, or im2col) and it runs at another.
+ * residual and fused activations, on one thread and on pools of 2, 3 and 5, with each micro-kernel (AVX-512 and
+ * AVX2 transforms differ too; the AVX-512 ones pack four tile rows of narrow images, up to 4 tiles wide, per
+ * vector). Also the Conv op when its weights were prepared at one batch size (choosing one tile, or im2col) and it
+ * runs at another.
  *
  * Error bound: Winograd F(4x4, 3x3) with points 0, ±1, ±2, infinity scales inputs and weights by up to ~25 in the
  * transforms, so its fp32 error is a few times that of a direct sum. With x, w uniform in [-1, 1] we require
@@ -31,7 +32,7 @@ static float *random_array(size_t n) {
     return p;
 }
 
-static core_pool *pool2;
+static core_pool *pool2, *pool3, *pool5;
 static int tile = 4; /* the output tile under test */
 static double worst_ratio;
 
@@ -48,11 +49,13 @@ static void check_case(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m, in
     CHECK(pw != NULL);
     size_t slot = kern_winograd_slot_bytes(&p, tile);
     CHECK(slot > 0 && slot % 64 == 0);
-    void *scratch = core_aligned_alloc(slot * 2);
+    /* threads 1 and 2: no pool, the pool of two; 3: the pool of two with a single slot (scratch planned for a
+     * smaller pool); 4 and 5: pools of three and five threads with a slot each */
+    core_pool *pool = threads == 1 ? NULL : threads == 4 ? pool3 : threads == 5 ? pool5 : pool2;
+    size_t slots = threads == 3 ? 1 : threads == 4 ? 3 : (size_t)threads;
+    void *scratch = core_aligned_alloc(slot * slots);
     if (pw && scratch) {
-        /* threads 3: the pool with a single slot (scratch planned for a smaller pool) */
-        kern_winograd_conv2d(threads > 1 ? pool2 : NULL, pw, &p, x, bias ? b : NULL, residual ? r : NULL, &act, y,
-                             scratch, slot, threads == 3 ? 1 : (size_t)threads);
+        kern_winograd_conv2d(pool, pw, &p, x, bias ? b : NULL, residual ? r : NULL, &act, y, scratch, slot, slots);
         kern_conv2d_ref(&p, x, wt, bias ? b : NULL, residual ? r : NULL, &act, yref);
         double tol = 4e-5 * (1.0 + sqrt(9.0 * (double)c)), worst = 0;
         size_t bad = 0;
@@ -150,6 +153,21 @@ static void check_op_batch_change(int64_t hw, int64_t c, int64_t m, int64_t n_pr
     free(x), free(w), free(b), free(y), free(yref);
 }
 
+/* Several blocks of tiles, dealt to pools of 2, 3 and 5 threads: block counts that do and do not divide among the
+ * threads (rounded up to a multiple, dealt in contiguous runs, or split over output channels too), output channels
+ * not a multiple of the micro-tile, fewer output panels than threads, a last block shorter than the others, blocks
+ * across images, packed rows of narrow images. */
+static void multi_block_cases(void) {
+    check_case(1, 64, 56, 56, 64, 1, 1, 1, 1, 1, 1, KERN_ACT_RELU, 4);
+    check_case(1, 64, 56, 56, 64, 1, 1, 1, 1, 1, 0, KERN_ACT_RELU, 2);
+    check_case(1, 100, 40, 44, 37, 1, 1, 1, 1, 1, 0, KERN_ACT_NONE, 2);
+    check_case(1, 100, 40, 44, 37, 0, 2, 1, 0, 0, 1, KERN_ACT_CLIP, 5);
+    check_case(1, 3, 70, 69, 130, 1, 1, 1, 1, 1, 1, KERN_ACT_RELU, 4);
+    check_case(1, 130, 29, 27, 13, 1, 1, 1, 1, 1, 1, KERN_ACT_SIGMOID, 5);
+    check_case(2, 48, 30, 30, 50, 1, 1, 1, 1, 1, 1, KERN_ACT_RELU, 5);
+    check_case(4, 64, 12, 12, 64, 1, 1, 1, 1, 1, 1, KERN_ACT_RELU, 4);
+}
+
 static void random_cases(int count) {
     static const kern_act_kind acts[] = {KERN_ACT_NONE, KERN_ACT_RELU, KERN_ACT_CLIP, KERN_ACT_SIGMOID};
     for (int i = 0; i < count; i++) {
@@ -157,12 +175,14 @@ static void random_cases(int count) {
         int64_t pads[4] = {irand(0, 2), irand(0, 2), irand(0, 2), irand(0, 2)};
         if (i % 3 == 0) pads[2] = pads[0], pads[3] = pads[1];
         check_case(irand(1, 3), irand(1, 70), h, w, irand(1, 70), pads[0], pads[1], pads[2], pads[3], i % 2,
-                   i % 3 == 1, acts[i % 4], 1 + i % 3);
+                   i % 3 == 1, acts[i % 4], 1 + i % 5);
     }
 }
 
 int main(void) {
     CHECK(core_pool_create(2, &pool2) == LENS_OK);
+    CHECK(core_pool_create(3, &pool3) == LENS_OK);
+    CHECK(core_pool_create(5, &pool5) == LENS_OK);
     int isas_run = 0;
     for (int run = 0; run < 4; run++) {
         int isa = 1 + run / 2;
@@ -187,6 +207,7 @@ int main(void) {
          * images on the pool; a wide image with asymmetric pads and a residual, where the prefetches clip */
         check_case(2, 128, 20, 20, 130, 1, 1, 1, 1, 1, 1, KERN_ACT_RELU, 2);
         check_case(1, 40, 9, 61, 36, 2, 0, 1, 2, 1, 1, KERN_ACT_NONE, 1);
+        multi_block_cases();
         random_cases(120);
         check_in_place_residual();
         check_bound_catches_errors();
@@ -199,5 +220,7 @@ int main(void) {
     check_op_batch_change(56, 64, 64, 1, 1); /* a ResNet-50 layer1 conv */
     printf("worst error / tolerance: %.3f (over %d micro-kernel and tile pairs)\n", worst_ratio, isas_run);
     core_pool_free(pool2);
+    core_pool_free(pool3);
+    core_pool_free(pool5);
     return test_finish("test_winograd");
 }
