@@ -1,7 +1,7 @@
-/* gemm.c — the fp32 GEMM driver: picks a micro-kernel by CPU features (AVX-512, AVX2+FMA, portable C), packs A and B
- * into micro-panels, blocks for the caches GotoBLAS-style (KC x NR panel of B in L1, MC x KC block of A in L2),
+/* gemm.c — the fp32 GEMM driver: picks a micro-kernel by CPU features (AVX-512, AVX2+FMA, NEON, portable C), packs
+ * A and B into micro-panels, blocks for the caches GotoBLAS-style (KC x NR panel of B in L1, MC x KC block of A in L2),
  * splits C over the thread pool, and applies the epilogue (bias, activation) to each tile as it is finished.
- * Compiled without ISA flags: the intrinsics live in x86/gemm_avx*.c. */
+ * Compiled without ISA flags: the intrinsics live in x86/gemm_avx*.c and arm/gemm_neon.c. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +98,16 @@ static const gemm_kernel kernel_avx2 = {
 };
 #endif
 
+#if defined(LENS_ARM64)
+/* A KC x NR panel of B is 12 KiB at KC = 256, in any arm64 L1 (32-64 KiB); MC x KC = 128 x 256 of A is 128 KiB, in
+ * L2 (256 KiB - 1 MiB on Cortex-A7x / Neoverse). Not tuned on hardware: sized by the same rule as the x86 blocks. Two
+ * 128-bit FMA pipes: 8 lanes a cycle. */
+static const gemm_kernel kernel_neon = {
+    "neon", KERN_GEMM_PATH_NEON, KERN_GEMM_NEON_MR, KERN_GEMM_NEON_NR, 128, 256, 512, 8, 0, kern_gemm_ukernel_neon,
+    kern_gemm_pack_rows_neon,
+};
+#endif
+
 static const gemm_kernel *kernel_for(kern_gemm_path path) {
     const core_cpu *cpu = core_cpu_features();
     (void)cpu;
@@ -107,11 +117,17 @@ static const gemm_kernel *kernel_for(kern_gemm_path path) {
         if (cpu->avx512f) return &kernel_avx512;
         if (cpu->avx2 && cpu->fma) return &kernel_avx2;
 #endif
+#if defined(LENS_ARM64)
+        if (cpu->neon) return &kernel_neon;
+#endif
         return &kernel_generic;
     case KERN_GEMM_PATH_GENERIC: return &kernel_generic;
 #if defined(LENS_X86)
     case KERN_GEMM_PATH_AVX2: return cpu->avx2 && cpu->fma ? &kernel_avx2 : NULL;
     case KERN_GEMM_PATH_AVX512: return cpu->avx512f ? &kernel_avx512 : NULL;
+#endif
+#if defined(LENS_ARM64)
+    case KERN_GEMM_PATH_NEON: return cpu->neon ? &kernel_neon : NULL;
 #endif
     default: return NULL;
     }
@@ -349,7 +365,8 @@ static float *workspace_get(size_t floats) {
 #define GEMM_STACK_KC 256
 #define GEMM_STACK_FLOATS (GEMM_STACK_KC * (KERN_GEMM_AVX512_MR + KERN_GEMM_AVX512_NR))
 _Static_assert(GENERIC_MR <= KERN_GEMM_AVX512_MR && GENERIC_NR <= KERN_GEMM_AVX512_NR &&
-                   KERN_GEMM_AVX2_MR <= KERN_GEMM_AVX512_MR && KERN_GEMM_AVX2_NR <= KERN_GEMM_AVX512_NR,
+                   KERN_GEMM_AVX2_MR <= KERN_GEMM_AVX512_MR && KERN_GEMM_AVX2_NR <= KERN_GEMM_AVX512_NR &&
+                   KERN_GEMM_NEON_MR <= KERN_GEMM_AVX512_MR && KERN_GEMM_NEON_NR <= KERN_GEMM_AVX512_NR,
                "stack fallback size");
 
 static void gemm_task(void *ctx, int64_t task, int thread) {

@@ -1,6 +1,6 @@
 /* gemm_internal.h — what the GEMM driver (gemm.c) shares with its ISA micro-kernels (x86/gemm_avx2.c,
- * x86/gemm_avx512.c) and with tests: the micro-kernel contract and a hook that forces one code path. Not installed;
- * only the kernels layer and its tests include it. */
+ * x86/gemm_avx512.c, arm/gemm_neon.c) and with tests: the micro-kernel contract and a hook that forces one code
+ * path. Not installed; only the kernels layer and its tests include it. */
 #ifndef LENS_GEMM_INTERNAL_H
 #define LENS_GEMM_INTERNAL_H
 
@@ -47,6 +47,8 @@ typedef void (*kern_gemm_ukernel_fn)(size_t kc, const float *a, const kern_gemm_
 #define KERN_GEMM_AVX512_NR 32
 #define KERN_GEMM_AVX2_MR 6
 #define KERN_GEMM_AVX2_NR 16
+#define KERN_GEMM_NEON_MR 8
+#define KERN_GEMM_NEON_NR 12
 
 #if defined(LENS_X86)
 void kern_gemm_ukernel_avx512(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
@@ -64,13 +66,22 @@ void kern_attention_avx512(const kern_attention_head *h, float *scratch, bool kv
 size_t kern_attention_scratch_avx512(size_t keys, size_t dim);
 #endif
 
+#if defined(LENS_ARM64)
+void kern_gemm_ukernel_neon(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m, size_t n,
+                            const kern_gemm_tile *tile);
+/* kern_gemm_pack_rows_avx2's contract (width <= 32), with 4 x 4 transposes. */
+void kern_gemm_pack_rows_neon(const float *src, size_t ld, size_t rows, size_t kc, float scale, float *dst,
+                              size_t width);
+#endif
+
 /* ---- Test hooks ----------------------------------------------------------------------------------------------- */
 
 typedef enum kern_gemm_path {
     KERN_GEMM_PATH_AUTO = 0, /* the best this CPU runs */
     KERN_GEMM_PATH_GENERIC,
     KERN_GEMM_PATH_AVX2,
-    KERN_GEMM_PATH_AVX512
+    KERN_GEMM_PATH_AVX512,
+    KERN_GEMM_PATH_NEON /* arm64 builds only */
 } kern_gemm_path;
 
 /* Makes later kern_sgemm* calls and packings use path. Returns false (and changes nothing) when this CPU or build

@@ -55,7 +55,7 @@ static int classify_all(const char *model_path, const dev_image *images, int n, 
         int count = n - first < BATCH ? n - first : BATCH;
         for (int i = 0; ok && i < count; i++) {
             char path[512];
-            snprintf(path, sizeof path, DEV "/%s", images[first + i].file);
+            snprintf(path, sizeof path, DEV "/%.255s", images[first + i].file); /* %.255s: file is char[256] */
             float *chw;
             int h, w;
             if (lens_image_load_tensor(path, &pre, &chw, &h, &w) || h != 224 || w != 224) {

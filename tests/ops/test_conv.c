@@ -584,7 +584,8 @@ int main(void) {
         {1, 8, 9, 9, 12, 3, 3, 2, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 0, 1, "Clip"},
         {2, 16, 14, 14, 36, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "HardSwish"},
     };
-    static const kern_gemm_path gemm_paths[] = {KERN_GEMM_PATH_GENERIC, KERN_GEMM_PATH_AVX2, KERN_GEMM_PATH_AVX512};
+    static const kern_gemm_path gemm_paths[] = {KERN_GEMM_PATH_GENERIC, KERN_GEMM_PATH_AVX2, KERN_GEMM_PATH_AVX512,
+                                                KERN_GEMM_PATH_NEON};
     for (size_t p = 0; p < sizeof gemm_paths / sizeof *gemm_paths; p++) {
         if (!kern_gemm_force_path(gemm_paths[p])) continue;
         for (size_t i = 0; i < sizeof residual_cases / sizeof *residual_cases; i++)

@@ -1,5 +1,5 @@
 /* test_gemm.c — checks kern_sgemm, kern_sgemm_packed_a and kern_sgemm_packed_b (with A packed and, where the kernel
- * can, read in place) against the scalar reference on every code path this CPU runs (portable, AVX2, AVX-512), on
+ * can, read in place) against the scalar reference on every code path this CPU runs (portable, AVX2, AVX-512, NEON), on
  * edge and model-sized shapes, all transpose combinations, alpha/beta, bias per row and column, every activation,
  * with and without a thread pool; and the reference itself against hand-computed values. */
 #include <math.h>
@@ -294,16 +294,27 @@ static void test_edge_shapes(core_pool *pools[3]) {
         }
 }
 
+/* Every edge tile of a kernel with an mr x nr tile: each row count 1..mr and column count 1..nr, alone and after
+ * full tiles, over K of one step, an odd few and a full unrolled run. */
+static void test_tile_edges(core_pool *pool, size_t mr, size_t nr) {
+    static const size_t ks[] = {1, 3, 8, 29};
+    for (size_t m = 1; m <= 2 * mr + 1; m++)
+        for (size_t n = 1; n <= 2 * nr + 1; n++) {
+            gemm_case g = random_case(m, n, ks[rng_below(4)]);
+            run_case(&g, pool);
+        }
+}
+
 /* Shapes from ResNet-50 and ViT-B, checked on sampled rows; and MobileNetV2's 16 -> 96 1x1 conv on 112x112 and a
  * ragged one like it (short K, wide C: blocks of one micro-panel of rows). */
-static void test_model_shapes(core_pool *pool, int quick) {
+static void test_model_shapes(core_pool *pool, size_t max_macs) {
     static const size_t shapes[][3] = {
         {256, 3136, 576}, {1000, 1, 1280}, {1, 1000, 2048}, {197, 768, 768}, {300, 1100, 520},
         {145, 513, 257},  {2048, 49, 512}, {512, 49, 4608}, {64, 3136, 147}, {4, 1000, 2048},
         {96, 12544, 16},  {41, 4133, 11},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        if (quick && shapes[s][0] * shapes[s][1] * shapes[s][2] > 50000000) continue;
+        if (shapes[s][0] * shapes[s][1] * shapes[s][2] > max_macs) continue;
         gemm_case g = random_case(shapes[s][0], shapes[s][1], shapes[s][2]);
         run_case(&g, pool);
     }
@@ -364,9 +375,11 @@ int main(void) {
     static const struct {
         kern_gemm_path path;
         const char *name;
-    } paths[] = {{KERN_GEMM_PATH_GENERIC, "generic"}, {KERN_GEMM_PATH_AVX2, "avx2"}, {KERN_GEMM_PATH_AVX512, "avx512"}};
+    } paths[] = {{KERN_GEMM_PATH_GENERIC, "generic"}, {KERN_GEMM_PATH_AVX2, "avx2"}, {KERN_GEMM_PATH_AVX512, "avx512"},
+                 {KERN_GEMM_PATH_NEON, "neon"}};
     const char *best = NULL;
-    for (size_t p = 0; p < 3; p++) {
+    const int emulated = getenv("LENS_TEST_EMULATED") != NULL; /* qemu-user: the GEMM at ~0.07 GMAC/s */
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
         if (!kern_gemm_force_path(paths[p].path)) continue;
         best = paths[p].name;
         CHECK(strcmp(kern_sgemm_name(), paths[p].name) == 0);
@@ -374,9 +387,13 @@ int main(void) {
         test_corners(pool2);
         test_all_options(rng_below(2) ? pool2 : NULL);
         test_edge_shapes(pools);
-        int quick = paths[p].path == KERN_GEMM_PATH_GENERIC;
-        test_model_shapes(NULL, quick);
-        test_model_shapes(pool2, quick);
+#if defined(LENS_ARM64)
+        if (paths[p].path == KERN_GEMM_PATH_NEON) test_tile_edges(pool2, KERN_GEMM_NEON_MR, KERN_GEMM_NEON_NR);
+#endif
+        /* the portable path on the small ones only; under an emulator (the arm64 cross build's tests) every path */
+        size_t max_macs = emulated ? 4000000 : paths[p].path == KERN_GEMM_PATH_GENERIC ? 50000000 : SIZE_MAX;
+        test_model_shapes(NULL, max_macs);
+        test_model_shapes(pool2, max_macs);
     }
     CHECK(kern_gemm_force_path(KERN_GEMM_PATH_AUTO));
     CHECK(best != NULL && strcmp(kern_sgemm_name(), best) == 0);

@@ -116,9 +116,10 @@ int main(void) {
     core_pool *pool2 = NULL, *pool3 = NULL;
     CHECK(core_pool_create(2, &pool2) == LENS_OK);
     CHECK(core_pool_create(3, &pool3) == LENS_OK);
-    static const kern_gemm_path paths[] = {KERN_GEMM_PATH_GENERIC, KERN_GEMM_PATH_AVX2, KERN_GEMM_PATH_AVX512};
+    static const kern_gemm_path paths[] = {KERN_GEMM_PATH_GENERIC, KERN_GEMM_PATH_AVX2, KERN_GEMM_PATH_AVX512,
+                                           KERN_GEMM_PATH_NEON};
     int ran = 0;
-    for (size_t p = 0; p < 3; p++) {
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
         if (!kern_gemm_force_path(paths[p])) continue;
         ran++;
         test_small(test_rng_below(2) ? pool2 : NULL);
