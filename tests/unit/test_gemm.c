@@ -375,8 +375,11 @@ int main(void) {
     static const struct {
         kern_gemm_path path;
         const char *name;
-    } paths[] = {{KERN_GEMM_PATH_GENERIC, "generic"}, {KERN_GEMM_PATH_AVX2, "avx2"}, {KERN_GEMM_PATH_AVX512, "avx512"},
-                 {KERN_GEMM_PATH_NEON, "neon"}};
+        size_t mr, nr; /* the micro-kernel's tile (the portable one: gemm.c's GENERIC_MR x GENERIC_NR) */
+    } paths[] = {{KERN_GEMM_PATH_GENERIC, "generic", 4, 8},
+                 {KERN_GEMM_PATH_AVX2, "avx2", KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR},
+                 {KERN_GEMM_PATH_AVX512, "avx512", KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR},
+                 {KERN_GEMM_PATH_NEON, "neon", KERN_GEMM_NEON_MR, KERN_GEMM_NEON_NR}};
     const char *best = NULL;
     const int emulated = getenv("LENS_TEST_EMULATED") != NULL; /* qemu-user: the GEMM at ~0.07 GMAC/s */
     for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
@@ -387,9 +390,7 @@ int main(void) {
         test_corners(pool2);
         test_all_options(rng_below(2) ? pool2 : NULL);
         test_edge_shapes(pools);
-#if defined(LENS_ARM64)
-        if (paths[p].path == KERN_GEMM_PATH_NEON) test_tile_edges(pool2, KERN_GEMM_NEON_MR, KERN_GEMM_NEON_NR);
-#endif
+        test_tile_edges(pool2, paths[p].mr, paths[p].nr);
         /* the portable path on the small ones only; under an emulator (the arm64 cross build's tests) every path */
         size_t max_macs = emulated ? 4000000 : paths[p].path == KERN_GEMM_PATH_GENERIC ? 50000000 : SIZE_MAX;
         test_model_shapes(NULL, max_macs);
