@@ -22,8 +22,9 @@ typedef struct kern_gemm_tile {
     float act_alpha, act_beta;
     size_t lda; /* 0: a is packed; else a is op(A) itself, row i of step k at a[i*lda + k] (AVX-512 kernel only) */
     /* packed a only, AVX-512 kernel only: when not 0, each step also prefetches a this many bytes ahead into L2.
-     * For weights too large to stay in cache between calls (they stream from L3 or memory) and read linearly
-     * across calls, as Winograd's transformed weights are; a wasted issue slot per step elsewhere. */
+     * For weights too large to stay in cache between calls (they stream from L3 or memory): Winograd's transformed
+     * weights, read linearly across calls, fetch a fixed number of steps ahead; the GEMM driver's packed A fetches
+     * the next micro-panel (K * mr floats on). A wasted issue slot per step elsewhere. */
     size_t a_prefetch_l2;
 } kern_gemm_tile;
 

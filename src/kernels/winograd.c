@@ -242,6 +242,21 @@ static size_t plan_block(const kern_conv2d_params *p, int tile, size_t *total_ti
     return nb;
 }
 
+/* On several threads, the largest block (from plan_block's max_nb) whose transformed input and output fit L2 beside
+ * weights that stay there: ResNet's 56x56x64 (0.59 MB of weights) took 0.54 ms on two threads in blocks of 25
+ * tiles and 0.44 ms in blocks of 14, though on one thread the larger blocks win (0.87 vs 0.97 ms). Streamed
+ * weights (plan_block) leave max_nb as it is. */
+static size_t shared_l2_block(const kern_conv2d_params *p, int tile, size_t max_nb) {
+    size_t points = (size_t)((tile + 2) * (tile + 2)), weights;
+    if (!core_mul_size(points * sizeof(float) * (size_t)p->in_channels, (size_t)p->out_channels, &weights) ||
+        weights > WINO_L2_BYTES)
+        return max_nb;
+    size_t per_tile = points * sizeof(float) * ((size_t)p->in_channels + (size_t)p->out_channels);
+    size_t nb = (WINO_L2_BYTES - weights) / per_tile / WINO_BLOCK_ALIGN * WINO_BLOCK_ALIGN;
+    if (nb < WINO_BLOCK_ALIGN) nb = WINO_BLOCK_ALIGN;
+    return nb < max_nb ? nb : max_nb;
+}
+
 /* Slot: transformed input [36][cin][nb] (each point padded by up to two cache lines), products [chunk <= cout
  * rounded to MR][36][nb rounded to 16], the input transforms' work, and one packed B panel [cin][NR]. */
 size_t kern_winograd_slot_bytes(const kern_conv2d_params *p, int tile) {
@@ -638,6 +653,7 @@ void kern_winograd_conv2d(core_pool *pool, const kern_winograd_weights *weights,
         pool = NULL;
         threads = 1;
     }
+    if (threads > 1) max_nb = shared_l2_block(p, j.tile, max_nb);
     /* Equal blocks no larger than the slot was sized for. */
     size_t mr = weights->uk.mr, cout = (size_t)p->out_channels;
     size_t blocks = div_up(j.total, max_nb);

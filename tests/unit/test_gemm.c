@@ -311,7 +311,7 @@ static void test_model_shapes(core_pool *pool, size_t max_macs) {
     static const size_t shapes[][3] = {
         {256, 3136, 576}, {1000, 1, 1280}, {1, 1000, 2048}, {197, 768, 768}, {300, 1100, 520},
         {145, 513, 257},  {2048, 49, 512}, {512, 49, 4608}, {64, 3136, 147}, {4, 1000, 2048},
-        {96, 12544, 16},  {41, 4133, 11},
+        {96, 12544, 16},  {41, 4133, 11}, {1030, 70, 300},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         if (shapes[s][0] * shapes[s][1] * shapes[s][2] > max_macs) continue;
