@@ -130,16 +130,14 @@ static void fill_inputs(float *x, size_t n) {
 
 static float xs[BIG], ys[BIG];
 
-/* Accuracy of one activation over the edges and BIG mixed inputs; reports the worst error. */
-static void check_accuracy(const act_case *c, const char *isa) {
-    memcpy(xs, edges, sizeof edges);
-    fill_inputs(xs + N_EDGES, BIG - N_EDGES);
-    kern_activation_map(&c->act, xs, ys, BIG);
+/* Accuracy of one activation over xs[0..n) (computed into ys); reports the worst error under the label what. */
+static void check_inputs(const act_case *c, const char *isa, size_t n, const char *what) {
+    kern_activation_map(&c->act, xs, ys, n);
     int bad = 0;
     double worst = 0;
     float worst_x = 0;
     worst_ulps = 0;
-    for (size_t i = 0; i < BIG; i++) {
+    for (size_t i = 0; i < n; i++) {
         double e = excess(c, xs[i], ys[i]);
         if (e > 0) {
             if (bad++ < 5)
@@ -148,8 +146,33 @@ static void check_accuracy(const act_case *c, const char *isa) {
             if (e > worst) worst = e, worst_x = xs[i];
         }
     }
-    CHECK_MSG(bad == 0, "%s/%s: %d values outside %g ulp (worst at x=%g)", isa, c->name, bad, c->ulps, worst_x);
-    printf("%s/%s: max error %.2f ulp\n", isa, c->name, worst_ulps);
+    CHECK_MSG(bad == 0, "%s/%s%s: %d values outside %g ulp (worst at x=%g)", isa, c->name, what, bad, c->ulps,
+              worst_x);
+    printf("%s/%s%s: max error %.2f ulp\n", isa, c->name, what, worst_ulps);
+}
+
+/* Over the edges and BIG mixed inputs (nearly every vector mixes small and large lanes). */
+static void check_accuracy(const act_case *c, const char *isa) {
+    memcpy(xs, edges, sizeof edges);
+    fill_inputs(xs + N_EDGES, BIG - N_EDGES);
+    check_inputs(c, isa, BIG, "");
+}
+
+/* Over sorted inputs, so whole vectors fall into one range and take the paths kept for vectors whose lanes all lie
+ * in it (GELU's erf polynomial for |x| < sqrt 2, its piecewise polynomial for |x| < 5.25): [-7, 7] in steps of
+ * 2^-13, then the 96 floats around each end of GELU's intervals ((5 + i) / 4, i = 0..16) and around sqrt 2,
+ * both signs. */
+static void check_sweep(const act_case *c, const char *isa) {
+    size_t n = 0;
+    for (int k = -7 * 8192; k <= 7 * 8192; k++) xs[n++] = (float)k * 0x1p-13f;
+    for (int sign = -1; sign <= 1; sign += 2)
+        for (int i = -1; i <= 16; i++) {
+            float e = i < 0 ? 1.41421356f : (float)(5 + i) / 4.0f;
+            float v = nextafterf(e, 0.0f);
+            for (int k = 0; k < 48; k++) v = nextafterf(v, 0.0f);
+            for (int k = 0; k < 96; k++, v = nextafterf(v, INFINITY)) xs[n++] = (float)sign * v;
+        }
+    check_inputs(c, isa, n, " (sorted)");
 }
 
 /* Every length 0..70, at an odd offset, out of place and in place: each result equals the long run's (the tail
@@ -346,6 +369,7 @@ int main(void) {
         }
         for (size_t c = 0; c < N_CASES; c++) {
             check_accuracy(&cases[c], isas[k].name);
+            if (cases[c].exact) check_sweep(&cases[c], isas[k].name);
             check_lengths(&cases[c], isas[k].name);
             check_rows(&cases[c], isas[k].name);
         }
