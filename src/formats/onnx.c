@@ -62,9 +62,22 @@ typedef struct onnx_loader {
      * zeroed a second time as arena memory would be. */
     uint8_t *copies;
     size_t copies_used, copies_size;
+    /* While parsing initializers: parse_tensor leaves misaligned raw_data of at least ONNX_DEFER_MIN bytes where it
+     * is and sets deferred to it, instead of copying (graph_value.unaligned). */
+    bool may_defer;
+    const void *deferred;
 } onnx_loader;
 
 #define ONNX_COPY_REGION_MIN ((size_t)1 << 20) /* below this the arena is as good */
+/* Misaligned initializers this large stay in the file until something reads them: the weights a node packs never
+ * are copied. Copying every misaligned one cost ResNet-50 three quarters of its 100 MB in fresh pages (about 40 ms of
+ * page faults on this VM, half the parse). Smaller ones (biases, shapes, scalars) are copied as they come. */
+#define ONNX_DEFER_MIN ((size_t)16 << 10)
+
+/* Whether raw_data of this many bytes at p is left in the mapping, aligned or deferred, rather than copied. */
+static bool raw_stays_mapped(const onnx_loader *L, bool may_defer, const void *p, size_t bytes, size_t width) {
+    return L->zero_copy && bytes && ((uintptr_t)p % width == 0 || (may_defer && bytes >= ONNX_DEFER_MIN));
+}
 
 static lens_status oom(void) { return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory loading the model"); }
 
@@ -464,8 +477,9 @@ static lens_status parse_tensor(onnx_loader *L, const pb_reader *parent, const p
         if (tp.raw.len != bytes)
             return core_fail(LENS_ERR_FORMAT, "raw_data at offset %zu has %zu bytes; %s %s needs %zu", tp.raw.offset,
                              tp.raw.len, dtype_name(dtype), tensor_shape_string(out, shape, sizeof shape), bytes);
-        if (L->zero_copy && bytes && (uintptr_t)tp.raw.data % width == 0) {
-            out->data = (void *)tp.raw.data; /* read-only mapping: constants are never written */
+        if (raw_stays_mapped(L, L->may_defer, tp.raw.data, bytes, width)) {
+            if ((uintptr_t)tp.raw.data % width == 0) out->data = (void *)tp.raw.data; /* read-only: never written */
+            else L->deferred = tp.raw.data;
             return LENS_OK;
         }
         if (!(out->data = copy_alloc(L, bytes))) return oom();
@@ -786,7 +800,7 @@ static void reserve_copies(onnx_loader *L, pb_reader *r) {
         if (f.number != GRAPH_INITIALIZER) continue;
         if (pb_enter(r, &f, &t) || scan_tensor(L, &t, &tp, &name)) return;
         if (!tp.has_raw || tp.external || !onnx_dtype(tp.data_type, &dtype)) continue;
-        if (L->zero_copy && (uintptr_t)tp.raw.data % dtype_size(dtype) == 0) continue;
+        if (raw_stays_mapped(L, true, tp.raw.data, tp.raw.len, dtype_size(dtype))) continue; /* as initializers */
         size_t rounded = (tp.raw.len + 63) & ~(size_t)63;
         if (rounded < tp.raw.len || !core_add_size(total, rounded, &total)) return;
     }
@@ -822,12 +836,17 @@ static lens_status parse_graph(onnx_loader *L, const pb_reader *parent, const pb
         tensor t;
         const char *name;
         size_t i = index[GRAPH_INITIALIZER]++;
-        if ((st = parse_tensor(L, &r, &f, &t, &name))) {
+        L->may_defer = true;
+        L->deferred = NULL;
+        st = parse_tensor(L, &r, &f, &t, &name);
+        L->may_defer = false;
+        if (st) {
             if (*name) return core_fail_context(st, "initializer '%s'", name);
             return core_fail_context(st, "initializer #%zu", i);
         }
         if (!*name) return core_fail(LENS_ERR_FORMAT, "initializer #%zu has no name", i);
-        if ((st = graph_set_constant(g, name, &t))) return st;
+        if ((st = L->deferred ? graph_set_unaligned_constant(g, name, &t, L->deferred) : graph_set_constant(g, name, &t)))
+            return st;
     }
     if (L->copies) {
         /* constants are never written: make a stray write fault here as it would in the file mapping */

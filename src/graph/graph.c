@@ -125,10 +125,32 @@ static lens_status oom(void) { return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of 
 
 void graph_drop_constant_data(graph *g, int v) {
     tensor *c = v >= 0 && v < g->n_values ? g->values[v].constant : NULL;
-    if (!c || !c->data) return;
+    if (!c) return;
     size_t bytes = tensor_bytes(c);
-    if (bytes != SIZE_MAX) core_discard_pages(c->data, bytes);
+    void *data = c->data ? c->data : (void *)g->values[v].unaligned;
+    if (data && bytes != SIZE_MAX) core_discard_pages(data, bytes);
     c->data = NULL;
+    g->values[v].unaligned = NULL;
+}
+
+int graph_constant_has_data(const graph *g, int v) {
+    const graph_value *val = v >= 0 && v < g->n_values ? &g->values[v] : NULL;
+    return val && val->constant && (val->constant->data || val->unaligned);
+}
+
+void *graph_constant_data(graph *g, int v) {
+    graph_value *val = v >= 0 && v < g->n_values ? &g->values[v] : NULL;
+    if (!val || !val->constant) return NULL;
+    if (val->unaligned) {
+        size_t bytes = tensor_bytes(val->constant);
+        void *copy = bytes == SIZE_MAX ? NULL : graph_alloc(g, bytes ? bytes : 1);
+        if (!copy) return NULL;
+        memcpy(copy, val->unaligned, bytes);
+        core_discard_pages((void *)val->unaligned, bytes); /* the file's pages are not read again */
+        val->constant->data = copy;
+        val->unaligned = NULL;
+    }
+    return val->constant->data;
 }
 
 lens_status graph_set_constant(graph *g, const char *name, const tensor *t) {
@@ -139,10 +161,19 @@ lens_status graph_set_constant(graph *g, const char *name, const tensor *t) {
     *c = *t;
     graph_value *val = &g->values[v];
     val->constant = c;
+    val->unaligned = NULL;
     val->dtype = t->dtype;
     val->rank = t->rank;
     memcpy(val->dims, t->dims, sizeof val->dims);
     return LENS_OK;
+}
+
+lens_status graph_set_unaligned_constant(graph *g, const char *name, const tensor *t, const void *bytes) {
+    tensor shape = *t;
+    shape.data = NULL;
+    lens_status st = graph_set_constant(g, name, &shape);
+    if (!st) g->values[graph_value_find(g, name)].unaligned = bytes;
+    return st;
 }
 
 static lens_status set_type(graph_value *v, lens_dtype dtype, int rank, const int64_t *dims) {

@@ -17,6 +17,10 @@ typedef struct graph_value {
     /* Non-NULL for initializers and folded constants; its data is owned by the graph (arena or file mapping), and
      * NULL (shape only) once graph_drop_constant_data has dropped it. */
     tensor *constant;
+    /* Non-NULL while the constant's bytes lie misaligned in a mapping the graph keeps (ONNX raw_data sits at any
+     * byte offset): constant->data stays NULL until graph_constant_data() copies them to aligned graph memory.
+     * Weights that nodes pack when they are prepared are read from here (graph_plan_create) and never copied. */
+    const void *unaligned;
     int producer; /* node index, or -1 for graph inputs and constants */
 } graph_value;
 
@@ -82,6 +86,14 @@ int graph_value_find(const graph *g, const char *name);
 /* Adds or replaces a constant (initializer). t is copied shallowly: t->data must stay valid as long as the graph
  * (arena memory or a registered mapping). */
 lens_status graph_set_constant(graph *g, const char *name, const tensor *t);
+/* The same for a constant whose bytes (tensor_bytes(t) of them, t->data ignored) lie at a misaligned address of a
+ * mapping the graph keeps; see graph_value.unaligned. */
+lens_status graph_set_unaligned_constant(graph *g, const char *name, const tensor *t, const void *bytes);
+/* The data of constant v, copied into aligned graph memory first if it was still unaligned; NULL when v is no
+ * constant or its data was dropped (graph_drop_constant_data). Passes call it before they read a constant's data. */
+void *graph_constant_data(graph *g, int v);
+/* Whether constant v still has data, aligned or not. */
+int graph_constant_has_data(const graph *g, int v);
 /* Declares a graph input. dims[i] < 0 marks a dynamic dimension; rank -1 = unknown. */
 lens_status graph_add_input(graph *g, const char *name, lens_dtype dtype, int rank, const int64_t *dims);
 /* Declares a graph output (type optional: rank -1 when unknown). */
@@ -134,6 +146,7 @@ lens_status graph_fuse_attention(graph *g, const graph_plan *probe);
  * v is no graph output, so that weights are resident once, in their packed form. Plans made before keep the old
  * pointer, but only nodes that took v read it, and they read their state instead. */
 void graph_drop_constant_data(graph *g, int v);
+/* The same for a constant still unaligned: forgets the bytes and drops their pages from the resident set. */
 
 /* Parameter count and bytes of all constants. */
 void graph_weight_stats(const graph *g, int64_t *params, size_t *bytes);

@@ -174,24 +174,76 @@ static lens_status lay_out_arena(graph_plan *p, const int *birth, const int *dea
 
 /* ---- Prepare ---------------------------------------------------------------------------------------------------- */
 
+#define PREPARE_MAX_INPUTS 32 /* taken_inputs has one bit per input */
+
 typedef struct prepare_job {
     graph_plan *p;
     const int *steps;     /* steps whose node prepares */
     atomic_int *pending;  /* per value: reads of its data not yet taken into some node's state */
     lens_status *status;  /* per step */
     char (*message)[240]; /* per step: the worker's error message */
+    /* per thread: where unaligned constants (graph_value.unaligned) are copied for the prepare that reads them;
+     * reused from node to node, so only the largest weight's worth of fresh pages is touched per thread */
+    char **copy;
+    size_t *copy_bytes;
 } prepare_job;
+
+/* Whether input k of n is a constant still unaligned in the file (the plan leaves those without data until they
+ * are prepared). */
+static int unaligned_input(const graph *g, const graph_node *n, int k) {
+    return n->inputs[k] >= 0 && g->values[n->inputs[k]].unaligned != NULL;
+}
+
+/* Points in[k] at aligned copies of n's unaligned constant inputs, made in this thread's buffer. */
+static lens_status copy_unaligned_inputs(const prepare_job *job, const graph_node *n, int thread, tensor *local,
+                                         const tensor **in) {
+    const graph *g = job->p->g;
+    size_t need = 0;
+    for (int k = 0; k < n->n_inputs; k++)
+        if (unaligned_input(g, n, k)) need += (tensor_bytes(g->values[n->inputs[k]].constant) + 63) & ~(size_t)63;
+    if (!need) return LENS_OK;
+    if (need > job->copy_bytes[thread]) {
+        core_aligned_free(job->copy[thread]);
+        job->copy_bytes[thread] = 0;
+        if (!(job->copy[thread] = core_aligned_alloc(need))) return oom();
+        job->copy_bytes[thread] = need;
+    }
+    char *at = job->copy[thread];
+    for (int k = 0; k < n->n_inputs; k++) {
+        if (!unaligned_input(g, n, k)) continue;
+        const graph_value *val = &g->values[n->inputs[k]];
+        size_t bytes = tensor_bytes(val->constant);
+        memcpy(at, val->unaligned, bytes);
+        core_discard_pages((void *)val->unaligned, bytes); /* the file's pages: read again only if another node does */
+        local[k] = *in[k];
+        local[k].data = at;
+        in[k] = &local[k];
+        at += (bytes + 63) & ~(size_t)63;
+    }
+    return LENS_OK;
+}
 
 /* Prepares one node and drops each constant it took once no reader is left that needs its data: the last taker
  * drops it, so no other thread can be reading it. */
 static void prepare_task(void *ctx, int64_t i, int thread) {
-    (void)thread;
     const prepare_job *job = ctx;
     graph_plan *p = job->p;
     const plan_step *step = &p->steps[job->steps[i]];
     graph_node *n = &p->g->nodes[step->node];
-    op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = (const tensor *const *)step->inputs,
-                    .n_outputs = n->n_outputs, .outputs = (tensor *const *)step->outputs};
+    /* the plan gives unaligned constants no data; only nodes with at most PREPARE_MAX_INPUTS inputs read them here */
+    const tensor *in[PREPARE_MAX_INPUTS];
+    tensor local[PREPARE_MAX_INPUTS];
+    const tensor *const *inputs = (const tensor *const *)step->inputs;
+    if (n->n_inputs <= PREPARE_MAX_INPUTS) {
+        memcpy(in, step->inputs, (size_t)n->n_inputs * sizeof *in);
+        if ((job->status[i] = copy_unaligned_inputs(job, n, thread, local, in))) {
+            snprintf(job->message[i], sizeof job->message[i], "%s", core_last_error());
+            return;
+        }
+        inputs = in;
+    }
+    op_call call = {.node = &n->op, .n_inputs = n->n_inputs, .inputs = inputs, .n_outputs = n->n_outputs,
+                    .outputs = (tensor *const *)step->outputs};
     void *state = NULL;
     if ((job->status[i] = n->def->prepare(&call, &state))) {
         snprintf(job->message[i], sizeof job->message[i], "%s", core_last_error());
@@ -202,7 +254,9 @@ static void prepare_task(void *ctx, int64_t i, int thread) {
     n->prepared = 1;
     for (int k = 0; k < n->n_inputs && k < 32; k++) {
         int v = n->inputs[k];
-        if (v < 0 || !(n->taken_inputs >> k & 1) || p->kind[v] != VALUE_CONSTANT || !p->t[v].data) continue;
+        if (v < 0 || !(n->taken_inputs >> k & 1) || p->kind[v] != VALUE_CONSTANT ||
+            (!p->t[v].data && !p->g->values[v].unaligned))
+            continue;
         if (atomic_fetch_sub(&job->pending[v], 1) == 1) {
             graph_drop_constant_data(p->g, v);
             p->t[v].data = NULL;
@@ -216,7 +270,7 @@ static void prepare_task(void *ctx, int64_t i, int thread) {
 static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
     graph *g = p->g;
     prepare_job job = {p, steps, calloc((size_t)g->n_values + 1, sizeof(atomic_int)),
-                       calloc((size_t)n_steps + 1, sizeof(lens_status)), calloc((size_t)n_steps + 1, sizeof *job.message)};
+                       calloc((size_t)n_steps + 1, sizeof(lens_status)), calloc((size_t)n_steps + 1, sizeof *job.message), NULL, NULL};
     lens_status st = LENS_OK;
     if (!job.pending || !job.status || !job.message) st = oom();
     for (int v = 0; !st && v < g->n_values; v++) atomic_init(&job.pending[v], 0);
@@ -229,6 +283,10 @@ static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
                 atomic_fetch_add(&job.pending[n->inputs[k]], 1);
     }
     for (int i = 0; !st && i < g->n_outputs; i++) atomic_fetch_add(&job.pending[g->outputs[i]], 1);
+    int threads = core_pool_size(p->pool);
+    job.copy = calloc((size_t)threads, sizeof *job.copy);
+    job.copy_bytes = calloc((size_t)threads, sizeof *job.copy_bytes);
+    if (!st && (!job.copy || !job.copy_bytes)) st = oom();
     if (!st) core_pool_run(p->pool, n_steps, prepare_task, &job);
     for (int i = 0; !st && i < n_steps; i++)
         if (job.status[i]) {
@@ -236,6 +294,14 @@ static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
             st = core_fail(job.status[i], "%s: %s: %s", g->source,
                            graph_node_label(&g->nodes[p->steps[steps[i]].node], label, sizeof label), job.message[i]);
         }
+    /* unaligned constants that some reader did not take (a depthwise Conv's weights) are read as they are at run
+     * time: copy them now */
+    for (int v = 0; !st && v < g->n_values; v++)
+        if (p->kind[v] == VALUE_CONSTANT && g->values[v].unaligned && !(p->t[v].data = graph_constant_data(g, v)))
+            st = oom();
+    for (int t = 0; job.copy && t < threads; t++) core_aligned_free(job.copy[t]);
+    free(job.copy);
+    free(job.copy_bytes);
     free(job.pending);
     free(job.status);
     free(job.message);
@@ -295,6 +361,18 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
         goto done;
     }
     for (int v = 0; v < p->n_slots; v++) root[v] = v;
+    /* A constant still unaligned in the file stays without data while every reader will be prepared (and may pack
+     * it, read through a copy, see prepare_task); otherwise it is copied to aligned memory now. */
+    for (int i = 0; !st && i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        int preparing = n->def && n->def->prepare && !n->prepared && n->n_inputs <= PREPARE_MAX_INPUTS;
+        for (int k = 0; !st && k < n->n_inputs; k++)
+            if (!preparing && unaligned_input(g, n, k) && !graph_constant_data(g, n->inputs[k])) st = oom();
+    }
+    for (int i = 0; !st && i < g->n_outputs; i++)
+        if (g->values[g->outputs[i]].unaligned && !graph_constant_data(g, g->outputs[i])) st = oom();
+    if (st) goto done;
     for (int v = 0; v < g->n_values; v++)
         if (g->values[v].constant) {
             p->t[v] = *g->values[v].constant;

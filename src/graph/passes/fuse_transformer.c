@@ -38,7 +38,7 @@ static graph_node *producer_of(graph *g, int v, const char *op_type) {
 static const tensor *float_constant(const graph *g, const graph_node *n, int k) {
     if (k >= n->n_inputs || n->inputs[k] < 0) return NULL;
     const tensor *t = g->values[n->inputs[k]].constant;
-    return t && t->dtype == LENS_DTYPE_FLOAT32 && t->data ? t : NULL;
+    return t && t->dtype == LENS_DTYPE_FLOAT32 && graph_constant_has_data(g, n->inputs[k]) ? t : NULL;
 }
 
 static int is_node(const graph_node *n, const char *op_type, int n_inputs) {
@@ -140,6 +140,9 @@ static lens_status fold_scale(graph *g, graph_node *mul) {
         const tensor *bias = mm->n_inputs == 3 ? float_constant(g, mm, 2) : NULL;
         if ((mm->n_inputs == 3 && !bias) || !per_channel(gamma, rank, axis, w->dims[1])) continue;
         int64_t k_dim = w->dims[0], n_dim = w->dims[1];
+        if (!graph_constant_data(g, mm->inputs[1]) || !graph_constant_data(g, mul->inputs[1 - side]) ||
+            (bias && !graph_constant_data(g, mm->inputs[2])))
+            return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding a scale");
         const float *gd = gamma->data, *wd = w->data;
         tensor nw = *w, nb = bias ? *bias : (tensor){0};
         float *wn = graph_alloc(g, tensor_bytes(w)), *bn = bias ? graph_alloc(g, tensor_bytes(bias)) : NULL;
