@@ -1,7 +1,14 @@
 /* pool.c — a persistent fork-join thread pool. Workers sleep on a condition variable between jobs; tasks are handed
- * out through an atomic counter so uneven tasks balance themselves. No thread is created per job. */
+ * out one at a time, so uneven tasks balance themselves. No thread is created per job.
+ *
+ * The caller waits for the job's tasks, not for the workers: a worker that has not claimed a task by the time the
+ * others have taken them all is not waited for. On a VM whose vCPU is preempted, or a core shared with another
+ * process, a sleeping or descheduled worker would otherwise hold up every op until the scheduler runs it again
+ * (ResNet-50, 2 threads, a busy loop pinned to one of the two cores: 34 -> 123 ms per run when each op waited for
+ * both workers to check in). */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,19 +17,26 @@
 
 #include "core.h"
 
+/* The ticket: the job's number in the high 32 bits, the next unclaimed task in the low 32. TICKET_CLOSED in the
+ * low half marks a job whose fields are being rewritten. */
+#define TICKET_CLOSED 0xffffffffu
+#define TICKET_MAX_TASKS ((int64_t)TICKET_CLOSED - 1)
+
 struct core_pool {
     int n_threads;
     pthread_t *threads;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
-    atomic_uint_fast64_t generation; /* bumped for each job, under lock */
+    atomic_uint_fast64_t generation; /* bumped for each job, under lock; workers sleep until it moves */
     int stopping;
-    /* the current job: written before generation is bumped */
-    core_task_fn fn;
-    void *ctx;
-    int64_t n_tasks;
-    atomic_int_fast64_t next_task;
-    atomic_int active; /* workers still inside the current job */
+    /* The current job. Its fields are written between the ticket's close and its reopening (a seqlock: a worker
+     * reads them, then checks the ticket is unchanged before claiming a task with it). */
+    atomic_uint_fast64_t ticket;
+    _Atomic(core_task_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_int_fast64_t n_tasks;
+    atomic_int_fast64_t finished; /* tasks of the current job run to completion */
+    int caller_sleeping;          /* under lock: the caller waits on done */
 };
 
 /* Between ops, workers and the caller spin this many rounds before sleeping: a model runs dozens of short ops back to
@@ -37,12 +51,34 @@ static inline void cpu_relax(void) {
 
 static _Thread_local int in_pool_task;
 
+/* Claims and runs tasks of whatever job is current until none is left unclaimed. */
 static void run_tasks(core_pool *pool, int thread) {
     in_pool_task = 1;
+    uint64_t t = atomic_load_explicit(&pool->ticket, memory_order_acquire);
     for (;;) {
-        int64_t t = atomic_fetch_add(&pool->next_task, 1);
-        if (t >= pool->n_tasks) break;
-        pool->fn(pool->ctx, t, thread);
+        uint32_t task = (uint32_t)t;
+        if (task == TICKET_CLOSED) break;
+        core_task_fn fn = atomic_load_explicit(&pool->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&pool->ctx, memory_order_relaxed);
+        int64_t n = atomic_load_explicit(&pool->n_tasks, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        uint64_t again = atomic_load_explicit(&pool->ticket, memory_order_relaxed);
+        if (again != t) { /* claimed by another thread, or a new job: read again */
+            t = again;
+            continue;
+        }
+        if ((int64_t)task >= n) break;
+        /* the ticket was t when the fields were read: the claim succeeds only if it still is */
+        if (!atomic_compare_exchange_weak_explicit(&pool->ticket, &t, t + 1, memory_order_acquire,
+                                                   memory_order_acquire))
+            continue;
+        fn(ctx, task, thread);
+        if (atomic_fetch_add_explicit(&pool->finished, 1, memory_order_acq_rel) + 1 == n) {
+            pthread_mutex_lock(&pool->lock);
+            if (pool->caller_sleeping) pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->lock);
+        }
+        t = atomic_load_explicit(&pool->ticket, memory_order_acquire);
     }
     in_pool_task = 0;
 }
@@ -71,11 +107,6 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&pool->lock);
         if (stop) break;
         run_tasks(pool, wa.index);
-        if (atomic_fetch_sub(&pool->active, 1) == 1) {
-            pthread_mutex_lock(&pool->lock);
-            pthread_cond_signal(&pool->done);
-            pthread_mutex_unlock(&pool->lock);
-        }
     }
     return NULL;
 }
@@ -155,7 +186,7 @@ int core_pool_size(const core_pool *pool) { return pool ? pool->n_threads : 1; }
 
 void core_pool_run(core_pool *pool, int64_t n_tasks, core_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
-    if (!pool || pool->n_threads == 1 || n_tasks == 1 || in_pool_task) {
+    if (!pool || pool->n_threads == 1 || n_tasks == 1 || n_tasks > TICKET_MAX_TASKS || in_pool_task) {
         int was = in_pool_task;
         in_pool_task = 1;
         for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
@@ -163,19 +194,25 @@ void core_pool_run(core_pool *pool, int64_t n_tasks, core_task_fn fn, void *ctx)
         return;
     }
     pthread_mutex_lock(&pool->lock);
-    pool->fn = fn;
-    pool->ctx = ctx;
-    pool->n_tasks = n_tasks;
-    atomic_store(&pool->next_task, 0);
-    atomic_store(&pool->active, pool->n_threads - 1);
+    uint64_t job = (uint64_t)(uint32_t)(atomic_load(&pool->generation) + 1) << 32;
+    atomic_store_explicit(&pool->ticket, job | TICKET_CLOSED, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&pool->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&pool->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&pool->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&pool->finished, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->ticket, job, memory_order_release);
     atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     run_tasks(pool, 0);
-    for (int spins = 0; atomic_load(&pool->active) > 0 && spins < SPIN_ROUNDS; spins++) cpu_relax();
-    if (atomic_load(&pool->active) > 0) {
+    /* every task is claimed: wait for those still running on other threads */
+    for (int spins = 0; atomic_load(&pool->finished) < n_tasks && spins < SPIN_ROUNDS; spins++) cpu_relax();
+    if (atomic_load(&pool->finished) < n_tasks) {
         pthread_mutex_lock(&pool->lock);
-        while (atomic_load(&pool->active) > 0) pthread_cond_wait(&pool->done, &pool->lock);
+        pool->caller_sleeping = 1;
+        while (atomic_load(&pool->finished) < n_tasks) pthread_cond_wait(&pool->done, &pool->lock);
+        pool->caller_sleeping = 0;
         pthread_mutex_unlock(&pool->lock);
     }
 }

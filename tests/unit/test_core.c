@@ -21,6 +21,45 @@ static void nested_task(void *ctx, int64_t task, int thread) {
     atomic_fetch_add(&hits[500 + task], 1);
 }
 
+/* Many short jobs back to back, as a model's ops are: every task of every job runs once, with a thread index no
+ * other task holds at the same time, and a job's tasks are all done when core_pool_run returns (workers that
+ * arrive late must not run a task of a finished job, nor claim one of the next twice). */
+typedef struct stress_job {
+    int job;
+    atomic_int *runs;     /* per task of this job */
+    atomic_int *in_use;   /* per thread index */
+    atomic_int *overlaps; /* thread index held by two tasks at once */
+} stress_job;
+
+static void stress_task(void *ctx, int64_t task, int thread) {
+    stress_job *j = ctx;
+    if (atomic_exchange(&j->in_use[thread], 1)) atomic_fetch_add(j->overlaps, 1);
+    if (task % 3 == 0) /* uneven tasks, so that threads race for the last ones */
+        for (volatile int spin = 0; spin < 200 * (j->job % 7); spin++) {}
+    atomic_fetch_add(&j->runs[task], 1);
+    atomic_store(&j->in_use[thread], 0);
+}
+
+static void test_pool_stress(void) {
+    for (int threads = 2; threads <= 4; threads++) {
+        core_pool *pool;
+        CHECK(core_pool_create(threads, &pool) == LENS_OK);
+        static atomic_int runs[16], in_use[4];
+        atomic_int overlaps = 0;
+        int wrong = 0, jobs = 20000;
+        for (int job = 0; job < jobs; job++) {
+            int n = 2 + job % 15;
+            for (int t = 0; t < 16; t++) atomic_store(&runs[t], 0);
+            stress_job j = {job, runs, in_use, &overlaps};
+            core_pool_run(pool, n, stress_task, &j);
+            for (int t = 0; t < 16; t++) wrong += atomic_load(&runs[t]) != (t < n);
+        }
+        CHECK_MSG(wrong == 0, "%d threads: %d tasks ran a wrong number of times", threads, wrong);
+        CHECK(atomic_load(&overlaps) == 0);
+        core_pool_free(pool);
+    }
+}
+
 static void test_pool(void) {
     CHECK(core_pool_create(3, &shared_pool) == LENS_OK);
     CHECK(core_pool_size(shared_pool) == 3);
@@ -98,6 +137,7 @@ static void test_graph_names(void) {
 
 int main(void) {
     test_pool();
+    test_pool_stress();
     test_half();
     test_errors_and_sizes();
     test_arena();
