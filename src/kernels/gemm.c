@@ -252,6 +252,7 @@ static int tile_act(const kern_activation *act) {
  * and +1.4%; 512 x 49 x 4608 and 1024 x 196 x 512 +1..2%. */
 #define GEMM_A_L2_PREFETCH_MIN_BYTES ((size_t)1 << 20)
 
+/* gemm_block's L2 prefetch of the next panel of packed B (kern_gemm_tile.b_prefetch_l2) is for B larger than this. */
 #define GEMM_B_L2_PREFETCH_MIN_BYTES ((size_t)1 << 20)
 
 /* C[m0:m1, n0:n1] (m0 a multiple of mr, n0 of nr). abuf holds an mc x kc block of A, bbuf one kc x nr panel of B.
@@ -277,7 +278,8 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
     /* Likewise packed B too large for L2 (a MatMul's weight) and cut into K blocks: a block's slices of successive
      * column panels lie K * nr floats apart, not one after the other, so the hardware prefetcher does not run ahead
      * into the next one. The first tile of each column panel fetches the next panel's slice into L2 while the
-     * panel's other tiles run (197 x 768 x 3072, weights from memory: -3.8% on one thread). With K in one block
+     * panel's other tiles run (weights from memory, one thread, thread CPU time: ViT's 197 x 768 x 3072 8.80 -> 8.47 ms,
+ * ConvNeXt-T's 49 x 768 x 3072 2.58 -> 2.22 ms and 196 x 384 x 1536 2.15 -> 2.09 ms). With K in one block
      * the panels form one stream, which the hardware already follows: there it gained nothing (197 x 3072 x 768)
      * or cost 1% (197 x 2304 x 768). */
     const size_t b_pf = j->b_packed && j->kc < K && K * j->N * sizeof(float) > GEMM_B_L2_PREFETCH_MIN_BYTES &&
@@ -352,8 +354,7 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
 /* ---- Per-thread workspace -------------------------------------------------------------------------------------- */
 
 /* Each thread that runs GEMM tasks keeps its packing buffer for its lifetime: grown to the largest block it has
- * needed (at most mc x kc + kc x nr floats of the largest kernel, under 450 KiB; a calling thread's also holds the
- * A that prepack_a packs for all threads, up to GEMM_PREPACK_A_MAX_BYTES), never shrunk, freed by a thread-key
+ * needed (at most mc x kc + kc x nr floats of the largest kernel, under 450 KiB), never shrunk, freed by a thread-key
  * destructor when the thread exits. A steady-state GEMM allocates nothing. */
 static pthread_key_t workspace_key;
 static pthread_once_t workspace_once = PTHREAD_ONCE_INIT;
@@ -468,43 +469,6 @@ static void gemm_no_k(size_t M, size_t N, float beta, float *C, size_t ldc, cons
     }
 }
 
-/* The largest op(A) gemm_run packs once for all tasks (see prepack_a). */
-#define GEMM_PREPACK_A_MAX_BYTES ((size_t)16 << 20)
-
-typedef struct prepack_job {
-    const gemm_job *j;
-    float *dst;
-} prepack_job;
-
-/* Task p packs micro-panel p (rows p*mr..) of op(A), all of K, into the layout of a kern_packed_a. */
-static void prepack_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
-    const prepack_job *pj = ctx;
-    const gemm_job *j = pj->j;
-    const size_t mr = j->kern->mr, i0 = (size_t)task * mr;
-    pack_a(j->kern, j->trans_a, j->A, j->lda, i0, min_size(mr, j->M - i0), 0, j->K, j->alpha,
-           pj->dst + (size_t)task * j->K * mr, j->K * mr);
-}
-
-/* With C split over columns, every column of tasks packs the same rows of A for itself: on two threads each thread
- * packs all of A for half the FMAs (ViT's 197 x 768 x 3072 MLP projection, whose rows 3072 floats apart must be
- * packed: 7% of a thread's time). Packing A once, its micro-panels shared out over the threads, then running the
- * product on the packed copy does that work once. The copy lives in the calling thread's workspace, which the tasks
- * then do not use (A and B both packed: no scratch). Returns whether A was packed. */
-static int prepack_a(core_pool *pool, gemm_job *j) {
-    const size_t mr = j->kern->mr, panels = div_up(j->M, mr);
-    size_t floats;
-    if (j->a_packed || j->direct_a || !j->b_packed || j->grid_n < 2 || !core_mul_size(panels * mr, j->K, &floats) ||
-        floats > GEMM_PREPACK_A_MAX_BYTES / sizeof(float))
-        return 0;
-    float *dst = workspace_get(floats);
-    if (!dst) return 0;
-    prepack_job pj = {j, dst};
-    core_pool_run(pool, (int64_t)panels, prepack_task, &pj);
-    j->a_packed = dst;
-    return 1;
-}
-
 static void gemm_run(core_pool *pool, gemm_job *j) {
     if (j->M == 0 || j->N == 0) return;
     if (j->K == 0) {
@@ -521,7 +485,6 @@ static void gemm_run(core_pool *pool, gemm_job *j) {
      * time instead of all M rows per panel, and the stores stream (cold C: 61 -> 79 GFLOP/s on 96 x 12544 x 16).
      * B is then read per tile, not copied: cheap while it is K rows. Longer K (24 on 144 x 3136) gains nothing. */
     if (j->K <= 16 && j->tile_m > 2 * kern->mr && j->tile_n >= 2048) j->mc = kern->mr;
-    if (threads > 1) prepack_a(pool, j);
     size_t tasks = div_up(j->M, j->tile_m) * j->grid_n;
     j->scratch_a = j->a_packed || j->direct_a ? 0 : round_up(j->mc * j->kc, 16);
     j->scratch_b = j->b_packed ? 0 : round_up(j->kc * kern->nr, 16);
