@@ -26,6 +26,10 @@ typedef struct kern_gemm_tile {
      * weights, read linearly across calls, fetch a fixed number of steps ahead; the GEMM driver's packed A fetches
      * the next micro-panel (K * mr floats on). A wasted issue slot per step elsewhere. */
     size_t a_prefetch_l2;
+    /* packed b only, AVX-512 kernel only: when not 0, each step also prefetches its B lines this many bytes ahead into
+     * L2. The GEMM driver sets it on the first tile of a column panel of a large packed B (a weight that streams from
+     * memory) to fetch the next panel, which the tiles below then give it time to arrive. */
+    size_t b_prefetch_l2;
 } kern_gemm_tile;
 
 /* Where a micro-kernel reads B from. Packed: kc groups of NR floats (padding columns zero). Direct (ldb != 0):

@@ -343,6 +343,11 @@ static void test_transpose(void) {
     check_transpose(4, DIMS(1, 64, 56, 56), p0231, LENS_DTYPE_FLOAT32, pool2);
     check_transpose(4, DIMS(1, 56, 56, 64), p0312, LENS_DTYPE_FLOAT32, pool2);
     check_transpose(4, DIMS(2, 12, 197, 64), p0213, LENS_DTYPE_FLOAT32, pool2);
+    /* from 128 KiB up (ConvNeXt-T's later stages, a ragged one) */
+    check_transpose(4, DIMS(1, 14, 14, 384), p0312, LENS_DTYPE_FLOAT32, pool2);
+    check_transpose(4, DIMS(1, 7, 7, 768), p0312, LENS_DTYPE_FLOAT32, pool2);
+    check_transpose(4, DIMS(1, 13, 11, 233), p0312, LENS_DTYPE_FLOAT32, pool2);
+    check_transpose(4, DIMS(1, 233, 13, 11), p0231, LENS_DTYPE_FLOAT32, pool2);
     check_transpose(2, DIMS(513, 300), p10, LENS_DTYPE_INT64, pool2);
 
     int64_t bad_perm[] = {0, 0};

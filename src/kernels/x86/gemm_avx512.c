@@ -77,7 +77,7 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
             if (vecs > 1) _mm_prefetch((const char *)(t->c_in + (size_t)i * t->ldc_in + 16), _MM_HINT_T0);
         }
     }
-    const size_t pf_l2 = direct_a ? 0 : t->a_prefetch_l2;
+    const size_t pf_l2 = direct_a ? 0 : t->a_prefetch_l2, pf_b = direct ? 0 : t->b_prefetch_l2;
     size_t k = 0;
     /* Short rows leave the FMA latency exposed; a second accumulator set over odd k hides it. */
     if (rows <= 2) {
@@ -119,6 +119,10 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
          * flat elsewhere). The address is formed as an integer: it may lie past the panel. */
         if (!direct_a) _mm_prefetch((const char *)((uintptr_t)a + A_PREFETCH_BYTES), _MM_HINT_T0);
         if (pf_l2) _mm_prefetch((const char *)((uintptr_t)a + pf_l2), _MM_HINT_T1);
+        if (pf_b) { /* one step of B is NR floats, two lines */
+            _mm_prefetch((const char *)((uintptr_t)b + pf_b), _MM_HINT_T1);
+            _mm_prefetch((const char *)((uintptr_t)b + pf_b + 64), _MM_HINT_T1);
+        }
         load_b(vecs, direct, b, copy, m0, m1, &b0, &b1);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
