@@ -90,9 +90,10 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
     lens_status st;
     if ((st = check_float(x, "X")) || (st = check_float(w, "W"))) return st;
     if (b && (st = check_float(b, "B"))) return st;
-    char sx[96], sw[96], sb[96];
-    tensor_shape_string(x, sx, sizeof sx);
-    tensor_shape_string(w, sw, sizeof sw);
+    /* the shapes are formatted only for an error message: this runs on every run of every Conv */
+    char sx_buf[96], sw_buf[96], sb[96];
+#define sx tensor_shape_string(x, sx_buf, sizeof sx_buf)
+#define sw tensor_shape_string(w, sw_buf, sizeof sw_buf)
     if (x->rank < 3 || x->rank > 5)
         return core_fail(LENS_ERR_UNSUPPORTED, "Conv input X %s: only 1-D, 2-D and 3-D convolutions are supported", sx);
     if (w->rank != x->rank)
@@ -234,6 +235,8 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
         }
     }
     g->slot_bytes = (g->slot_bytes + 63) & ~(size_t)63;
+#undef sx
+#undef sw
     return LENS_OK;
 }
 
