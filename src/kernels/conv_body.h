@@ -190,7 +190,10 @@ static inline void conv_zero(float *d, int64_t n) {
  * depends only on the kernel column j, so it is worked out once per call for every j. Replaces a per-row set-up
  * (tap range, zero runs, gather with a masked tail) that cost more than the copy on 28- and 14-wide rows: ResNet-50
  * layer2.0.conv2 (3x3 s2, 56 -> 28) spent 23% of its time in im2col. */
-#define CONV_S2_MAX_CHUNKS 8 /* output rows up to 128 wide */
+/* Only for rows of up to 32 columns: on wider rows the plain gather's whole unmasked vectors win (im2col alone, hot:
+ * 3x3 on 56 -> 28 0.289 -> 0.254 ms, 28 -> 14 0.198 -> 0.170, 14 -> 7 0.150 -> 0.126, 1x1 56 -> 28 0.069 -> 0.063;
+ * but 112 -> 56 0.465 -> 0.493 and conv1's 7x7 224 -> 112 0.369 -> 0.41). */
+#define CONV_S2_MAX_CHUNKS 2
 #define CONV_S2_MAX_KW 8
 typedef struct conv_s2_chunk {
     __m512i idx;                  /* lane l: the float of the 32 loaded from start that output column 16 q + l reads */

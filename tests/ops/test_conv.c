@@ -244,15 +244,16 @@ static void test_kernels(const char *isa) {
     CHECK(cases > 1000);
 }
 
-/* kern_im2col against direct indexing on rows wider than the small geometries above reach: the stride-2 whole-row
- * path with 2..9 chunks of 16 columns (9 is past its limit, as is a 9-wide kernel), conv1's 7x7 pad 3, padding on
+/* kern_im2col against direct indexing on rows wider than the small geometries above reach: stride-2 rows on both
+ * sides of the whole-row path's limit (32 columns; a 9-wide kernel is past it too), conv1's 7x7 pad 3, padding on
  * both sides, dilation, a 1x1 subsample, odd input widths; each over the whole matrix, a window from a row start and
  * one from the middle of a row, and rows taken from the middle of the matrix. */
 static void test_im2col_wide(const char *isa) {
     static const int64_t geoms[][6] = {
         /* h, w, kernel, stride, dilation, pad */
         {11, 224, 7, 2, 1, 3}, {9, 56, 3, 2, 1, 1}, {5, 56, 1, 2, 1, 0}, {7, 257, 3, 2, 1, 1}, {4, 261, 3, 2, 1, 1},
-        {6, 97, 5, 2, 2, 4},   {5, 120, 9, 2, 1, 4}, {3, 40, 3, 2, 1, 0}, {6, 33, 4, 2, 1, 2}, {8, 72, 3, 1, 1, 1}};
+        {6, 97, 5, 2, 2, 4},   {5, 120, 9, 2, 1, 4}, {3, 40, 3, 2, 1, 0}, {6, 33, 4, 2, 1, 2}, {8, 72, 3, 1, 1, 1},
+        {7, 63, 3, 2, 1, 1},   {7, 65, 3, 2, 1, 1},  {9, 64, 2, 2, 1, 0}};
     int failures = 0;
     for (size_t g = 0; g < sizeof geoms / sizeof *geoms; g++) {
         int64_t h = geoms[g][0], w = geoms[g][1], k = geoms[g][2], s = geoms[g][3], d = geoms[g][4], p = geoms[g][5];
