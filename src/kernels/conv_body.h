@@ -183,36 +183,101 @@ static inline void conv_zero(float *d, int64_t n) {
     if (i < n) conv_store_n(d + i, (conv_vec){0}, n - i);
 }
 
+#if CONV_VLEN == 16 && defined(__AVX512F__)
+/* Stride-2 rows, whole output rows at a time. An output row's 16-column chunk q reads at most 32 consecutive input
+ * floats from start (two masked loads that touch only the row's own floats) and picks its columns with one
+ * two-source permute; lanes whose tap falls in the padding are zeroed by the permute's mask. The chunk layout
+ * depends only on the kernel column j, so it is worked out once per call for every j. Replaces a per-row set-up
+ * (tap range, zero runs, gather with a masked tail) that cost more than the copy on 28- and 14-wide rows: ResNet-50
+ * layer2.0.conv2 (3x3 s2, 56 -> 28) spent 23% of its time in im2col. */
+/* Only for rows of up to 32 columns: on wider rows the plain gather's whole unmasked vectors win (im2col alone, hot:
+ * 3x3 on 56 -> 28 0.289 -> 0.254 ms, 28 -> 14 0.198 -> 0.170, 14 -> 7 0.150 -> 0.126, 1x1 56 -> 28 0.069 -> 0.063;
+ * but 112 -> 56 0.465 -> 0.493 and conv1's 7x7 224 -> 112 0.369 -> 0.41). */
+#define CONV_S2_MAX_CHUNKS 2
+#define CONV_S2_MAX_KW 8
+typedef struct conv_s2_chunk {
+    __m512i idx;                  /* lane l: the float of the 32 loaded from start that output column 16 q + l reads */
+    int64_t start;                /* first input float loaded, >= 0 */
+    __mmask16 load0, load1, keep; /* the loads' lanes inside the row; the output lanes with a tap inside it */
+    __mmask16 store;              /* the lanes that are columns of the row */
+} conv_s2_chunk;
+
+/* Fills plan[j * chunks + q] for every kernel column j and chunk q; 0 when the shape is not one it handles. */
+static int conv_s2_plan(const kern_conv_shape *s, conv_s2_chunk *plan) {
+    const int64_t KW = s->kernel[2], IW = s->in[2], OW = s->out[2], chunks = conv_div_ceil(OW, 16);
+    if (s->stride[2] != 2 || KW > CONV_S2_MAX_KW || chunks > CONV_S2_MAX_CHUNKS) return 0;
+    for (int64_t j = 0; j < KW; j++) {
+        int64_t off = j * s->dilation[2] - s->pad[2], lo, hi;
+        conv_tap_columns(off, 2, IW, OW, &lo, &hi);
+        for (int64_t q = 0; q < chunks; q++) {
+            conv_s2_chunk *c = plan + j * chunks + q;
+            int64_t base = 32 * q + off, start = base < 0 ? 0 : base >= IW ? 0 : base;
+            _Alignas(64) int32_t idx[16];
+            unsigned load0 = 0, load1 = 0, keep = 0, store = 0;
+            for (int64_t l = 0; l < 16; l++) {
+                int64_t ow = 16 * q + l;
+                int valid = ow >= lo && ow < hi; /* then 0 <= base + 2 l - start <= 30 */
+                idx[l] = valid ? (int32_t)(base + 2 * l - start) : 0;
+                keep |= (unsigned)valid << l;
+                store |= (unsigned)(ow < OW) << l;
+                load0 |= (unsigned)(start + l < IW) << l;
+                load1 |= (unsigned)(start + 16 + l < IW) << l;
+            }
+            c->idx = _mm512_load_si512(idx);
+            c->start = start;
+            c->load0 = (__mmask16)load0, c->load1 = (__mmask16)load1;
+            c->keep = (__mmask16)keep, c->store = (__mmask16)store;
+        }
+    }
+    return 1;
+}
+#endif
+
 void CONV_FN(kern_im2col_)(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0,
                            int64_t row1, float *dst) {
     const int64_t KD = s->kernel[0], KH = s->kernel[1], KW = s->kernel[2];
     const int64_t ID = s->in[0], IH = s->in[1], IW = s->in[2], OH = s->out[1], OW = s->out[2];
     const int64_t sw = s->stride[2], in_size = ID * IH * IW;
+    /* Everything a row needs that does not depend on its channel is worked out once here: narrow planes make
+     * thousands of rows of 7 or 14 columns, and a dozen divisions per row cost more than moving its floats (ResNet-50
+     * layer4.0.conv2's im2col, 4608 rows of 49 columns: 0.169 -> 0.127 ms alone, hot). */
+    const int64_t p_ow0 = col0 % OW, p_oh = (col0 / OW) % OH, p_od = col0 / (OW * OH);
+    int64_t j = row0 % KW, i = (row0 / KW) % KH, a = (row0 / (KW * KH)) % KD, c = row0 / (KW * KH * KD);
+#define CONV_TAPS_CACHED 16 /* kernel columns whose tap ranges are kept */
+    int64_t tap_lo[CONV_TAPS_CACHED], tap_hi[CONV_TAPS_CACHED];
+    for (int64_t jj = 0; jj < KW && jj < CONV_TAPS_CACHED; jj++)
+        conv_tap_columns(jj * s->dilation[2] - s->pad[2], sw, IW, OW, &tap_lo[jj], &tap_hi[jj]);
+#if CONV_VLEN == 16 && defined(__AVX512F__)
+    conv_s2_chunk s2_plan[CONV_S2_MAX_KW * CONV_S2_MAX_CHUNKS];
+    /* worth its set-up only when the window holds whole output rows */
+    const int s2 = ncols >= OW && conv_s2_plan(s, s2_plan);
+    const int64_t s2_chunks = conv_div_ceil(OW, 16);
+    /* Narrow stride-2 planes (layer3/4 of a ResNet: 14 and 7 wide): where every column's tap lies inside the input
+     * row (lo == 0, hi == OW), a whole output row is one or two masked loads and one two-source permute, and rows of
+     * 8 or fewer make two per vector. */
+    const int narrow = sw == 2 && OW <= 16 ? (2 * OW <= 16 ? 2 : 1) : 0;
+    __m512i narrow_idx = _mm512_setzero_si512();
+    __mmask16 narrow_lo = 0, narrow_hi = 0, narrow_out = 0;
+    if (narrow) {
+        _Alignas(64) int32_t idx[16];
+        for (int l = 0; l < 16; l++) idx[l] = narrow == 2 ? (l < OW ? 2 * l : 16 + 2 * (l - (int)OW)) : 2 * l;
+        narrow_idx = _mm512_load_si512(idx);
+        int64_t need = 2 * OW - 1; /* floats one output row reads, from xr + off */
+        narrow_lo = (__mmask16)((1u << (need < 16 ? need : 16)) - 1);
+        narrow_hi = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1 : 0);
+        narrow_out = (__mmask16)((1u << (narrow * OW)) - 1);
+    }
+#endif
     for (int64_t r = row0; r < row1; r++) {
-        int64_t j = r % KW, i = (r / KW) % KH, a = (r / (KW * KH)) % KD, c = r / (KW * KH * KD);
         const float *xc = x + c * in_size;
         float *d = dst + (r - row0) * ncols;
         int64_t off = j * s->dilation[2] - s->pad[2], lo, hi;
-        conv_tap_columns(off, sw, IW, OW, &lo, &hi);
+        if (j < CONV_TAPS_CACHED) lo = tap_lo[j], hi = tap_hi[j];
+        else conv_tap_columns(off, sw, IW, OW, &lo, &hi);
         int64_t p = col0, end = col0 + ncols;
-        int64_t ow0 = p % OW, oh = (p / OW) % OH, od = p / (OW * OH);
+        int64_t ow0 = p_ow0, oh = p_oh, od = p_od;
 #if CONV_VLEN == 16 && defined(__AVX512F__)
-        /* Narrow stride-2 planes (layer3/4 of a ResNet: 14 and 7 wide) spend more on the per-row set-up below than on
-         * moving floats. Where every column's tap lies inside the input row (lo == 0, hi == OW), a whole output row
-         * is one or two masked loads and one two-source permute, and rows of 8 or fewer make two per vector. */
-        const int rows_per = sw == 2 && lo == 0 && hi == OW && OW <= 16 ? (2 * OW <= 16 ? 2 : 1) : 0;
-        __m512i narrow_idx = _mm512_setzero_si512();
-        __mmask16 narrow_lo = 0, narrow_hi = 0, narrow_out = 0;
-        if (rows_per) {
-            _Alignas(64) int32_t idx[16];
-            for (int l = 0; l < 16; l++)
-                idx[l] = rows_per == 2 ? (l < OW ? 2 * l : 16 + 2 * (l - (int)OW)) : 2 * l;
-            narrow_idx = _mm512_load_si512(idx);
-            int64_t need = 2 * OW - 1; /* floats one output row reads, from xr + off */
-            narrow_lo = (__mmask16)((1u << (need < 16 ? need : 16)) - 1);
-            narrow_hi = (__mmask16)(need > 16 ? (1u << (need - 16)) - 1 : 0);
-            narrow_out = (__mmask16)((1u << (rows_per * OW)) - 1);
-        }
+        const int rows_per = lo == 0 && hi == OW ? narrow : 0;
 #endif
         while (p < end) {
             int64_t n = OW - ow0 < end - p ? OW - ow0 : end - p;
@@ -230,6 +295,27 @@ void CONV_FN(kern_im2col_)(const kern_conv_shape *s, const float *x, int64_t col
                 p += rows_per * OW;
                 oh += rows_per;
                 if (oh == OH) {
+                    oh = 0;
+                    od++;
+                }
+                continue;
+            }
+            if (s2 && ow0 == 0 && n == OW) {
+                if (id < 0 || id >= ID || ih < 0 || ih >= IH) {
+                    conv_zero(d, n);
+                } else {
+                    const float *xr = xc + (id * IH + ih) * IW;
+                    const conv_s2_chunk *ch = s2_plan + j * s2_chunks;
+                    for (int64_t q = 0; q < s2_chunks; q++, ch++) {
+                        __m512 v0 = _mm512_maskz_loadu_ps(ch->load0, xr + ch->start);
+                        __m512 v1 = _mm512_maskz_loadu_ps(ch->load1, xr + ch->start + 16);
+                        _mm512_mask_storeu_ps(d + 16 * q, ch->store,
+                                              _mm512_maskz_permutex2var_ps(ch->keep, v0, ch->idx, v1));
+                    }
+                }
+                d += n;
+                p += n;
+                if (++oh == OH) {
                     oh = 0;
                     od++;
                 }
@@ -259,7 +345,18 @@ void CONV_FN(kern_im2col_)(const kern_conv_shape *s, const float *x, int64_t col
                 od++;
             }
         }
+        if (++j == KW) {
+            j = 0;
+            if (++i == KH) {
+                i = 0;
+                if (++a == KD) {
+                    a = 0;
+                    c++;
+                }
+            }
+        }
     }
+#undef CONV_TAPS_CACHED
 }
 
 /* ---- Depthwise --------------------------------------------------------------------------------------------------- */

@@ -245,6 +245,43 @@ static void test_kernels(const char *isa) {
     CHECK(cases > 1000);
 }
 
+/* kern_im2col against direct indexing on rows wider than the small geometries above reach: stride-2 rows on both
+ * sides of the whole-row path's limit (32 columns; a 9-wide kernel is past it too), conv1's 7x7 pad 3, padding on
+ * both sides, dilation, a 1x1 subsample, odd input widths; each over the whole matrix, a window from a row start and
+ * one from the middle of a row, and rows taken from the middle of the matrix. */
+static void test_im2col_wide(const char *isa) {
+    static const int64_t geoms[][6] = {
+        /* h, w, kernel, stride, dilation, pad */
+        {11, 224, 7, 2, 1, 3}, {9, 56, 3, 2, 1, 1}, {5, 56, 1, 2, 1, 0}, {7, 257, 3, 2, 1, 1}, {4, 261, 3, 2, 1, 1},
+        {6, 97, 5, 2, 2, 4},   {5, 120, 9, 2, 1, 4}, {3, 40, 3, 2, 1, 0}, {6, 33, 4, 2, 1, 2}, {8, 72, 3, 1, 1, 1},
+        {7, 63, 3, 2, 1, 1},   {7, 65, 3, 2, 1, 1},  {9, 64, 2, 2, 1, 0}};
+    int failures = 0;
+    for (size_t g = 0; g < sizeof geoms / sizeof *geoms; g++) {
+        int64_t h = geoms[g][0], w = geoms[g][1], k = geoms[g][2], s = geoms[g][3], d = geoms[g][4], p = geoms[g][5];
+        int64_t span = (k - 1) * d + 1, oh = (h + 2 * p - span) / s + 1, ow = (w + 2 * p - span) / s + 1;
+        int64_t cols = oh * ow, kg = 3 * k * k;
+        kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, s, s}, {1, d, d}, {0, p, p}};
+        float *x = random_array((size_t)(3 * h * w)), *col = malloc((size_t)(kg * cols) * sizeof *col);
+        const int64_t windows[][2] = {{0, cols}, {ow, cols - ow}, {ow / 2 + 1, cols - ow}};
+        for (int win = 0; win < 3; win++) {
+            int64_t c0 = windows[win][0], nc = windows[win][1], r0 = win == 2 ? k : 0, r1 = win == 2 ? kg - 1 : kg;
+            kern_im2col(&sh, x, c0, nc, r0, r1, col);
+            for (int64_t row = r0; row < r1; row++)
+                for (int64_t c = c0; c < c0 + nc; c++) {
+                    int64_t ch = row / (k * k), i = row / k % k, j = row % k;
+                    int64_t ih = c / ow * s - p + i * d, iw = c % ow * s - p + j * d;
+                    float want = ih >= 0 && ih < h && iw >= 0 && iw < w ? x[(ch * h + ih) * w + iw] : 0;
+                    if (col[(row - r0) * nc + c - c0] != want && failures++ < 5)
+                        fprintf(stderr, "%s wide im2col %lldx%lld k%lld s%lld d%lld p%lld window %d: row %lld col %lld\n",
+                                isa, (long long)h, (long long)w, (long long)k, (long long)s, (long long)d,
+                                (long long)p, win, (long long)row, (long long)c);
+                }
+        }
+        free(x), free(col);
+    }
+    CHECK_MSG(failures == 0, "%s: %d wide im2col mismatches", isa, failures);
+}
+
 /* kern_dwconv2d on several channels per call (the channel-blocked kernel of small planes: blocks of 16 and 8 lanes
  * with a partial last block) against the reference: planes 1..17, kernels 3/5/7, strides 1/2, pads either side,
  * bias, residual and activations in turn; and a 7x7 kernel on a plane wider than the register block. */
@@ -597,6 +634,8 @@ int main(void) {
         {1, 160, 14, 14, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},        /* two tiles of 98 */
         {2, 64, 28, 28, 40, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, NULL},          /* downsample, residual */
         {1, 32, 28, 28, 24, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, "Relu"},        /* one plane, 2 tiles */
+        {2, 24, 9, 9, 40, 3, 3, 1, 2, 2, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},          /* weights-heavy */
+        {1, 64, 14, 14, 160, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},         /* weights-heavy 1x1 */
     };
     static const struct { kern_conv_isa isa; const char *name; } isas[] = {
         {KERN_CONV_ISA_AUTO, "auto"},
@@ -610,6 +649,7 @@ int main(void) {
             continue;
         }
         test_kernels(isas[v].name);
+        test_im2col_wide(isas[v].name);
         test_dw_channel_blocks(isas[v].name);
         test_dw_plain_s1(isas[v].name);
         /* the whole op once per build; with every pool/prepare mode on the default one */
