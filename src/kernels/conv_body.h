@@ -787,47 +787,61 @@ static inline __mmask16 conv_dws2_mask(int64_t n) {
     return n >= 16 ? (__mmask16)0xffffu : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
-/* One output row from input rows r0, r1, r2 (r0 and r2 loaded under m0 and m2: empty in the padding). Called with
- * constant full masks for the rows inside the plane, so those need no mask arithmetic. */
-static inline __attribute__((always_inline)) void conv_dws2_row(const float *r0, const float *r1, const float *r2,
-                                                                __mmask16 m0, __mmask16 m2, int64_t W, int64_t OW,
-                                                                const __m512 *wv, __m512 vb, const float *res,
-                                                                int clamp, __m512 vlo, __m512 vhi, float *yr) {
+/* Output rows oh and oh + 1 (the second only if two) from input rows r[k] = 2 * oh - 1 + k, k < 5, loaded under
+ * m[k] (empty in the padding): row 2 * oh + 1 serves both, so its loads and permutes are shared (15 permutes for two
+ * vectors, not 18). Called with constant full masks for the rows inside the plane. */
+static inline __attribute__((always_inline)) void conv_dws2_row2(const float *const *r, const __mmask16 *m, int two,
+                                                                 int64_t W, int64_t OW, const __m512 *wv, __m512 vb,
+                                                                 const float *res, int clamp, __m512 vlo,
+                                                                 __m512 vhi, float *yr) {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    const float *rows[3] = {r0, r1, r2};
-    const __mmask16 rm[3] = {m0, (__mmask16)0xffffu, m2};
-    __m512i prev[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    __m512i prev[5];
+#pragma GCC unroll 5
+    for (int k = 0; k < 5; k++) prev[k] = _mm512_setzero_si512();
     for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
         const int64_t c0 = 2 * ow0;
         const __mmask16 ma = conv_dws2_mask(W - c0), mb = conv_dws2_mask(W - c0 - 16), mo = conv_dws2_mask(OW - ow0);
-        __m512 acc0 = vb, acc1 = _mm512_setzero_ps(); /* two chains of additions */
-#pragma GCC unroll 3
-        for (int i = 0; i < 3; i++) {
-            const __m512 a = _mm512_maskz_loadu_ps(ma & rm[i], rows[i] + c0);
-            const __m512 b = _mm512_maskz_loadu_ps(mb & rm[i], rows[i] + c0 + 16);
+        __m512 acc[6]; /* a chain of additions per tap row and output row */
+#pragma GCC unroll 5
+        for (int k = 0; k < 5; k++) {
+            if (k >= 3 && !two) break;
+            const __m512 a = _mm512_maskz_loadu_ps(ma & m[k], r[k] + c0);
+            const __m512 b = _mm512_maskz_loadu_ps(mb & m[k], r[k] + c0 + 16);
             const __m512 e = _mm512_permutex2var_ps(a, even, b), o = _mm512_permutex2var_ps(a, odd, b);
-            const __m512 l = (__m512)_mm512_alignr_epi32((__m512i)o, prev[i], 15);
-            prev[i] = (__m512i)o;
-            acc0 = _mm512_fmadd_ps(l, wv[i * 3], acc0);
-            acc1 = _mm512_fmadd_ps(e, wv[i * 3 + 1], acc1);
-            acc0 = _mm512_fmadd_ps(o, wv[i * 3 + 2], acc0);
+            const __m512 l = (__m512)_mm512_alignr_epi32((__m512i)o, prev[k], 15);
+            prev[k] = (__m512i)o;
+            if (k < 3) {
+                acc[k] = _mm512_fmadd_ps(l, wv[k * 3], k == 1 ? vb : _mm512_setzero_ps());
+                acc[k] = _mm512_fmadd_ps(e, wv[k * 3 + 1], acc[k]);
+                acc[k] = _mm512_fmadd_ps(o, wv[k * 3 + 2], acc[k]);
+            }
+            if (k >= 2 && two) {
+                const int i = k - 2;
+                acc[3 + i] = _mm512_fmadd_ps(l, wv[i * 3], i == 1 ? vb : _mm512_setzero_ps());
+                acc[3 + i] = _mm512_fmadd_ps(e, wv[i * 3 + 1], acc[3 + i]);
+                acc[3 + i] = _mm512_fmadd_ps(o, wv[i * 3 + 2], acc[3 + i]);
+            }
         }
-        acc0 = _mm512_add_ps(acc0, acc1);
-        if (res) acc0 = _mm512_add_ps(acc0, _mm512_maskz_loadu_ps(mo, res + ow0));
-        if (clamp) acc0 = (__m512)conv_clamp((conv_vec)acc0, (conv_vec)vlo, (conv_vec)vhi);
-        _mm512_mask_storeu_ps(yr + ow0, mo, acc0);
+#pragma GCC unroll 2
+        for (int q = 0; q < 2; q++) {
+            if (q && !two) break;
+            __m512 v = _mm512_add_ps(_mm512_add_ps(acc[3 * q], acc[3 * q + 2]), acc[3 * q + 1]);
+            if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mo, res + q * OW + ow0));
+            if (clamp) v = (__m512)conv_clamp((conv_vec)v, (conv_vec)vlo, (conv_vec)vhi);
+            _mm512_mask_storeu_ps(yr + q * OW + ow0, mo, v);
+        }
     }
 }
 
-/* planes of more than 8 output columns: one output row per vector */
+/* planes of more than 8 output columns: one output row per vector, two rows at a time */
 static __attribute__((noinline)) void conv_dws2_rows(const kern_conv_shape *s, int64_t channels, const float *x,
                                                      const float *w, const float *bias, const float *residual,
                                                      const kern_activation *act, int clamp, float lo, float hi,
                                                      float *y) {
     const int64_t H = s->in[1], W = s->in[2], OH = s->out[1], OW = s->out[2], P = H * W, OP = OH * OW;
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    const __mmask16 full = (__mmask16)0xffffu;
+    const __mmask16 full[5] = {0xffffu, 0xffffu, 0xffffu, 0xffffu, 0xffffu};
     for (int64_t c = 0; c < channels; c++) {
         const float *xc = x + c * P, *rc = residual ? residual + c * OP : NULL;
         float *yc = y + c * OP;
@@ -835,13 +849,23 @@ static __attribute__((noinline)) void conv_dws2_rows(const kern_conv_shape *s, i
 #pragma GCC unroll 9
         for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[c * 9 + t]);
         const __m512 vb = _mm512_set1_ps(bias ? bias[c] : 0.0f);
-        for (int64_t oh = 0; oh < OH; oh++) {
-            const float *r1 = xc + 2 * oh * W, *ro = rc ? rc + oh * OW : NULL;
-            if (oh > 0 && 2 * oh + 1 < H)
-                conv_dws2_row(r1 - W, r1, r1 + W, full, full, W, OW, wv, vb, ro, clamp, vlo, vhi, yc + oh * OW);
-            else /* the first row (row -1 is padding), or the last of an odd height (row H is) */
-                conv_dws2_row(oh ? r1 - W : r1, r1, 2 * oh + 1 < H ? r1 + W : r1, oh ? full : 0,
-                              2 * oh + 1 < H ? full : 0, W, OW, wv, vb, ro, clamp, vlo, vhi, yc + oh * OW);
+        for (int64_t oh = 0; oh < OH; oh += 2) {
+            const float *ro = rc ? rc + oh * OW : NULL;
+            if (oh > 0 && 2 * oh + 3 < H) {
+                const float *r0 = xc + (2 * oh - 1) * W;
+                const float *r[5] = {r0, r0 + W, r0 + 2 * W, r0 + 3 * W, r0 + 4 * W};
+                conv_dws2_row2(r, full, 1, W, OW, wv, vb, ro, clamp, vlo, vhi, yc + oh * OW);
+            } else { /* the first pair (row -1 is padding), the last (rows from H on are), or a last single row */
+                const float *r[5];
+                __mmask16 m[5];
+                for (int k = 0; k < 5; k++) {
+                    const int64_t ih = 2 * oh - 1 + k;
+                    const int ok = ih >= 0 && ih < H;
+                    r[k] = xc + (ok ? ih : 0) * W;
+                    m[k] = ok ? 0xffffu : 0;
+                }
+                conv_dws2_row2(r, m, oh + 1 < OH, W, OW, wv, vb, ro, clamp, vlo, vhi, yc + oh * OW);
+            }
         }
         /* the channel's plane, still in L1 */
         if (!clamp) kern_activation_apply(act, yc, (size_t)OP);
