@@ -491,8 +491,10 @@ static lens_status conv_run(op_call *call) {
      * splits the output channels, so each thread reads a share of the weights and all of the (smaller) columns.
      * ResNet-50 layer3.0.downsample (1x1 stride 2, 512 -> 1024, 196 columns: 2 MB of weights, 0.4 MB of columns) on
      * two threads, its input written by a 1x1 conv as in the network: 1.08-1.13 -> 1.00-1.02 ms. layer3.0.conv2
-     * (256 channels on 196 columns) measured either way within noise, so it keeps independent tiles. */
-    const int weights_heavy = g.cout_g >= CONV_WEIGHTS_HEAVY * g.out_size;
+     * (256 channels on 196 columns) measured either way within noise, so it keeps independent tiles. With a plane
+     * (image) per thread or more, independent tiles stream the weights once per plane as the few-tiles path does,
+     * without its two pool runs per plane: ResNet-50 at batch 16 lost 5% in p50 to the few-tiles path. */
+    const int weights_heavy = planes < threads && g.cout_g >= CONV_WEIGHTS_HEAVY * g.out_size;
     if (threads > 1 && (size_t)threads <= slots && !weights_heavy) {
         /* Independent tiles: each thread im2cols its own and runs a one-thread GEMM, so its columns never leave its
          * core and one pool run does the layer. Round the tile count up to a multiple of the thread count (one

@@ -677,7 +677,8 @@ int main(void) {
         {1, 160, 14, 14, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},        /* two tiles of 98 */
         {2, 64, 28, 28, 40, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, NULL},          /* downsample, residual */
         {1, 32, 28, 28, 24, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, "Relu"},        /* one plane, 2 tiles */
-        {2, 24, 9, 9, 40, 3, 3, 1, 2, 2, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},          /* weights-heavy */
+        {2, 24, 9, 9, 40, 3, 3, 1, 2, 2, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},          /* heavy, a plane a thread */
+        {1, 24, 9, 9, 40, 3, 3, 1, 2, 2, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},          /* weights-heavy */
         {1, 64, 14, 14, 160, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},         /* weights-heavy 1x1 */
     };
     static const struct { kern_conv_isa isa; const char *name; } isas[] = {
