@@ -934,6 +934,25 @@ static inline __attribute__((always_inline)) void conv_dws2_row2(const float *co
     }
 }
 
+/* Input rows 2 oh - 1 .. 2 oh + 3 of a plane for output rows oh and oh + 1, at the plane's first or last rows: those
+ * outside it (the padding), and the last two when there is no second output row (!second), get an empty mask. */
+static inline void conv_dws2_edge_rows(const float *xc, int64_t H, int64_t W, int64_t oh, int second, __mmask16 in,
+                                       const float *rows[5], __mmask16 m[5]) {
+    for (int k = 0; k < 5; k++) {
+        const int64_t ih = 2 * oh - 1 + k;
+        const int ok = ih >= 0 && ih < H && (k < 3 || second);
+        rows[k] = xc + (ok ? ih : 0) * W;
+        m[k] = ok ? in : 0;
+    }
+}
+
+/* channel c's nine taps and bias, broadcast */
+static inline void conv_dws2_weights(const float *w, const float *bias, int64_t c, __m512 wv[9], __m512 *vb) {
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[c * 9 + t]);
+    *vb = _mm512_set1_ps(bias ? bias[c] : 0.0f);
+}
+
 /* planes of more than 8 output columns: one output row per vector, two rows at a time */
 static __attribute__((noinline)) void conv_dws2_rows(const kern_conv_shape *s, int64_t channels, const float *x,
                                                      const float *w, const float *bias, const float *residual,
@@ -945,10 +964,8 @@ static __attribute__((noinline)) void conv_dws2_rows(const kern_conv_shape *s, i
     for (int64_t c = 0; c < channels; c++) {
         const float *xc = x + c * P, *rc = residual ? residual + c * OP : NULL;
         float *yc = y + c * OP;
-        __m512 wv[9];
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[c * 9 + t]);
-        const __m512 vb = _mm512_set1_ps(bias ? bias[c] : 0.0f);
+        __m512 wv[9], vb;
+        conv_dws2_weights(w, bias, c, wv, &vb);
         for (int64_t oh = 0; oh < OH; oh += 2) {
             const float *ro = rc ? rc + oh * OW : NULL;
             if (oh > 0 && 2 * oh + 3 < H) {
@@ -958,12 +975,7 @@ static __attribute__((noinline)) void conv_dws2_rows(const kern_conv_shape *s, i
             } else { /* the first pair (row -1 is padding), the last (rows from H on are), or a last single row */
                 const float *r[5];
                 __mmask16 m[5];
-                for (int k = 0; k < 5; k++) {
-                    const int64_t ih = 2 * oh - 1 + k;
-                    const int ok = ih >= 0 && ih < H;
-                    r[k] = xc + (ok ? ih : 0) * W;
-                    m[k] = ok ? 0xffffu : 0;
-                }
+                conv_dws2_edge_rows(xc, H, W, oh, 1, 0xffffu, r, m);
                 conv_dws2_row2(r, m, oh + 1 < OH, W, OW, wv, vb, ro, clamp, vlo, vhi, yc + oh * OW);
             }
         }
@@ -1015,10 +1027,8 @@ static __attribute__((noinline)) void conv_dws2_pairs(const kern_conv_shape *s, 
     for (int64_t c = 0; c < channels; c++) {
         const float *xc = x + c * P, *rc = residual ? residual + c * OP : NULL;
         float *yc = y + c * OP;
-        __m512 wv[9];
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[c * 9 + t]);
-        const __m512 vb = _mm512_set1_ps(bias ? bias[c] : 0.0f);
+        __m512 wv[9], vb;
+        conv_dws2_weights(w, bias, c, wv, &vb);
         for (int64_t oh = 0; oh < OH; oh += 2) {
             const float *ro = rc ? rc + oh * OW : NULL;
             if (oh > 0 && 2 * oh + 3 < H) {
@@ -1027,12 +1037,7 @@ static __attribute__((noinline)) void conv_dws2_pairs(const kern_conv_shape *s, 
             } else { /* the first pair, and the last: rows outside the plane, or no second output row */
                 const float *rows[5];
                 __mmask16 m[5];
-                for (int k = 0; k < 5; k++) {
-                    const int64_t ih = 2 * oh - 1 + k;
-                    const int ok = ih >= 0 && ih < H && (k < 3 || oh + 1 < OH);
-                    rows[k] = xc + (ok ? ih : 0) * W;
-                    m[k] = ok ? in : 0;
-                }
+                conv_dws2_edge_rows(xc, H, W, oh, oh + 1 < OH, in, rows, m);
                 conv_dws2_pair(rows, m, il, ml, ie, io, wv, vb, ro, oh + 1 < OH ? two : conv_dws2_mask(OW), clamp,
                                vlo, vhi, yc + oh * OW);
             }

@@ -367,52 +367,12 @@ static void test_dw_channel_blocks(const char *isa) {
     }
 }
 
-/* Stride-1 3x3 pad-1 depthwise convs, which the AVX-512 build runs on the plain planes with masked loads (the taps of
- * each 16-pixel vector span rows, so every plane width and border matters): planes 1x1 to 113x61, 1 to 33 channels,
- * every activation with and without bias and residual, against the reference; nothing written past the output. */
-static void test_dw_plain_s1(const char *isa) {
-    static const int64_t planes[][2] = {{1, 1},   {1, 7},   {2, 3},   {3, 1},   {4, 4},   {5, 17},  {7, 7},
-                                        {9, 33},  {14, 14}, {15, 16}, {16, 15}, {28, 28}, {31, 9},  {56, 56},
-                                        {64, 65}, {113, 61}};
-    static const int64_t channels[] = {1, 3, 16, 17, 33};
-    const kern_activation acts[] = {
-        {KERN_ACT_NONE, 0, 0},       {KERN_ACT_RELU, 0, 0}, {KERN_ACT_CLIP, 0.0f, 6.0f},
-        {KERN_ACT_HARD_SWISH, 0, 0}, {KERN_ACT_SILU, 0, 0}};
-    int failures = 0, cases = 0;
-    for (size_t pi = 0; pi < sizeof planes / sizeof *planes; pi++)
-        for (int v = 0; v < 4; v++) {
-            int64_t h = planes[pi][0], w = planes[pi][1], nc = channels[(pi + (size_t)v) % 5], n = h * w;
-            if (h * w > 4000 && nc > 3) nc = 3;
-            float *x = random_array((size_t)(nc * n)), *wt = random_array((size_t)(nc * 9));
-            float *b = random_array((size_t)nc), *r = random_array((size_t)(nc * n));
-            float *y = malloc((size_t)(nc * n + 16) * sizeof *y), *e = malloc((size_t)(nc * n) * sizeof *e);
-            for (int64_t i = 0; i < nc * n + 16; i++) y[i] = NAN;
-            const float *bias = v % 2 ? b : NULL, *res = (v + (int)pi) % 2 ? r : NULL;
-            const kern_activation *act = v == 3 && pi % 2 ? NULL : &acts[(pi + (size_t)v * 3) % 5];
-            kern_conv_shape sh = {{1, h, w}, {1, h, w}, {1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1}};
-            float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float) + 64);
-            kern_dwconv2d(&sh, nc, x, wt, bias, res, act, y, scratch);
-            kern_conv2d_params cp = {1, nc, h, w, nc, h, w, 3, 3, nc, 1, 1, 1, 1, 1, 1};
-            kern_conv2d_ref(&cp, x, wt, bias, res, act, e);
-            double worst = max_abs_diff(y, e, (size_t)(nc * n));
-            int untouched = 1;
-            for (int64_t i = nc * n; i < nc * n + 16; i++) untouched &= isnan(y[i]) != 0;
-            cases++;
-            if ((!(worst <= 1e-5) || !untouched) && failures++ < 5)
-                fprintf(stderr, "%s dw plain s1 c%lld %lldx%lld act %d res %d: %g%s\n", isa, (long long)nc,
-                        (long long)h, (long long)w, act ? (int)act->kind : -1, res != NULL, worst,
-                        untouched ? "" : ", wrote past the output");
-            core_aligned_free(scratch);
-            free(x), free(wt), free(b), free(r), free(y), free(e);
-        }
-    CHECK_MSG(failures == 0, "%s: %d plain stride-1 depthwise mismatches in %d cases", isa, failures, cases);
-}
-
-/* Stride-2 3x3 pad-1 depthwise convs, which the AVX-512 build runs on the plain planes (one output row per vector, or
- * two where the output is at most 8 wide, the taps de-interleaved by permutes): planes 1x1 to 113x61, odd and even,
- * 1 to 33 channels, every activation with and without bias and residual, against the reference; nothing written
- * past the output. */
-static void test_dw_plain_s2(const char *isa) {
+/* 3x3 pad-1 depthwise convs of stride 1 and 2, which the AVX-512 build runs on the plain planes: stride 1 with masked
+ * loads (the taps of each 16-pixel vector span rows, so every plane width and border matters), stride 2 with the taps
+ * de-interleaved by permutes (one output row per vector, or two where the output is at most 8 wide). Planes 1x1 to
+ * 113x61, odd and even, 1 to 33 channels, every activation with and without bias and residual, against the
+ * reference; nothing written past the output. */
+static void test_dw_plain(const char *isa, int64_t stride) {
     static const int64_t planes[][2] = {{1, 1},   {1, 7},   {2, 3},   {3, 1},   {4, 4},   {5, 17},  {7, 7},
                                         {9, 33},  {14, 14}, {15, 16}, {16, 15}, {17, 17}, {28, 28}, {31, 9},
                                         {32, 32}, {33, 34}, {56, 56}, {64, 65}, {112, 112}, {113, 61}};
@@ -424,7 +384,7 @@ static void test_dw_plain_s2(const char *isa) {
     for (size_t pi = 0; pi < sizeof planes / sizeof *planes; pi++)
         for (int v = 0; v < 4; v++) {
             int64_t h = planes[pi][0], w = planes[pi][1], nc = channels[(pi + (size_t)v) % 5], n = h * w;
-            int64_t oh = (h - 1) / 2 + 1, ow = (w - 1) / 2 + 1, on = oh * ow;
+            int64_t oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1, on = oh * ow;
             if (h * w > 4000 && nc > 3) nc = 3;
             float *x = random_array((size_t)(nc * n)), *wt = random_array((size_t)(nc * 9));
             float *b = random_array((size_t)nc), *r = random_array((size_t)(nc * on));
@@ -432,23 +392,24 @@ static void test_dw_plain_s2(const char *isa) {
             for (int64_t i = 0; i < nc * on + 16; i++) y[i] = NAN;
             const float *bias = v % 2 ? b : NULL, *res = (v + (int)pi) % 2 ? r : NULL;
             const kern_activation *act = v == 3 && pi % 2 ? NULL : &acts[(pi + (size_t)v * 3) % 5];
-            kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}};
+            kern_conv_shape sh = {{1, h, w}, {1, oh, ow}, {1, 3, 3}, {1, stride, stride}, {1, 1, 1}, {0, 1, 1}};
             float *scratch = core_aligned_alloc(kern_dwconv2d_scratch(&sh) * sizeof(float) + 64);
             kern_dwconv2d(&sh, nc, x, wt, bias, res, act, y, scratch);
-            kern_conv2d_params cp = {1, nc, h, w, nc, oh, ow, 3, 3, nc, 2, 2, 1, 1, 1, 1};
+            kern_conv2d_params cp = {1, nc, h, w, nc, oh, ow, 3, 3, nc, stride, stride, 1, 1, 1, 1};
             kern_conv2d_ref(&cp, x, wt, bias, res, act, e);
             double worst = max_abs_diff(y, e, (size_t)(nc * on));
             int untouched = 1;
             for (int64_t i = nc * on; i < nc * on + 16; i++) untouched &= isnan(y[i]) != 0;
             cases++;
             if ((!(worst <= 1e-5) || !untouched) && failures++ < 5)
-                fprintf(stderr, "%s dw plain s2 c%lld %lldx%lld act %d res %d: %g%s\n", isa, (long long)nc,
-                        (long long)h, (long long)w, act ? (int)act->kind : -1, res != NULL, worst,
+                fprintf(stderr, "%s dw plain s%lld c%lld %lldx%lld act %d res %d: %g%s\n", isa, (long long)stride,
+                        (long long)nc, (long long)h, (long long)w, act ? (int)act->kind : -1, res != NULL, worst,
                         untouched ? "" : ", wrote past the output");
             core_aligned_free(scratch);
             free(x), free(wt), free(b), free(r), free(y), free(e);
         }
-    CHECK_MSG(failures == 0, "%s: %d plain stride-2 depthwise mismatches in %d cases", isa, failures, cases);
+    CHECK_MSG(failures == 0, "%s: %d plain stride-%lld depthwise mismatches in %d cases", isa, failures,
+              (long long)stride, cases);
 }
 
 /* 1-D and 3-D convs against direct loops written here. */
@@ -695,8 +656,8 @@ int main(void) {
         test_kernels(isas[v].name);
         test_im2col_wide(isas[v].name);
         test_dw_channel_blocks(isas[v].name);
-        test_dw_plain_s1(isas[v].name);
-        test_dw_plain_s2(isas[v].name);
+        test_dw_plain(isas[v].name, 1);
+        test_dw_plain(isas[v].name, 2);
         /* the whole op once per build; with every pool/prepare mode on the default one */
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
             for (int mode = 0; mode < (v == 0 ? 4 : 1); mode++) run_case(&cases[i], mode & 1, mode >> 1);
