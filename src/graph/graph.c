@@ -153,6 +153,12 @@ void *graph_constant_data(graph *g, int v) {
     return val->constant->data;
 }
 
+int graph_node_inputs_readable(graph *g, const graph_node *n) {
+    for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] >= 0 && g->values[n->inputs[k]].unaligned && !graph_constant_data(g, n->inputs[k])) return 0;
+    return 1;
+}
+
 lens_status graph_set_constant(graph *g, const char *name, const tensor *t) {
     int v = graph_value_find_or_add(g, name);
     if (v < 0) return oom();

@@ -92,6 +92,9 @@ lens_status graph_set_unaligned_constant(graph *g, const char *name, const tenso
 /* The data of constant v, copied into aligned graph memory first if it was still unaligned; NULL when v is no
  * constant or its data was dropped (graph_drop_constant_data). Passes call it before they read a constant's data. */
 void *graph_constant_data(graph *g, int v);
+/* graph_constant_data for every constant input of n still unaligned, before a pass reads n's inputs. 0 on
+ * out-of-memory. */
+int graph_node_inputs_readable(graph *g, const graph_node *n);
 /* Whether constant v still has data, aligned or not. */
 int graph_constant_has_data(const graph *g, int v);
 /* Declares a graph input. dims[i] < 0 marks a dynamic dimension; rank -1 = unknown. */
@@ -144,9 +147,9 @@ lens_status graph_fuse_attention(graph *g, const graph_plan *probe);
 /* Drops the data of constant v: its pages go back to the OS and constant->data becomes NULL (shape only). The
  * planner calls it once every live node that reads v has been prepared and took it (graph_node's taken_inputs) and
  * v is no graph output, so that weights are resident once, in their packed form. Plans made before keep the old
- * pointer, but only nodes that took v read it, and they read their state instead. */
+ * pointer, but only nodes that took v read it, and they read their state instead. A constant still unaligned
+ * (graph_value.unaligned) forgets its bytes, and their pages leave the resident set. */
 void graph_drop_constant_data(graph *g, int v);
-/* The same for a constant still unaligned: forgets the bytes and drops their pages from the resident set. */
 
 /* Parameter count and bytes of all constants. */
 void graph_weight_stats(const graph *g, int64_t *params, size_t *bytes);

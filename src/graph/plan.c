@@ -252,7 +252,7 @@ static void prepare_task(void *ctx, int64_t i, int thread) {
     n->state = state; /* released by graph_free */
     n->taken_inputs = call.taken_inputs;
     n->prepared = 1;
-    for (int k = 0; k < n->n_inputs && k < 32; k++) {
+    for (int k = 0; k < n->n_inputs && k < PREPARE_MAX_INPUTS; k++) {
         int v = n->inputs[k];
         if (v < 0 || !(n->taken_inputs >> k & 1) || p->kind[v] != VALUE_CONSTANT ||
             (!p->t[v].data && !p->g->values[v].unaligned))
@@ -270,7 +270,8 @@ static void prepare_task(void *ctx, int64_t i, int thread) {
 static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
     graph *g = p->g;
     prepare_job job = {p, steps, calloc((size_t)g->n_values + 1, sizeof(atomic_int)),
-                       calloc((size_t)n_steps + 1, sizeof(lens_status)), calloc((size_t)n_steps + 1, sizeof *job.message), NULL, NULL};
+                       calloc((size_t)n_steps + 1, sizeof(lens_status)), calloc((size_t)n_steps + 1, sizeof *job.message),
+                       NULL, NULL};
     lens_status st = LENS_OK;
     if (!job.pending || !job.status || !job.message) st = oom();
     for (int v = 0; !st && v < g->n_values; v++) atomic_init(&job.pending[v], 0);
@@ -279,7 +280,7 @@ static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
         const graph_node *n = &g->nodes[i];
         if (n->removed) continue;
         for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k] >= 0 && !(n->prepared && k < 32 && (n->taken_inputs >> k & 1)))
+            if (n->inputs[k] >= 0 && !(n->prepared && k < PREPARE_MAX_INPUTS && (n->taken_inputs >> k & 1)))
                 atomic_fetch_add(&job.pending[n->inputs[k]], 1);
     }
     for (int i = 0; !st && i < g->n_outputs; i++) atomic_fetch_add(&job.pending[g->outputs[i]], 1);
@@ -367,8 +368,7 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
         const graph_node *n = &g->nodes[i];
         if (n->removed) continue;
         int preparing = n->def && n->def->prepare && !n->prepared && n->n_inputs <= PREPARE_MAX_INPUTS;
-        for (int k = 0; !st && k < n->n_inputs; k++)
-            if (!preparing && unaligned_input(g, n, k) && !graph_constant_data(g, n->inputs[k])) st = oom();
+        if (!preparing && !graph_node_inputs_readable(g, n)) st = oom();
     }
     for (int i = 0; !st && i < g->n_outputs; i++)
         if (g->values[g->outputs[i]].unaligned && !graph_constant_data(g, g->outputs[i])) st = oom();

@@ -140,8 +140,7 @@ static lens_status fold_scale(graph *g, graph_node *mul) {
         const tensor *bias = mm->n_inputs == 3 ? float_constant(g, mm, 2) : NULL;
         if ((mm->n_inputs == 3 && !bias) || !per_channel(gamma, rank, axis, w->dims[1])) continue;
         int64_t k_dim = w->dims[0], n_dim = w->dims[1];
-        if (!graph_constant_data(g, mm->inputs[1]) || !graph_constant_data(g, mul->inputs[1 - side]) ||
-            (bias && !graph_constant_data(g, mm->inputs[2])))
+        if (!graph_node_inputs_readable(g, mm) || !graph_node_inputs_readable(g, mul))
             return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding a scale");
         const float *gd = gamma->data, *wd = w->data;
         tensor nw = *w, nb = bias ? *bias : (tensor){0};

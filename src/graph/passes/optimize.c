@@ -16,14 +16,6 @@ static lens_status node_failed(graph *g, const graph_node *n, lens_status st) {
     return core_fail_context(st, "%s: %s", g->source, graph_node_label(n, label, sizeof label));
 }
 
-/* Copies the constant inputs of n that are still unaligned (graph_value.unaligned) to aligned memory before a pass
- * reads their data. 0 on out-of-memory. */
-static int inputs_readable(graph *g, const graph_node *n) {
-    for (int k = 0; k < n->n_inputs; k++)
-        if (n->inputs[k] >= 0 && g->values[n->inputs[k]].unaligned && !graph_constant_data(g, n->inputs[k])) return 0;
-    return 1;
-}
-
 /* ---- Constant folding --------------------------------------------------------------------------------------------- */
 
 static lens_status fold_constants(graph *g) {
@@ -38,7 +30,7 @@ static lens_status fold_constants(graph *g) {
             if (!(inputs[k] = g->values[n->inputs[k]].constant)) all_const = 0;
         }
         if (!all_const) continue;
-        if (!inputs_readable(g, n)) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding constants");
+        if (!graph_node_inputs_readable(g, n)) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding constants");
         tensor outs[8], *out_ptrs[8];
         for (int k = 0; k < n->n_outputs; k++) out_ptrs[k] = &outs[k];
         lens_status st = graph_node_eval(n, inputs, out_ptrs, NULL, arena_alloc_cb, g);
@@ -144,7 +136,8 @@ static lens_status fold_batchnorm(graph *g) {
         tensor nw = *w, nb = {.dtype = LENS_DTYPE_FLOAT32, .rank = 1, .dims = {cout}};
         nw.data = graph_alloc(g, tensor_bytes(w));
         nb.data = graph_alloc(g, (size_t)cout * sizeof(float));
-        if (!nw.data || !nb.data || !inputs_readable(g, conv) || !inputs_readable(g, bn)) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding BatchNormalization");
+        if (!nw.data || !nb.data || !graph_node_inputs_readable(g, conv) || !graph_node_inputs_readable(g, bn))
+            return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding BatchNormalization");
         const float *wd = w->data, *sd = scale->data, *hd = shift->data, *md = mean->data, *vd = var->data;
         float *nwd = nw.data, *nbd = nb.data;
         for (int64_t o = 0; o < cout; o++) {
