@@ -322,6 +322,7 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
                 else if (!direct_b) pack_b(kern, j->trans_b, j->B, j->ldb, pc, kc, jr, n, bbuf, kc * nr);
                 t.a_prefetch_l2 = jr == n0 ? a_pf : 0;
                 t.b_prefetch_l2 = jr + nr < n1 ? b_pf : 0;
+                t.c_prefetch_next = jr + nr < n1;
                 first_tile = panel;
                 if (direct_b) {
                     first_tile.b = j->B + pc * j->ldb + jr;

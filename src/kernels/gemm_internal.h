@@ -30,6 +30,11 @@ typedef struct kern_gemm_tile {
      * L2. The GEMM driver sets it on the first tile of a column panel of a large packed B (a weight that streams from
      * memory) to fetch the next panel, which the tiles below then give it time to arrive. */
     size_t b_prefetch_l2;
+    /* AVX-512 kernel only: when not 0, the tile also fetches its rows' lines of the next column panel of C (and of
+     * c_in) into L2. The GEMM driver sets it on all but a block's last panel: the tiles of the panels in between
+     * give the lines time to arrive, where a tile's own prefetch at its start comes too late for a C that is not
+     * in cache (a layer's output and its residual; each row of C its own stream, too many for the hardware). */
+    int c_prefetch_next;
 } kern_gemm_tile;
 
 /* Where a micro-kernel reads B from. Packed: kc groups of NR floats (padding columns zero). Direct (ldb != 0):

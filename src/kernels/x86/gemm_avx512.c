@@ -76,6 +76,16 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
             _mm_prefetch((const char *)(t->c_in + (size_t)i * t->ldc_in), _MM_HINT_T0);
             if (vecs > 1) _mm_prefetch((const char *)(t->c_in + (size_t)i * t->ldc_in + 16), _MM_HINT_T0);
         }
+        if (t->c_prefetch_next) { /* formed as integers: the next panel may be narrower than two lines */
+            uintptr_t next = (uintptr_t)(c + (size_t)i * ldc) + NR * sizeof(float);
+            _mm_prefetch((const char *)next, _MM_HINT_T1);
+            _mm_prefetch((const char *)(next + 64), _MM_HINT_T1);
+            if (t->c_in) {
+                next = (uintptr_t)(t->c_in + (size_t)i * t->ldc_in) + NR * sizeof(float);
+                _mm_prefetch((const char *)next, _MM_HINT_T1);
+                _mm_prefetch((const char *)(next + 64), _MM_HINT_T1);
+            }
+        }
     }
     const size_t pf_l2 = direct_a ? 0 : t->a_prefetch_l2, pf_b = direct ? 0 : t->b_prefetch_l2;
     size_t k = 0;
