@@ -142,39 +142,70 @@ typedef struct pool_job {
     int64_t *indices;
 } pool_job;
 
-/* 1-D and 2-D float planes, row by row: each tap updates a whole output row (the hot loop). */
+/* 1-D and 2-D float planes, separably: for each output row, its window's input rows are first reduced into one row
+ * (span), then each tap j adds column ow * sw + j * dw - pw of that row to output column ow. Both passes run over
+ * whole rows, which the compiler vectorises. The row is cut into chunks of output columns whose input columns fit
+ * POOL_SPAN floats. ResNet-50's 3x3 stride-2 max pool on 64 x 112 x 112, one thread: 0.57 -> 0.xx ms (tap by tap
+ * on the input rows before). Max ignores NaN, as v > m ? v : m does in any order; sums change order against
+ * the tap-by-tap walk, within rounding. */
+#define POOL_SPAN 1024
+
+/* Whether pool_plane_2d can take these planes: a float 1-D or 2-D pool whose window fits a chunk. */
+static int pool_rows_ok(const pool_geom *g) {
+    int64_t kw = g->k[g->spatial - 1], dw = g->dil[g->spatial - 1];
+    return g->spatial <= 2 && g->dtype == LENS_DTYPE_FLOAT32 && (kw - 1) * dw + 1 <= POOL_SPAN;
+}
+
 static void pool_plane_2d(const pool_geom *g, const float *x, float *y) {
     int two = g->spatial == 2;
     const int64_t IH = two ? g->in[0] : 1, IW = g->in[two], OH = two ? g->out[0] : 1, OW = g->out[two];
     const int64_t KH = two ? g->k[0] : 1, KW = g->k[two], sh = two ? g->stride[0] : 1, sw = g->stride[two];
     const int64_t dh = two ? g->dil[0] : 1, dw = g->dil[two], ph = two ? g->pad_begin[0] : 0, pw = g->pad_begin[two];
+    const float init = g->is_max ? -FLT_MAX : 0.0f;
+    const int64_t chunk = (POOL_SPAN - 1 - (KW - 1) * dw) / sw + 1; /* output columns per chunk */
+    float span[POOL_SPAN];
     for (int64_t oh = 0; oh < OH; oh++) {
         float *yr = y + oh * OW;
-        const float init = g->is_max ? -FLT_MAX : 0.0f;
-        for (int64_t ow = 0; ow < OW; ow++) yr[ow] = init;
         int64_t hstart = oh * sh - ph, i0, i1;
         tap_range(hstart, KH, dh, IH, &i0, &i1);
-        for (int64_t i = i0; i < i1; i++) {
-            const float *xr = x + (hstart + i * dh) * IW;
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += chunk) {
+            int64_t ow1 = OW - ow0 < chunk ? OW : ow0 + chunk;
+            for (int64_t ow = ow0; ow < ow1; ow++) yr[ow] = init;
+            /* the input columns [c0, c1) the chunk's windows touch */
+            int64_t c0 = ow0 * sw - pw, c1 = (ow1 - 1) * sw - pw + (KW - 1) * dw + 1;
+            if (c0 < 0) c0 = 0;
+            if (c1 > IW) c1 = IW;
+            if (i0 == i1 || c0 >= c1) continue;
+            const int64_t n = c1 - c0;
+            for (int64_t c = 0; c < n; c++) span[c] = init; /* not the first row: a NaN there would stick */
+            for (int64_t i = i0; i < i1; i++) {
+                const float *xr = x + (hstart + i * dh) * IW + c0;
+                if (g->is_max)
+                    for (int64_t c = 0; c < n; c++) span[c] = xr[c] > span[c] ? xr[c] : span[c];
+                else
+                    for (int64_t c = 0; c < n; c++) span[c] += xr[c];
+            }
             for (int64_t j = 0; j < KW; j++) {
-                int64_t off = j * dw - pw;
+                /* output columns whose tap j falls in [c0, c1): c0 <= ow * sw + off < c1 */
+                int64_t off = j * dw - pw - c0;
                 int64_t lo = off >= 0 ? 0 : div_ceil(-off, sw);
-                int64_t hi = IW - off <= 0 ? 0 : div_ceil(IW - off, sw);
-                if (hi > OW) hi = OW;
+                int64_t hi = n - off <= 0 ? 0 : div_ceil(n - off, sw);
+                if (lo < ow0) lo = ow0;
+                if (hi > ow1) hi = ow1;
                 if (g->is_max)
                     for (int64_t ow = lo; ow < hi; ow++) {
-                        float v = xr[ow * sw + off];
+                        float v = span[ow * sw + off];
                         yr[ow] = v > yr[ow] ? v : yr[ow];
                     }
                 else
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += xr[ow * sw + off];
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += span[ow * sw + off];
             }
         }
         if (!g->is_max) {
             int64_t ch = two ? avg_count(g, 0, hstart) : 1;
             for (int64_t ow = 0; ow < OW; ow++) {
-                int64_t n = ch * avg_count(g, two, ow * sw - pw);
-                yr[ow] = n > 0 ? yr[ow] / (float)n : 0.0f;
+                int64_t cnt = ch * avg_count(g, two, ow * sw - pw);
+                yr[ow] = cnt > 0 ? yr[ow] / (float)cnt : 0.0f;
             }
         }
     }
@@ -253,7 +284,7 @@ static void pool_task(void *ctx, int64_t plane, int thread) {
     (void)thread;
     const pool_job *job = ctx;
     const pool_geom *g = job->g;
-    if (g->spatial <= 2 && g->dtype == LENS_DTYPE_FLOAT32 && !job->indices)
+    if (pool_rows_ok(g) && !job->indices)
         pool_plane_2d(g, (const float *)job->x + plane * g->in_size, (float *)job->y + plane * g->out_size);
     else
         pool_plane_generic(g, plane, job->x, job->y, job->indices);

@@ -463,6 +463,13 @@ static void test_pools(void) {
         {0, 1, 1, 3, {32}, {2}, {1}, {1}, {0}, NULL, 0, 0},
         {0, 3, 1, 3, {8, 8, 8}, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, {0}, NULL, 0, 0},
         {0, 2, 1, 4, {7, 7}, {7, 7}, {1, 1}, {1, 1}, {0}, NULL, 0, 0},                  /* global-like */
+        {1, 2, 1, 4, {112, 112}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, NULL, 0, 0},    /* resnet stem, full size */
+        /* rows wider than one chunk of the row-wise path, windows near and past its span */
+        {1, 2, 1, 1, {3, 2600}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, NULL, 0, 0},
+        {0, 2, 1, 1, {3, 2600}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {1, 1, 1, 2, {1200}, {3}, {1}, {500}, {0}, NULL, 0, 0},
+        {0, 1, 1, 1, {1200}, {3}, {1}, {500}, {0}, NULL, 0, 0},
+        {1, 1, 1, 1, {1500}, {3}, {2}, {600}, {7, 3}, NULL, 0, 0},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         const pool_case *p = &cases[ci];
@@ -489,6 +496,8 @@ static void test_pools(void) {
         size_t nx = (size_t)tensor_numel(&x), ny = (size_t)(p->n * p->c);
         for (int i = 0; i < s; i++) ny *= (size_t)out[i];
         x.data = rnd(nx);
+        /* NaN inputs: max pools skip them, as the reference does (no window here is all NaN) */
+        for (size_t i = 5; p->is_max && i < nx; i += 11) ((float *)x.data)[i] = NAN;
         float *e = malloc(ny * sizeof *e);
         pool_ref(&q, pb, out, x.data, e);
         op_attr attrs[8];
