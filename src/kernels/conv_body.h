@@ -149,6 +149,31 @@ static inline int conv_dw_flat_layout(const kern_conv_shape *s, conv_dw_flat *f)
     return 1;
 }
 
+/* ---- Pooling rows ---------------------------------------------------------------------------------------------- */
+
+static inline conv_vec conv_pool_step(int is_max, conv_vec y, conv_vec v) {
+    if (!is_max) return y + v;
+    conv_mask gt = v > y;
+    return (conv_vec)(((conv_mask)v & gt) | ((conv_mask)y & ~gt));
+}
+
+void CONV_FN(kern_pool_row_)(int is_max, float *y, const float *x, size_t n, size_t stride) {
+    size_t i = 0;
+    if (stride == 1) {
+        for (; i + CONV_VLEN <= n; i += CONV_VLEN)
+            conv_store(y + i, conv_pool_step(is_max, conv_load(y + i), conv_load(x + i)));
+    } else if (stride == 2) {
+        /* a vector reads the odd partner of its last element too: x[2 (i + CONV_VLEN) - 1], readable while
+         * i + CONV_VLEN < n (x[2 (n - 1)] is the last float the row has) */
+        for (; i + CONV_VLEN < n; i += CONV_VLEN)
+            conv_store(y + i, conv_pool_step(is_max, conv_load(y + i), conv_even(x + 2 * i)));
+    }
+    for (; i < n; i++) {
+        float v = x[i * stride];
+        y[i] = is_max ? (v > y[i] ? v : y[i]) : y[i] + v;
+    }
+}
+
 /* ---- im2col ------------------------------------------------------------------------------------------------------ */
 
 /* dst[i] = src[2 * i] for i in [0, n). Whole vectors read 2 * CONV_VLEN floats, the odd partner of the last one

@@ -4,6 +4,7 @@
 #include <float.h>
 #include <string.h>
 
+#include "kernels/conv.h"
 #include "ops/ops.h"
 #include "test.h"
 
@@ -509,20 +510,26 @@ static void test_pools(void) {
         else attrs[na++] = (op_attr){.name = "pads", .type = OP_ATTR_INTS, .ints = p->pads, .count = 2 * (size_t)s};
         attrs[na++] = (op_attr){.name = "ceil_mode", .type = OP_ATTR_INT, .i = p->ceil_mode};
         attrs[na++] = (op_attr){.name = "count_include_pad", .type = OP_ATTR_INT, .i = p->count_include_pad};
-        for (int pi = 0; pi < 2; pi++) {
-            tensor y;
-            const tensor *ins[1] = {&x};
-            tensor *outs[1] = {&y};
-            lens_status st = run_op(p->is_max ? "MaxPool" : "AveragePool", attrs, na, ins, 1, outs, 1,
-                                    pi ? pool2 : NULL, 0);
-            CHECK_MSG(st == LENS_OK, "%s", core_last_error());
-            int shape_ok = y.rank == 2 + s;
-            for (int i = 0; shape_ok && i < s; i++) shape_ok = y.dims[2 + i] == out[i];
-            CHECK_MSG(shape_ok, "pool case %zu: output shape", ci);
-            double d = st || !shape_ok ? 1e9 : max_diff(y.data, e, ny);
-            CHECK_MSG(d < 1e-5, "pool case %zu (%s) pool %d: max diff %g", ci, p->is_max ? "max" : "avg", pi, d);
-            free(y.data);
+        /* every build of the row kernel this CPU runs (kern_pool_row), on one thread and on a pool */
+        for (int isa = KERN_CONV_ISA_GENERIC; isa <= KERN_CONV_ISA_AVX512; isa++) {
+            if (!kern_conv_force_isa((kern_conv_isa)isa)) continue;
+            for (int pi = 0; pi < 2; pi++) {
+                tensor y;
+                const tensor *ins[1] = {&x};
+                tensor *outs[1] = {&y};
+                lens_status st = run_op(p->is_max ? "MaxPool" : "AveragePool", attrs, na, ins, 1, outs, 1,
+                                        pi ? pool2 : NULL, 0);
+                CHECK_MSG(st == LENS_OK, "%s", core_last_error());
+                int shape_ok = y.rank == 2 + s;
+                for (int i = 0; shape_ok && i < s; i++) shape_ok = y.dims[2 + i] == out[i];
+                CHECK_MSG(shape_ok, "pool case %zu: output shape", ci);
+                double d = st || !shape_ok ? 1e9 : max_diff(y.data, e, ny);
+                CHECK_MSG(d < 1e-5, "pool case %zu (%s) isa %d pool %d: max diff %g", ci, p->is_max ? "max" : "avg",
+                          isa, pi, d);
+                free(y.data);
+            }
         }
+        kern_conv_force_isa(KERN_CONV_ISA_AUTO);
         free(x.data), free(e);
     }
     /* Known values: ONNX's maxpool_2d_ceil and averagepool_2d_ceil on 1..16, and uint8, and argmax indices. */
