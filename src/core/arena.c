@@ -58,25 +58,9 @@ char *core_arena_strndup(core_arena *arena, const char *s, size_t len) {
 
 char *core_arena_strdup(core_arena *arena, const char *s) { return core_arena_strndup(arena, s, strlen(s)); }
 
-/* Buffers of a huge page or more (packed weights, the activation arena, scratch) start on a huge-page boundary and
- * ask for transparent huge pages over their whole huge pages, where the kernel offers them (advice only: failure keeps
- * 4 KiB pages). A network's weights stream through the TLB on every run: one entry per 2 MiB instead of 512. Six
- * to sixteen alternating ResNet-50 processes, on this VM: p50 at 2 threads 2-4% lower at the median and the
- * minimum, at 1 thread about 3%; 100 MB first touched in 12.7 ms instead of 56-67 (page faults), so load is no
- * slower. Winograd's transformed weights did this alone before. */
-#define CORE_HUGE_PAGE ((size_t)2 << 20)
-
 void *core_aligned_alloc(size_t bytes) {
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded < bytes) return NULL;
-#if defined(MADV_HUGEPAGE)
-    if (rounded >= CORE_HUGE_PAGE) {
-        void *p;
-        if (posix_memalign(&p, CORE_HUGE_PAGE, rounded)) return NULL;
-        madvise(p, rounded & ~(CORE_HUGE_PAGE - 1), MADV_HUGEPAGE);
-        return p;
-    }
-#endif
     return aligned_alloc(64, rounded ? rounded : 64);
 }
 

@@ -70,8 +70,7 @@ void *core_arena_alloc(core_arena *arena, size_t bytes);
 char *core_arena_strndup(core_arena *arena, const char *s, size_t len);
 char *core_arena_strdup(core_arena *arena, const char *s);
 
-/* 64-byte aligned malloc/free for hot buffers; from 2 MiB on, aligned to 2 MiB and in transparent huge pages where
- * the kernel offers them (arena.c). */
+/* 64-byte aligned malloc/free for hot buffers. */
 void *core_aligned_alloc(size_t bytes);
 void core_aligned_free(void *p);
 

@@ -120,19 +120,6 @@ static void test_arena(void) {
     CHECK(!strcmp(core_arena_strdup(a, "hello"), "hello"));
     core_arena_free(a);
     core_arena_free(NULL);
-    /* aligned buffers: 64 bytes, and from 2 MiB on a whole number of huge pages from their start (Linux), usable
-     * to the last byte */
-    size_t sizes[] = {1, 100, 4096, ((size_t)2 << 20) - 64, (size_t)2 << 20, ((size_t)5 << 20) + 7};
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        unsigned char *b = core_aligned_alloc(sizes[i]);
-        CHECK_MSG(b && ((uintptr_t)b & 63) == 0, "aligned %zu bytes", sizes[i]);
-#if defined(__linux__)
-        if (b && sizes[i] >= ((size_t)2 << 20))
-            CHECK_MSG(((uintptr_t)b & (((size_t)2 << 20) - 1)) == 0, "huge-page aligned %zu bytes", sizes[i]);
-#endif
-        if (b) b[0] = 1, b[sizes[i] - 1] = 2;
-        core_aligned_free(b);
-    }
 }
 
 static void test_graph_names(void) {
