@@ -121,6 +121,10 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
             acc[i][1] = _mm512_add_ps(acc[i][1], acc2[i][1]);
         }
     }
+    /* Direct A: the rows in groups of four, each read (i % 4) * lda from its group's pointer, so the addresses need
+     * two index registers (lda and 3 lda) and three pointers; with one pointer and eleven row offsets the compiler
+     * ran out of registers and reloaded offsets from the stack every step. */
+    const float *a4 = a + 4 * a_row, *a8 = a + 8 * a_row;
 #pragma GCC unroll 4
     for (; k < kc; k++) {
         __m512 b0, b1;
@@ -136,11 +140,13 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
         load_b(vecs, direct, b, copy, m0, m1, &b0, &b1);
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
-            __m512 ai = _mm512_set1_ps(a[i * a_row]);
+            const float *ar = !direct_a || i < 4 ? a : i < 8 ? a4 : a8;
+            __m512 ai = _mm512_set1_ps(ar[direct_a ? (size_t)(i & 3) * a_row : (size_t)i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             if (vecs > 1) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
         a += a_step;
+        if (direct_a) a4 += a_step, a8 += a_step;
         b += b_step;
         if (copy) copy += NR;
     }
