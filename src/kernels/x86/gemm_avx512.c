@@ -123,8 +123,8 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
     }
     /* Direct A: the rows in groups of four, each read (i % 4) * lda from its group's pointer, so the addresses need
      * two index registers (lda and 3 lda) and three pointers; with one pointer and eleven row offsets the compiler
-     * ran out of registers and reloaded offsets from the stack every step. */
-    const float *a4 = a + 4 * a_row, *a8 = a + 8 * a_row;
+     * ran out of registers and reloaded offsets from the stack every step. Only rows the tile has are pointed at. */
+    const float *a4 = direct_a && rows > 4 ? a + 4 * a_row : a, *a8 = direct_a && rows > 8 ? a + 8 * a_row : a;
 #pragma GCC unroll 4
     for (; k < kc; k++) {
         __m512 b0, b1;
