@@ -270,8 +270,8 @@ static void prepare_task(void *ctx, int64_t i, int thread) {
 static lens_status prepare_steps(graph_plan *p, const int *steps, int n_steps) {
     graph *g = p->g;
     prepare_job job = {p, steps, calloc((size_t)g->n_values + 1, sizeof(atomic_int)),
-                       calloc((size_t)n_steps + 1, sizeof(lens_status)), calloc((size_t)n_steps + 1, sizeof *job.message),
-                       NULL, NULL};
+                       calloc((size_t)n_steps + 1, sizeof(lens_status)),
+                       calloc((size_t)n_steps + 1, sizeof *job.message), NULL, NULL};
     lens_status st = LENS_OK;
     if (!job.pending || !job.status || !job.message) st = oom();
     for (int v = 0; !st && v < g->n_values; v++) atomic_init(&job.pending[v], 0);

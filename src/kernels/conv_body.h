@@ -813,8 +813,9 @@ static void conv_dwcl_run(const kern_conv_shape *s, const conv_dwcl *L, int64_t 
  * the channel-blocked kernel (MobileNetV2's stride-1 3x3 layers, 7x7 to 112x112): 14x14x576 0.073 -> 0.056 ms on
  * one thread, 62 -> 35 us on two; chains of eight convs on 112x112x32 and 56x56x144 10-15% faster on one and two
  * threads. The masks are a few bit operations per vector (one division): built lane by lane they cost as much as
- * the convolution itself on the 16 channels per thread of a 112x112 layer. 5x5 kernels stay blocked: 25 masked loads per vector, where the
- * blocked kernel reuses each loaded vector across a row of taps, ran EfficientNet's 5x5 layers 20-35% slower. */
+ * the convolution itself on the 16 channels per thread of a 112x112 layer. 5x5 kernels stay blocked: 25 masked
+ * loads per vector, where the blocked kernel reuses each loaded vector across a row of taps, ran EfficientNet's 5x5
+ * layers 20-35% slower. */
 #define CONV_DWM_STRIP 64 /* vectors (1024 pixels) per strip of masks */
 
 static inline int conv_dwm_wanted(const kern_conv_shape *s) {

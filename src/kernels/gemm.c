@@ -278,8 +278,8 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
     /* Likewise packed B too large for L2 (a MatMul's weight) and cut into K blocks: a block's slices of successive
      * column panels lie K * nr floats apart, not one after the other, so the hardware prefetcher does not run ahead
      * into the next one. The first tile of each column panel fetches the next panel's slice into L2 while the
-     * panel's other tiles run (weights from memory, one thread, thread CPU time: ViT's 197 x 768 x 3072 8.80 -> 8.47 ms,
-     * ConvNeXt-T's 49 x 768 x 3072 2.58 -> 2.22 ms and 196 x 384 x 1536 2.15 -> 2.09 ms). With K in one block
+     * panel's other tiles run (weights from memory, one thread, thread CPU time: ViT's 197 x 768 x 3072 8.80 ->
+     * 8.47 ms, ConvNeXt-T's 49 x 768 x 3072 2.58 -> 2.22 ms and 196 x 384 x 1536 2.15 -> 2.09 ms). With K in one block
      * the panels form one stream, which the hardware already follows: there it gained nothing (197 x 3072 x 768)
      * or cost 1% (197 x 2304 x 768). */
     const size_t b_pf = j->b_packed && j->kc < K && K * j->N * sizeof(float) > GEMM_B_L2_PREFETCH_MIN_BYTES &&

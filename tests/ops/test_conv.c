@@ -272,8 +272,8 @@ static void test_im2col_wide(const char *isa) {
                     int64_t ih = c / ow * s - p + i * d, iw = c % ow * s - p + j * d;
                     float want = ih >= 0 && ih < h && iw >= 0 && iw < w ? x[(ch * h + ih) * w + iw] : 0;
                     if (col[(row - r0) * nc + c - c0] != want && failures++ < 5)
-                        fprintf(stderr, "%s wide im2col %lldx%lld k%lld s%lld d%lld p%lld window %d: row %lld col %lld\n",
-                                isa, (long long)h, (long long)w, (long long)k, (long long)s, (long long)d,
+                        fprintf(stderr,
+                                "%s wide im2col %lldx%lld k%lld s%lld d%lld p%lld window %d: row %lld col %lld\n", isa, (long long)h, (long long)w, (long long)k, (long long)s, (long long)d,
                                 (long long)p, win, (long long)row, (long long)c);
                 }
         }

@@ -30,7 +30,8 @@ static lens_status fold_constants(graph *g) {
             if (!(inputs[k] = g->values[n->inputs[k]].constant)) all_const = 0;
         }
         if (!all_const) continue;
-        if (!graph_node_inputs_readable(g, n)) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding constants");
+        if (!graph_node_inputs_readable(g, n))
+            return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory folding constants");
         tensor outs[8], *out_ptrs[8];
         for (int k = 0; k < n->n_outputs; k++) out_ptrs[k] = &outs[k];
         lens_status st = graph_node_eval(n, inputs, out_ptrs, NULL, arena_alloc_cb, g);
