@@ -123,6 +123,8 @@ void graph_update_producers(graph *g);
 /* For passes (optimize.c): the index of the single live node reading value v (once or more), or -1 when several
  * nodes read it, none does, or v is a graph output. */
 int graph_sole_consumer(const graph *g, int v);
+/* For passes: how many times live nodes read value v, plus one if it is a graph output. */
+int graph_use_count(const graph *g, int v);
 /* For passes: appends count attributes to n, and widens n's inputs to n_inputs (new slots -1) so that a pass can
  * fill an optional or lens.* input; old arrays are copied into graph memory. */
 lens_status graph_node_add_attrs(graph *g, graph_node *n, const op_attr *extra, int count);
@@ -143,6 +145,10 @@ lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe);
 /* fuse_transformer.c: the core of each nn.MultiheadAttention (head split, Q Kᵀ, scale, Softmax, · V, head merge)
  * becomes one lens.Attention node. Shapes come from probe, as above. */
 lens_status graph_fuse_attention(graph *g, const graph_plan *probe);
+/* select_rows.c: a Gather of one index along a row axis (ViT's class token) moves up through the ops that treat rows
+ * alone (LayerNormalization, MatMul with constant weights, elementwise), so that rows the model drops are never
+ * computed. Shapes come from probe, as above. */
+lens_status graph_select_rows(graph *g, const graph_plan *probe);
 
 /* Drops the data of constant v: its pages go back to the OS and constant->data becomes NULL (shape only). The
  * planner calls it once every live node that reads v has been prepared and took it (graph_node's taken_inputs) and

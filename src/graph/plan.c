@@ -25,7 +25,8 @@ typedef struct plan_step {
 struct graph_plan {
     graph *g;
     core_pool *pool;
-    int n_slots;           /* g->n_values, then one slot per omitted optional output */
+    int n_values;          /* g->n_values when planned: values added later (by passes) are not planned */
+    int n_slots;           /* n_values, then one slot per omitted optional output */
     tensor *t;             /* per slot: concrete type, shape and data */
     unsigned char *kind;   /* per slot: VALUE_* */
     plan_step *steps;
@@ -348,6 +349,7 @@ lens_status graph_plan_create(graph *g, const tensor *input_shapes, int n_inputs
     for (int i = 0; i < g->n_nodes; i++)
         for (int k = 0; k < g->nodes[i].n_outputs; k++)
             if (g->nodes[i].outputs[k] < 0) extra++;
+    p->n_values = g->n_values;
     p->n_slots = g->n_values + extra;
     p->t = calloc((size_t)p->n_slots + 1, sizeof(tensor));
     p->kind = calloc((size_t)p->n_slots + 1, 1);
@@ -508,7 +510,7 @@ void graph_plan_enable_profile(graph_plan *p, int enable) {
 }
 
 const tensor *graph_plan_value(const graph_plan *p, int v) {
-    return v >= 0 && v < p->g->n_values && p->kind[v] != VALUE_UNDEFINED ? &p->t[v] : NULL;
+    return v >= 0 && v < p->n_values && p->kind[v] != VALUE_UNDEFINED ? &p->t[v] : NULL;
 }
 
 int graph_plan_step_count(const graph_plan *p) { return p->n_steps; }

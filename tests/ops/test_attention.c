@@ -634,6 +634,107 @@ static void test_layernorm_pass(core_pool *pool) {
         }
 }
 
+/* ---- Rows selected early (select_rows.c) ----------------------------------------------------------------------------- */
+
+/* The select_rows variants: where the Gather is and what it selects, and what must stop it. */
+enum { ROWS_FIRST, ROWS_KEEP_AXIS, ROWS_NEGATIVE, ROWS_LAST_AXIS, ROWS_EXTRA_OUTPUT, ROWS_LN_OVER_ROWS, ROWS_VARIANTS };
+
+/* A transformer block's tail as torch exports it, then one token taken: x [B, S, E] → h = LayerNorm(x) → MatMul W1 +
+ * b1 → Relu → * c [F] → MatMul W2 + b2 → + x → LayerNorm → Gather along the token axis (ViT's x[:, 0]). */
+static graph *build_rows_graph(int64_t S, int64_t E, int64_t F, const float *w1, const float *w2, const float *b1,
+                               const float *b2, int variant) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "rows", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t in_dims[3] = {-1, S, E}, w1d[2] = {E, F}, w2d[2] = {F, E}, one = 1;
+    int64_t index = variant == ROWS_KEEP_AXIS ? S - 1 : variant == ROWS_NEGATIVE ? -1 : variant == ROWS_LAST_AXIS;
+    CHECK(graph_add_input(g, "x", LENS_DTYPE_FLOAT32, 3, in_dims) == LENS_OK);
+    add_const(g, "w1", LENS_DTYPE_FLOAT32, 2, w1d, w1);
+    add_const(g, "w2", LENS_DTYPE_FLOAT32, 2, w2d, w2);
+    add_const(g, "b1", LENS_DTYPE_FLOAT32, 1, &F, b1);
+    add_const(g, "c", LENS_DTYPE_FLOAT32, 1, &F, w2); /* any F values */
+    add_const(g, "b2", LENS_DTYPE_FLOAT32, 1, &E, b2);
+    add_const(g, "gamma", LENS_DTYPE_FLOAT32, 1, &E, b2);
+    add_const(g, "index", LENS_DTYPE_INT64, variant == ROWS_KEEP_AXIS, &one, &index);
+    op_attr ln_axis = {.name = "axis", .type = OP_ATTR_INT, .i = variant == ROWS_LN_OVER_ROWS ? 1 : 2};
+    op_attr gather_axis = {.name = "axis", .type = OP_ATTR_INT,
+                           .i = variant == ROWS_LAST_AXIS ? 2 : variant == ROWS_NEGATIVE ? -2 : 1};
+    const char *ln1[3] = {"x", "gamma", "b2"}, *ln2[3] = {"r", "gamma", "b2"}, *h[1] = {"h"}, *y[1] = {"y"};
+    CHECK(graph_add_node(g, "ln1", "", "LayerNormalization", 3, ln1, 1, h, 1, &ln_axis, NULL) == LENS_OK);
+    add_node(g, "MatMul", "h", "w1", "u", NULL);
+    add_node(g, "Add", "u", "b1", "ub", NULL);
+    add_node(g, "Relu", "ub", NULL, "a", NULL);
+    add_node(g, "Mul", "a", "c", "ac", NULL);
+    add_node(g, "MatMul", "ac", "w2", "d", NULL);
+    add_node(g, "Add", "b2", "d", "db", NULL);
+    add_node(g, "Add", "db", "x", "r", NULL);
+    CHECK(graph_add_node(g, "ln2", "", "LayerNormalization", 3, ln2, 1, y, 0, NULL, NULL) == LENS_OK);
+    add_node(g, "Gather", "y", "index", "out", &gather_axis);
+    CHECK(graph_add_output(g, "out", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    if (variant == ROWS_EXTRA_OUTPUT) CHECK(graph_add_output(g, "r", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_finalize(g) == LENS_OK);
+    CHECK_MSG(graph_optimize(g) == LENS_OK, "%s", core_last_error());
+    return g;
+}
+
+/* The names of the values the graph's live Gathers read, sorted and joined by spaces, in buf. */
+static const char *gathered_values(const graph *g, char *buf, size_t size) {
+    const char *names[8];
+    int n = 0;
+    for (int i = 0; i < g->n_nodes && n < 8; i++)
+        if (!g->nodes[i].removed && !strcmp(g->nodes[i].op.op_type, "Gather"))
+            names[n++] = g->values[g->nodes[i].inputs[0]].name;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            const char *t = names[j];
+            names[j] = names[j - 1], names[j - 1] = t;
+        }
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? " " : "", names[i]);
+    return buf;
+}
+
+/* The Gather moves up to the block's input, and the two LayerNorms and MatMuls run on its one row per image; the
+ * outputs match the graph without the pass at batch 1 and 3. It must stop at a LayerNorm over the rows, at a value
+ * that is also a graph output, and stay where it is when it takes from the last axis. */
+static void test_select_rows(core_pool *pool) {
+    static const char *const expect[ROWS_VARIANTS] = {"x", "x", "x", "y", "r", "h x"};
+    static const int64_t sizes[][3] = {{1, 1, 1}, {5, 8, 16}, {13, 33, 20}, {50, 64, 96}};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (int variant = 0; variant < ROWS_VARIANTS; variant++) {
+            int64_t S = sizes[si][0], E = sizes[si][1], F = sizes[si][2];
+            if (variant == ROWS_LAST_AXIS && E < 2) continue;
+            float *w1 = random_floats((size_t)(E * F), 1), *w2 = random_floats((size_t)(F * E), 1);
+            float *b1 = random_floats((size_t)F, 1), *b2 = random_floats((size_t)E, 1);
+            graph *plain = build_rows_graph(S, E, F, w1, w2, b1, b2, variant);
+            graph *fused = build_rows_graph(S, E, F, w1, w2, b1, b2, variant);
+            tensor probe_shape = {LENS_DTYPE_FLOAT32, 3, {2, S, E}, NULL};
+            graph_plan *probe = NULL;
+            CHECK(graph_plan_create(fused, &probe_shape, 1, pool, &probe) == LENS_OK);
+            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
+            graph_plan_free(probe);
+            char buf[256];
+            CHECK_MSG(!strcmp(gathered_values(fused, buf, sizeof buf), expect[variant]),
+                      "S %lld variant %d: the Gathers read '%s', not '%s'", (long long)S, variant, buf,
+                      expect[variant]);
+            CHECK(!strcmp(gathered_values(plain, buf, sizeof buf), "y"));
+            for (int64_t batch = 1; batch <= 3; batch += 2) {
+                tensor x = {LENS_DTYPE_FLOAT32, 3, {batch, S, E}, random_floats((size_t)(batch * S * E), 1)};
+                size_t n_plain = 0, n_fused = 0;
+                float *want = run_graph(plain, &x, 1, pool, &n_plain), *got = run_graph(fused, &x, 1, pool, &n_fused);
+                size_t n = (size_t)(batch * (variant == ROWS_LAST_AXIS ? S : E)); /* one row or column each */
+                CHECK_MSG(n_plain == n && n_fused == n, "variant %d: %zu and %zu values, not %zu", variant, n_plain,
+                          n_fused, n);
+                if (want && got && n_fused == n_plain)
+                    CHECK_MSG(max_rel_diff(got, want, n_plain) < 1e-5, "S %lld variant %d batch %lld", (long long)S,
+                              variant, (long long)batch);
+                free(want), free(got), free(x.data);
+            }
+            free(w1), free(w2), free(b1), free(b2);
+            graph_free(plain), graph_free(fused);
+        }
+}
+
 int main(void) {
     core_pool *pool = NULL;
     CHECK(core_pool_create(3, &pool) == LENS_OK);
@@ -650,6 +751,8 @@ int main(void) {
     test_residual_through_views(pool);
     test_layernorm_pass(NULL);
     test_layernorm_pass(pool);
+    test_select_rows(NULL);
+    test_select_rows(pool);
     core_pool_free(pool);
     return test_finish("test_attention");
 }

@@ -14,18 +14,6 @@
 
 /* ---- Graph queries ---------------------------------------------------------------------------------------------- */
 
-/* How many times live nodes read value v, plus one if it is a graph output. */
-static int use_count(const graph *g, int v) {
-    int uses = 0;
-    for (int i = 0; i < g->n_outputs; i++) uses += g->outputs[i] == v;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const graph_node *n = &g->nodes[i];
-        if (n->removed) continue;
-        for (int k = 0; k < n->n_inputs; k++) uses += n->inputs[k] == v;
-    }
-    return uses;
-}
-
 /* The live node of the default domain producing v with op_type and one output, or NULL. */
 static graph_node *producer_of(graph *g, int v, const char *op_type) {
     if (v < 0 || g->values[v].producer < 0) return NULL;
@@ -65,7 +53,7 @@ static int new_constant(graph *g, const char *base, const char *what, const tens
 
 /* The node reading v when v has exactly one use, a node (not a graph output), or NULL. */
 static graph_node *sole_reader(graph *g, int v) {
-    if (v < 0 || use_count(g, v) != 1) return NULL;
+    if (v < 0 || graph_use_count(g, v) != 1) return NULL;
     int c = graph_sole_consumer(g, v);
     return c >= 0 ? &g->nodes[c] : NULL;
 }
@@ -81,7 +69,7 @@ static lens_status fuse_bias(graph *g, graph_node *add) {
         const tensor *bias = float_constant(g, add, 1 - side), *w;
         graph_node *mm = weight_matmul(g, add->inputs[side], &w);
         if (!bias || !mm || bias->rank != 1 || mm->n_inputs != 2 || bias->dims[0] != w->dims[1] ||
-            use_count(g, add->inputs[side]) != 1)
+            graph_use_count(g, add->inputs[side]) != 1)
             continue;
         int *inputs = graph_alloc(g, 3 * sizeof(int));
         if (!inputs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "out of memory fusing a MatMul bias");
@@ -122,7 +110,7 @@ static lens_status fold_scale(graph *g, graph_node *mul) {
     for (int side = 0; side < 2; side++) {
         const tensor *gamma = float_constant(g, mul, 1 - side), *w;
         int x = mul->inputs[side];
-        if (!gamma || use_count(g, x) != 1) continue;
+        if (!gamma || graph_use_count(g, x) != 1) continue;
         graph_node *tr = producer_of(g, x, "Transpose"), *mm;
         int rank = 0, axis = 0;
         if (tr) {
@@ -131,7 +119,7 @@ static lens_status fold_scale(graph *g, graph_node *mul) {
             axis = -1;
             for (int a = 0; a < rank; a++)
                 if (perm[a] == rank - 1) axis = a;
-            if (axis < 0 || tr->n_inputs != 1 || use_count(g, tr->inputs[0]) != 1) continue;
+            if (axis < 0 || tr->n_inputs != 1 || graph_use_count(g, tr->inputs[0]) != 1) continue;
             mm = weight_matmul(g, tr->inputs[0], &w);
         } else {
             mm = weight_matmul(g, x, &w);
@@ -193,7 +181,8 @@ static lens_status fuse_channels_first_layernorm(graph *g, graph_node *ln) {
     graph_node *tr = producer_of(g, ln->inputs[0], "Transpose");
     const int64_t *perm;
     int64_t rank = tr ? (int64_t)op_attr_ints(&tr->op, "perm", &perm) : 0, axis = op_attr_int(&ln->op, "axis", -1);
-    if (!tr || !is_channel_transpose(tr, 1) || (axis != -1 && axis != rank - 1) || use_count(g, ln->inputs[0]) != 1)
+    if (!tr || !is_channel_transpose(tr, 1) || (axis != -1 && axis != rank - 1) ||
+        graph_use_count(g, ln->inputs[0]) != 1)
         return LENS_OK;
     graph_node *back = sole_reader(g, ln->outputs[0]);
     int nchw_out = back && is_channel_transpose(back, 0);
@@ -237,7 +226,7 @@ typedef struct attention_match {
  * the chain); NULL otherwise. */
 static graph_node *take(graph *g, attention_match *m, int v, const char *op_type, int n_inputs) {
     graph_node *n = producer_of(g, v, op_type);
-    if (!n || !is_node(n, op_type, n_inputs) || use_count(g, v) != 1 || m->n_nodes == 16) return NULL;
+    if (!n || !is_node(n, op_type, n_inputs) || graph_use_count(g, v) != 1 || m->n_nodes == 16) return NULL;
     m->nodes[m->n_nodes++] = n;
     return n;
 }
@@ -252,7 +241,7 @@ static int perm_is(const graph_node *t, int64_t a, int64_t b, int64_t c) {
 static int peel_scale(graph *g, attention_match *m, int v) {
     int div = producer_of(g, v, "Div") != NULL;
     graph_node *n = div ? producer_of(g, v, "Div") : producer_of(g, v, "Mul");
-    if (!n || !is_node(n, n->op.op_type, 2) || use_count(g, v) != 1 || m->n_nodes == 16) return v;
+    if (!n || !is_node(n, n->op.op_type, 2) || graph_use_count(g, v) != 1 || m->n_nodes == 16) return v;
     for (int side = 1; side >= div; side--) {
         const tensor *c = float_constant(g, n, side);
         if (!c || tensor_numel(c) != 1 || c->rank > 3) continue;
@@ -300,7 +289,7 @@ static int planned_scalar(const graph_plan *probe, int v, int64_t *out) {
 
 /* How many times live nodes read v's data (Shape and Size read only its shape), plus one if it is a graph output. */
 static int data_use_count(const graph *g, int v) {
-    int uses = use_count(g, v);
+    int uses = graph_use_count(g, v);
     for (int i = 0; i < g->n_nodes; i++) {
         const graph_node *n = &g->nodes[i];
         if (n->removed || n->op.domain[0] || (strcmp(n->op.op_type, "Shape") && strcmp(n->op.op_type, "Size")))
@@ -369,7 +358,7 @@ static lens_status fuse_attention(graph *g, const graph_plan *probe, graph_node 
     if (packed) {
         inputs[0] = qkv[0];
         /* a Slice still read by a Shape stays (the plan then skips it as dead) */
-        for (int i = 0; i < 3; i++) slices[i]->removed = use_count(g, slices[i]->outputs[0]) == 1;
+        for (int i = 0; i < 3; i++) slices[i]->removed = graph_use_count(g, slices[i]->outputs[0]) == 1;
     }
     attrs[0] = (op_attr){.name = "num_heads", .type = OP_ATTR_INT, .i = hq};
     attrs[1] = (op_attr){.name = "scale", .type = OP_ATTR_FLOAT, .f = m.scale};

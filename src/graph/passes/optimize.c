@@ -73,6 +73,16 @@ lens_status graph_node_widen_inputs(graph *g, graph_node *n, int n_inputs) {
     return LENS_OK;
 }
 
+int graph_use_count(const graph *g, int v) {
+    int uses = is_graph_output(g, v);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->removed) continue;
+        for (int k = 0; k < n->n_inputs; k++) uses += n->inputs[k] == v;
+    }
+    return uses;
+}
+
 int graph_sole_consumer(const graph *g, int v) {
     if (is_graph_output(g, v)) return -1;
     int found = -1;
@@ -603,5 +613,6 @@ lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
     if (st) return st;
     st = fold_channel_scales(g, probe);
     graph_update_producers(g);
+    if (!st) st = graph_select_rows(g, probe);
     return st;
 }
