@@ -10,8 +10,9 @@ void kern_im2col_avx512(const kern_conv_shape *s, const float *x, int64_t col0, 
 void kern_dwconv2d_avx512(const kern_conv_shape *s, int64_t channels, const float *x, const float *w,
                           const float *bias, const float *residual, const kern_activation *act, float *y,
                           float *scratch);
-void kern_pool_row_avx512(int is_max, float *y, const float *x, size_t n, size_t stride);
-void kern_pool_row_avx2(int is_max, float *y, const float *x, size_t n, size_t stride);
+void kern_pool_row_avx512(int is_max, float *y, const float *x, size_t n, size_t stride, size_t taps,
+                          size_t step);
+void kern_pool_row_avx2(int is_max, float *y, const float *x, size_t n, size_t stride, size_t taps, size_t step);
 void kern_im2col_avx2(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0,
                       int64_t row1, float *dst);
 void kern_dwconv2d_avx2(const kern_conv_shape *s, int64_t channels, const float *x, const float *w,
@@ -55,13 +56,13 @@ void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t
     }
 }
 
-void kern_pool_row(int is_max, float *y, const float *x, size_t n, size_t stride) {
+void kern_pool_row(int is_max, float *y, const float *x, size_t n, size_t stride, size_t taps, size_t step) {
     switch (active_isa()) {
 #if defined(LENS_X86)
-    case KERN_CONV_ISA_AVX512: kern_pool_row_avx512(is_max, y, x, n, stride); return;
-    case KERN_CONV_ISA_AVX2: kern_pool_row_avx2(is_max, y, x, n, stride); return;
+    case KERN_CONV_ISA_AVX512: kern_pool_row_avx512(is_max, y, x, n, stride, taps, step); return;
+    case KERN_CONV_ISA_AVX2: kern_pool_row_avx2(is_max, y, x, n, stride, taps, step); return;
 #endif
-    default: kern_pool_row_generic(is_max, y, x, n, stride); return;
+    default: kern_pool_row_generic(is_max, y, x, n, stride, taps, step); return;
     }
 }
 

@@ -19,9 +19,11 @@ typedef struct kern_conv_shape {
 void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0, int64_t row1,
                  float *dst);
 
-/* One step of a pooling row (ops/pool.c): y[i] = max(y[i], x[i * stride]) when is_max, else y[i] += x[i * stride],
- * for i < n. Max keeps y[i] where x is NaN (x > y ? x : y). Strides 1 and 2 run as vectors, others one by one. */
-void kern_pool_row(int is_max, float *y, const float *x, size_t n, size_t stride);
+/* A row of a pooling window (ops/pool.c): y[i] = the max (is_max) or the sum of x[i * stride + t * step] over
+ * t < taps, for i < n; x is read up to x[(n - 1) * stride + (taps - 1) * step] and not past it. Max starts from
+ * -FLT_MAX and skips NaN (v > m ? v : m); sums add the taps in order from 0. Strides 1 and 2 run as vectors, others
+ * one by one. */
+void kern_pool_row(int is_max, float *y, const float *x, size_t n, size_t stride, size_t taps, size_t step);
 
 /* channels depthwise channels of a 2-D conv (s->in[0] == s->out[0] == 1), planes stored one after another: for each
  * channel c, y[c, out_h, out_w] = act(conv(x[c, in_h, in_w], w[c, kernel_h, kernel_w]) + bias[c] + residual[c]).

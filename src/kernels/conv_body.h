@@ -1,6 +1,8 @@
 /* conv_body.h — the bodies of the convolution kernels (conv.h), written once with GCC/Clang vector extensions and
  * included by conv.c (16-byte vectors: SSE2 or NEON) and x86/conv_avx2.c, x86/conv_avx512.c (32- and 64-byte
  * vectors), each compiled with its own ISA flags. The includer defines CONV_VBYTES and CONV_SUFFIX. */
+#include <float.h>
+
 #include "conv.h"
 
 #define CONV_VLEN (CONV_VBYTES / 4)
@@ -151,26 +153,67 @@ static inline int conv_dw_flat_layout(const kern_conv_shape *s, conv_dw_flat *f)
 
 /* ---- Pooling rows ---------------------------------------------------------------------------------------------- */
 
+/* y + v, or v > y ? v : y: x86's max instruction is exactly that (the second operand where either is NaN) */
 static inline conv_vec conv_pool_step(int is_max, conv_vec y, conv_vec v) {
     if (!is_max) return y + v;
+#if CONV_VBYTES == 64 && defined(__AVX512F__)
+    return (conv_vec)_mm512_max_ps((__m512)v, (__m512)y);
+#elif CONV_VBYTES == 32 && defined(__AVX2__)
+    return (conv_vec)_mm256_max_ps((__m256)v, (__m256)y);
+#else
     conv_mask gt = v > y;
     return (conv_vec)(((conv_mask)v & gt) | ((conv_mask)y & ~gt));
+#endif
 }
 
-void CONV_FN(kern_pool_row_)(int is_max, float *y, const float *x, size_t n, size_t stride) {
+/* The even elements of the 2k - 1 floats at p (0 < k <= CONV_VLEN) in the first k lanes: reads no float past them. */
+static inline conv_vec conv_even_n(const float *p, int64_t k) {
+    int64_t m = 2 * k - 1;
+    conv_vec lo = m >= CONV_VLEN ? conv_load(p) : conv_load_n(p, m), hi = {0};
+    if (m > CONV_VLEN) hi = conv_load_n(p + CONV_VLEN, m - CONV_VLEN);
+    return conv_even2(lo, hi);
+}
+
+void CONV_FN(kern_pool_row_)(int is_max, float *y, const float *x, size_t n, size_t stride, size_t taps,
+                             size_t step) {
+    const float init = is_max ? -FLT_MAX : 0.0f;
     size_t i = 0;
     if (stride == 1) {
-        for (; i + CONV_VLEN <= n; i += CONV_VLEN)
-            conv_store(y + i, conv_pool_step(is_max, conv_load(y + i), conv_load(x + i)));
-    } else if (stride == 2) {
-        /* a vector reads the odd partner of its last element too: x[2 (i + CONV_VLEN) - 1], readable while
-         * i + CONV_VLEN < n (x[2 (n - 1)] is the last float the row has) */
-        for (; i + CONV_VLEN < n; i += CONV_VLEN)
-            conv_store(y + i, conv_pool_step(is_max, conv_load(y + i), conv_even(x + 2 * i)));
+        for (; i + CONV_VLEN <= n; i += CONV_VLEN) {
+            conv_vec acc = conv_splat(init);
+            for (size_t t = 0; t < taps; t++) acc = conv_pool_step(is_max, acc, conv_load(x + i + t * step));
+            conv_store(y + i, acc);
+        }
+        if (i < n) {
+            conv_vec acc = conv_splat(init);
+            for (size_t t = 0; t < taps; t++)
+                acc = conv_pool_step(is_max, acc, conv_load_n(x + i + t * step, (int64_t)(n - i)));
+            conv_store_n(y + i, acc, (int64_t)(n - i));
+        }
+        return;
+    }
+    if (stride == 2) {
+        /* a whole vector also reads the odd partner of its last element: there while another vector follows */
+        for (; i + CONV_VLEN < n; i += CONV_VLEN) {
+            conv_vec acc = conv_splat(init);
+            for (size_t t = 0; t < taps; t++) acc = conv_pool_step(is_max, acc, conv_even(x + 2 * i + t * step));
+            conv_store(y + i, acc);
+        }
+        if (i < n) { /* the last vector: the last tap's partner may lie past x's end */
+            conv_vec acc = conv_splat(init);
+            for (size_t t = 0; t < taps; t++)
+                acc = conv_pool_step(is_max, acc, conv_even_n(x + 2 * i + t * step, (int64_t)(n - i)));
+            conv_store_n(y + i, acc, (int64_t)(n - i));
+        }
+        return;
     }
     for (; i < n; i++) {
-        float v = x[i * stride];
-        y[i] = is_max ? (v > y[i] ? v : y[i]) : y[i] + v;
+        float acc = init;
+        for (size_t t = 0; t < taps; t++) {
+            float v = x[i * stride + t * step];
+            acc = is_max ? (v > acc ? v : acc) : acc + v;
+        }
+        y[i] = acc;
     }
 }
 
