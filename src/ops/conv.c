@@ -13,7 +13,7 @@
 /* im2col tiles are sized to stay in a core's L2 while the GEMM streams them. */
 #define CONV_TILE_BYTES ((size_t)1 << 20)
 #define CONV_TILE_MIN_COLS 16
-#define CONV_WEIGHTS_HEAVY 2 /* see conv_run */
+#define CONV_WEIGHTS_HEAVY 1 /* see conv_run */
 /* Every spatial size, kernel, stride, dilation and pad must stay below this so the geometry arithmetic (products
  * of two of them plus a few sums) cannot overflow int64. */
 #define CONV_DIM_LIMIT ((int64_t)1 << 30)
@@ -491,7 +491,9 @@ static lens_status conv_run(op_call *call) {
      * splits the output channels, so each thread reads a share of the weights and all of the (smaller) columns.
      * ResNet-50 layer3.0.downsample (1x1 stride 2, 512 -> 1024, 196 columns: 2 MB of weights, 0.4 MB of columns) on
      * two threads, its input written by a 1x1 conv as in the network: 1.08-1.13 -> 1.00-1.02 ms. layer3.0.conv2
-     * (256 channels on 196 columns) measured either way within noise, so it keeps independent tiles. With a plane
+     * (3x3 stride 2, 256 channels on 196 columns, which independent tiles cut into two of 98: three and a sixteenth
+     * column panels each) 1.24-1.28 -> 1.19-1.21 ms, minima over 6 processes at a time; ConvNeXt-T's 192 -> 384
+     * downsample (2x2 stride 2, 196 columns) 0.593-0.599 -> 0.575-0.578 ms. With a plane
      * (image) per thread or more, independent tiles stream the weights once per plane as the few-tiles path does,
      * without its two pool runs per plane: ResNet-50 at batch 16 lost 5% in p50 to the few-tiles path. */
     const int weights_heavy = planes < threads && g.cout_g >= CONV_WEIGHTS_HEAVY * g.out_size;
