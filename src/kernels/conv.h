@@ -19,6 +19,35 @@ typedef struct kern_conv_shape {
 void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0, int64_t row1,
                  float *dst);
 
+/* Direct convolution for few input taps (a network's stem: 3 channels by 7x7 or 3x3, stride 2), where im2col would
+ * copy the input K times for a GEMM whose K is too short to pay for it. The input is first copied into phase planes
+ * (kern_conv_phase_plane): for strides (sh, sw), the plane of phase (a, b) of a channel holds the zero-padded input's
+ * rows and columns a and b modulo the strides, q[0] x q[1] floats, so that the taps of a run of output columns read a
+ * contiguous run of one plane. The kernel keeps KERN_CONV_DIRECT_CB output channels of two vectors of output columns
+ * in registers over all taps. */
+#define KERN_CONV_DIRECT_CB 8
+typedef struct kern_conv_direct_params {
+    const float *planes; /* per input channel, the phase planes (row-major, q[0] x q[1] each) */
+    const int64_t *tap;  /* per tap (channel, kh, kw): its offset into planes for output (0, 0) */
+    int64_t q[2];        /* plane rows, plane row pitch */
+    int64_t taps, cout, out_h, out_w;
+    const float *w;      /* per block of KERN_CONV_DIRECT_CB output channels, per tap, the block's weights (zero
+                          * past cout) */
+    const float *bias;   /* [cout] or NULL */
+    const float *residual; /* y's shape or NULL: added before the activation */
+    kern_activation act;
+    float *y;            /* [cout, out_h, out_w] */
+} kern_conv_direct_params;
+
+/* One phase plane of one channel x (in[1] x in[2] floats) into dst (q[0] x q[1]): element (a, b) is
+ * x[start[0] + a * stride[1]][start[1] + b * stride[2]], zero outside x. start[i] is the phase less the leading pad. */
+void kern_conv_phase_plane(const kern_conv_shape *s, const float *x, const int64_t start[2], const int64_t q[2],
+                           float *dst);
+
+/* Output channel blocks [cb0, cb1) (of KERN_CONV_DIRECT_CB channels) and rows [oh0, oh1) of the direct convolution.
+ * Reads up to two vectors past the last plane's last row (the planes need that much slack). */
+void kern_conv_direct(const kern_conv_direct_params *p, int64_t cb0, int64_t cb1, int64_t oh0, int64_t oh1);
+
 /* A row of a pooling window (ops/pool.c): y[i] = the max (is_max) or the sum of x[i * stride + t * step] over
  * t < taps, for i < n; x is read up to x[(n - 1) * stride + (taps - 1) * step] and not past it. Max starts from
  * -FLT_MAX and skips NaN (v > m ? v : m); sums add the taps in order from 0. Strides 1 and 2 run as vectors, others

@@ -301,6 +301,105 @@ static int conv_s2_plan(const kern_conv_shape *s, conv_s2_chunk *plan) {
 }
 #endif
 
+/* ---- Direct convolution for few taps ------------------------------------------------------------------------ */
+
+/* dst[c] = row[start + c * stride] where 0 <= start + c * stride < width, else 0, for c < n; row NULL: zeros. */
+static inline void conv_phase_row(const float *row, int64_t width, int64_t stride, int64_t lo, int64_t hi,
+                                  int64_t start, int64_t n, float *dst) {
+    if (!row) lo = hi = 0;
+    conv_zero(dst, lo);
+    if (hi > lo) {
+        const float *src = row + start + lo * stride;
+        if (stride == 1) conv_copy(dst + lo, src, hi - lo);
+        else if (stride == 2) conv_gather2(dst + lo, src, hi - lo, width - (start + lo * 2));
+        else
+            for (int64_t c = lo; c < hi; c++) dst[c] = src[(c - lo) * stride];
+    }
+    conv_zero(dst + hi, n - hi);
+}
+
+void CONV_FN(kern_conv_phase_plane_)(const kern_conv_shape *s, const float *x, const int64_t start[2],
+                                     const int64_t q[2], float *dst) {
+    const int64_t IH = s->in[1], IW = s->in[2], sw = s->stride[2], sc = start[1];
+    /* the columns whose source lies in a row, the same for every row */
+    int64_t lo = sc >= 0 ? 0 : conv_div_ceil(-sc, sw), hi = sc >= IW ? 0 : (IW - 1 - sc) / sw + 1;
+    if (hi > q[1]) hi = q[1];
+    if (lo > hi) lo = hi;
+    for (int64_t r = 0; r < q[0]; r++, dst += q[1]) {
+        int64_t ih = start[0] + r * s->stride[1];
+        conv_phase_row(ih >= 0 && ih < IH ? x + ih * IW : NULL, IW, sw, lo, hi, sc, q[1], dst);
+    }
+}
+
+/* Channels per register block: 8 x 2 accumulators fit AVX-512's 32 registers; AVX2's and SSE's 16 hold 4 x 2. */
+#define CONV_DIRECT_CB (CONV_VLEN >= 16 ? 8 : 4)
+
+/* One block: nco channels (from co0) by vecs vectors of output columns (n of them) at row oh, column ow. */
+static inline __attribute__((always_inline)) void conv_direct_block(const kern_conv_direct_params *p, const int vecs,
+                                                                    const float *wb, int64_t co0, int64_t nco,
+                                                                    int64_t oh, int64_t ow, int64_t n) {
+    const int64_t OW = p->out_w, plane_out = p->out_h * OW, K = p->taps;
+    conv_vec acc[CONV_DIRECT_CB][3];
+    for (int c = 0; c < CONV_DIRECT_CB; c++) {
+        float b = p->bias && c < nco ? p->bias[co0 + c] : 0.0f;
+        acc[c][0] = acc[c][1] = acc[c][2] = conv_splat(b);
+    }
+    const float *src = p->planes + oh * p->q[1] + ow, *wk = wb;
+    const int64_t *tap = p->tap;
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < K; k++, wk += KERN_CONV_DIRECT_CB) {
+        const float *s0 = src + tap[k];
+        conv_vec v0 = conv_load(s0), v1 = vecs > 1 ? conv_load(s0 + CONV_VLEN) : v0;
+        conv_vec v2 = vecs > 2 ? conv_load(s0 + 2 * CONV_VLEN) : v0;
+#pragma GCC unroll 8
+        for (int c = 0; c < CONV_DIRECT_CB; c++) {
+            conv_vec wc = conv_splat(wk[c]);
+            acc[c][0] += wc * v0;
+            if (vecs > 1) acc[c][1] += wc * v1;
+            if (vecs > 2) acc[c][2] += wc * v2;
+        }
+    }
+    for (int64_t c = 0; c < nco; c++) {
+        float *yc = p->y + (co0 + c) * plane_out + oh * OW + ow;
+        const float *rc = p->residual ? p->residual + (co0 + c) * plane_out + oh * OW + ow : NULL;
+        for (int h = 0; h < vecs; h++) {
+            int64_t m = n - h * CONV_VLEN;
+            conv_vec v = acc[c][h];
+            if (m >= CONV_VLEN) {
+                if (rc) v += conv_load(rc + h * CONV_VLEN);
+                conv_store(yc + h * CONV_VLEN, v);
+            } else if (m > 0) {
+                if (rc) v += conv_load_n(rc + h * CONV_VLEN, m);
+                conv_store_n(yc + h * CONV_VLEN, v, m);
+            }
+        }
+    }
+}
+
+void CONV_FN(kern_conv_direct_)(const kern_conv_direct_params *p, int64_t cb0, int64_t cb1, int64_t oh0, int64_t oh1) {
+    const int64_t OW = p->out_w, plane_out = p->out_h * OW, K = p->taps;
+    const int64_t halves = KERN_CONV_DIRECT_CB / CONV_DIRECT_CB;
+    for (int64_t blk = cb0 * halves; blk < cb1 * halves; blk++) {
+        const int64_t co0 = blk * CONV_DIRECT_CB;
+        if (co0 >= p->cout) break;
+        const int64_t nco = p->cout - co0 < CONV_DIRECT_CB ? p->cout - co0 : CONV_DIRECT_CB;
+        /* tap k's weights for these channels: at w[(blk / halves * K + k) * KERN_CONV_DIRECT_CB + half offset] */
+        const float *wb = p->w + (blk / halves) * K * KERN_CONV_DIRECT_CB + (blk % halves) * CONV_DIRECT_CB;
+        for (int64_t oh = oh0; oh < oh1; oh++) {
+            /* three vectors of columns while more than two are left, then as few as cover the rest (112 columns:
+             * 48, 48 and 16, where blocks of two vectors computed 128) */
+            int64_t ow = 0;
+            for (; ow + 2 * CONV_VLEN < OW; ow += 3 * CONV_VLEN)
+                conv_direct_block(p, 3, wb, co0, nco, oh, ow, OW - ow < 3 * CONV_VLEN ? OW - ow : 3 * CONV_VLEN);
+            if (ow + CONV_VLEN < OW) conv_direct_block(p, 2, wb, co0, nco, oh, ow, OW - ow);
+            else if (ow < OW) conv_direct_block(p, 1, wb, co0, nco, oh, ow, OW - ow);
+            if (p->act.kind != KERN_ACT_NONE)
+                for (int64_t c = 0; c < nco; c++)
+                    kern_activation_apply(&p->act, p->y + (co0 + c) * plane_out + oh * OW, (size_t)OW);
+        }
+    }
+}
+
 void CONV_FN(kern_im2col_)(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0,
                            int64_t row1, float *dst) {
     const int64_t KD = s->kernel[0], KH = s->kernel[1], KW = s->kernel[2];

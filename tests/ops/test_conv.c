@@ -641,6 +641,11 @@ int main(void) {
         {2, 24, 9, 9, 40, 3, 3, 1, 2, 2, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},          /* heavy, a plane a thread */
         {1, 24, 9, 9, 40, 3, 3, 1, 2, 2, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},          /* weights-heavy */
         {1, 64, 14, 14, 160, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},         /* weights-heavy 1x1 */
+        /* few taps, the direct kernel: blocks of three vectors of columns, two, one, residual on each */
+        {1, 4, 40, 40, 12, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},
+        {2, 3, 61, 61, 10, 7, 7, 1, 2, 2, 1, 1, {3, 3, 3, 3}, NULL, 1, 1, "HardSwish"},    /* stem-like, 31 wide */
+        {1, 3, 29, 57, 9, 3, 3, 1, 2, 2, 2, 2, {2, 2, 2, 2}, NULL, 0, 1, NULL},           /* s2 dilation 2 */
+        {1, 2, 5, 100, 17, 1, 5, 1, 1, 2, 1, 3, {0, 4, 0, 4}, NULL, 1, 0, "Clip"},          /* 1x5, mixed strides */
     };
     static const struct { kern_conv_isa isa; const char *name; } isas[] = {
         {KERN_CONV_ISA_AUTO, "auto"},
