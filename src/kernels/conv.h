@@ -23,8 +23,8 @@ void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t
  * copy the input K times for a GEMM whose K is too short to pay for it. The input is first copied into phase planes
  * (kern_conv_phase_plane): for strides (sh, sw), the plane of phase (a, b) of a channel holds the zero-padded input's
  * rows and columns a and b modulo the strides, q[0] x q[1] floats, so that the taps of a run of output columns read a
- * contiguous run of one plane. The kernel keeps KERN_CONV_DIRECT_CB output channels of two vectors of output columns
- * in registers over all taps. */
+ * contiguous run of one plane. The kernel keeps 8 output channels (4 on AVX2 and SSE) by up to three vectors of output
+ * columns in registers over all taps; weights come in blocks of KERN_CONV_DIRECT_CB channels. */
 #define KERN_CONV_DIRECT_CB 8
 typedef struct kern_conv_direct_params {
     const float *planes; /* per input channel, the phase planes (row-major, q[0] x q[1] each) */
@@ -44,9 +44,9 @@ typedef struct kern_conv_direct_params {
 void kern_conv_phase_plane(const kern_conv_shape *s, const float *x, const int64_t start[2], const int64_t q[2],
                            float *dst);
 
-/* Output channel blocks [cb0, cb1) (of KERN_CONV_DIRECT_CB channels) and rows [oh0, oh1) of the direct convolution.
- * Reads up to two vectors past the last plane's last row (the planes need that much slack). */
-void kern_conv_direct(const kern_conv_direct_params *p, int64_t cb0, int64_t cb1, int64_t oh0, int64_t oh1);
+/* Output rows [oh0, oh1) of the direct convolution, every channel. Reads less than a vector past the end of a plane
+ * row: into the next row, or past the last plane, which needs that much slack. */
+void kern_conv_direct(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1);
 
 /* A row of a pooling window (ops/pool.c): y[i] = the max (is_max) or the sum of x[i * stride + t * step] over
  * t < taps, for i < n; x is read up to x[(n - 1) * stride + (taps - 1) * step] and not past it. Max starts from

@@ -228,10 +228,8 @@ static inline void conv_gather2(float *dst, const float *src, int64_t n, int64_t
 #if CONV_VBYTES >= 32
     /* the rest with masked loads of the floats that exist (a narrow plane's whole row) */
     for (; i < n; i += CONV_VLEN) {
-        int64_t m = limit - 2 * i, k = n - i < CONV_VLEN ? n - i : CONV_VLEN;
-        conv_vec lo = conv_load_n(src + 2 * i, m < CONV_VLEN ? m : CONV_VLEN), hi = {0};
-        if (m > CONV_VLEN) hi = conv_load_n(src + 2 * i + CONV_VLEN, m < 2 * CONV_VLEN ? m - CONV_VLEN : CONV_VLEN);
-        conv_store_n(dst + i, conv_even2(lo, hi), k);
+        int64_t k = n - i < CONV_VLEN ? n - i : CONV_VLEN;
+        conv_store_n(dst + i, conv_even_n(src + 2 * i, k), k);
     }
 #else
     for (; i < n; i++) dst[i] = src[2 * i];
@@ -376,12 +374,10 @@ static inline __attribute__((always_inline)) void conv_direct_block(const kern_c
     }
 }
 
-void CONV_FN(kern_conv_direct_)(const kern_conv_direct_params *p, int64_t cb0, int64_t cb1, int64_t oh0, int64_t oh1) {
+void CONV_FN(kern_conv_direct_)(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1) {
     const int64_t OW = p->out_w, plane_out = p->out_h * OW, K = p->taps;
     const int64_t halves = KERN_CONV_DIRECT_CB / CONV_DIRECT_CB;
-    for (int64_t blk = cb0 * halves; blk < cb1 * halves; blk++) {
-        const int64_t co0 = blk * CONV_DIRECT_CB;
-        if (co0 >= p->cout) break;
+    for (int64_t blk = 0, co0 = 0; co0 < p->cout; blk++, co0 += CONV_DIRECT_CB) {
         const int64_t nco = p->cout - co0 < CONV_DIRECT_CB ? p->cout - co0 : CONV_DIRECT_CB;
         /* tap k's weights for these channels: at w[(blk / halves * K + k) * KERN_CONV_DIRECT_CB + half offset] */
         const float *wb = p->w + (blk / halves) * K * KERN_CONV_DIRECT_CB + (blk % halves) * CONV_DIRECT_CB;

@@ -465,7 +465,7 @@ static void conv_direct_task(void *ctx, int64_t task, int thread) {
     const conv_job *job = ctx;
     int64_t oh0 = task * job->rows_per_task, oh1 = oh0 + job->rows_per_task;
     if (oh1 > job->direct.out_h) oh1 = job->direct.out_h;
-    kern_conv_direct(&job->direct, 0, div_ceil(job->direct.cout, KERN_CONV_DIRECT_CB), oh0, oh1);
+    kern_conv_direct(&job->direct, oh0, oh1);
 }
 
 /* Image by image: its phase planes (channels and phases shared out over the pool), then its output rows. Tap (c, i, j)

@@ -179,17 +179,14 @@ static void pool_plane_2d(const pool_geom *g, const float *x, float *y) {
     const int64_t OH = two ? g->out[0] : 1, OW = g->out[two], KW = g->k[two], sw = g->stride[two];
     const int64_t dw = g->dil[two], pw = g->pad_begin[two];
     const int64_t chunk = (POOL_SPAN - 1 - (KW - 1) * dw) / sw + 1; /* output columns per chunk */
-    /* Two spans, filled a row ahead of the taps that read them: the taps' loads start at other offsets than the
-     * stores that wrote the span, and a load that spans two stores still in flight waits for them to retire */
-    float span[2][POOL_SPAN];
+    float span[POOL_SPAN];
     for (int64_t ow0 = 0; ow0 < OW; ow0 += chunk) {
         int64_t ow1 = OW - ow0 < chunk ? OW : ow0 + chunk;
         int64_t v0 = ow0 * sw - pw, v1 = (ow1 - 1) * sw - pw + (KW - 1) * dw + 1;
-        for (int64_t oh = 0; oh <= OH; oh++) {
-            if (oh < OH) pool_span(g, x, oh, v0, v1, span[oh & 1]);
-            if (oh > 0)
-                kern_pool_row(g->is_max, y + (oh - 1) * OW + ow0, span[(oh - 1) & 1], (size_t)(ow1 - ow0), (size_t)sw,
-                              (size_t)KW, (size_t)dw);
+        for (int64_t oh = 0; oh < OH; oh++) {
+            pool_span(g, x, oh, v0, v1, span);
+            kern_pool_row(g->is_max, y + oh * OW + ow0, span, (size_t)(ow1 - ow0), (size_t)sw, (size_t)KW,
+                          (size_t)dw);
         }
     }
     if (g->is_max) return;
