@@ -8,6 +8,7 @@
 // GEMM_BENCH_COLD=16 /tmp/gemm_bench ...  (C rotates over 16 buffers: written cold, as in a network)
 // GEMM_BENCH_PACKED_B=1 /tmp/gemm_bench M N K [...]  (the shapes with B packed instead: MatMul by a weight)
 // GEMM_BENCH_COLD_B=12 ...  (packed B rotates over 12 copies: weights read from memory, as in a network)
+// GEMM_BENCH_COLD_A=48 ...  (packed A likewise: a convolution's weights read from memory)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +28,18 @@ typedef enum { RUN_PACKED_A, RUN_SGEMM, RUN_PACKED_B } run_kind;
 static int cold = 1;
 /* cold_b > 1: packed B rotates over that many copies, as a network's weights come from memory, not cache. */
 static int cold_b = 1;
+/* cold_a > 1: packed A likewise (a convolution's weights). */
+static int cold_a = 1;
+#define COLD_MAX 64
 
 static double best_seconds(run_kind kind, core_pool *pool, size_t M, size_t N, size_t K, const float *A,
-                           const kern_packed_a *pa, const float *B, kern_packed_b *const *pb_all, float *C_all) {
+                           kern_packed_a *const *pa_all, const float *B, kern_packed_b *const *pb_all, float *C_all) {
     kern_epilogue ep = {.bias_per_row = 1, .act = {KERN_ACT_RELU, 0, 0}};
     double best = 1e30, total = 0;
     for (int rep = 0; rep < 2000 && (rep < 5 || total < 0.5); rep++) {
         float *C = C_all + (size_t)(rep % cold) * M * N;
         const kern_packed_b *pb = pb_all ? pb_all[rep % cold_b] : NULL;
+        const kern_packed_a *pa = pa_all ? pa_all[rep % cold_a] : NULL;
         double t0 = core_now();
         switch (kind) {
         case RUN_PACKED_A: kern_sgemm_packed_a(pool, pa, 0, N, B, N, 0.0f, C, N, &ep); break;
@@ -50,8 +55,9 @@ static double best_seconds(run_kind kind, core_pool *pool, size_t M, size_t N, s
 
 static void bench(const char *label, run_kind kind, size_t M, size_t N, size_t K, core_pool *pool2) {
     float *A = filled(M * K), *B = filled(K * N), *C = filled(M * N * (size_t)cold);
-    kern_packed_a *pa = kind == RUN_PACKED_A ? kern_sgemm_pack_a(0, M, K, A, K) : NULL;
-    kern_packed_b *pb[64] = {NULL};
+    kern_packed_a *pa[COLD_MAX] = {NULL};
+    for (int i = 0; i < cold_a && kind == RUN_PACKED_A; i++) pa[i] = kern_sgemm_pack_a(0, M, K, A, K);
+    kern_packed_b *pb[COLD_MAX] = {NULL};
     for (int i = 0; i < cold_b && kind == RUN_PACKED_B; i++) pb[i] = kern_sgemm_pack_b(0, K, N, B, N);
     double flops = 2.0 * (double)M * (double)N * (double)K;
     double t1 = best_seconds(kind, NULL, M, N, K, A, pa, B, pb, C);
@@ -59,7 +65,7 @@ static void bench(const char *label, run_kind kind, size_t M, size_t N, size_t K
     printf("%-8s %-9s M=%5zu N=%5zu K=%5zu  1T %6.1f GFLOP/s  2T %6.1f GFLOP/s  (x%.2f)\n", kern_sgemm_name(), label,
            M, N, K, flops / t1 * 1e-9, flops / t2 * 1e-9, t1 / t2);
     fflush(stdout);
-    kern_packed_a_free(pa);
+    for (int i = 0; i < cold_a; i++) kern_packed_a_free(pa[i]);
     for (int i = 0; i < cold_b; i++) kern_packed_b_free(pb[i]);
     core_aligned_free(A);
     core_aligned_free(B);
@@ -77,7 +83,9 @@ int main(int argc, char **argv) {
     const char *cold_env = getenv("GEMM_BENCH_COLD");
     if (cold_env && atoi(cold_env) > 1) cold = atoi(cold_env);
     const char *cold_b_env = getenv("GEMM_BENCH_COLD_B");
-    if (cold_b_env && atoi(cold_b_env) > 1) cold_b = atoi(cold_b_env) < 64 ? atoi(cold_b_env) : 64;
+    if (cold_b_env && atoi(cold_b_env) > 1) cold_b = atoi(cold_b_env) < COLD_MAX ? atoi(cold_b_env) : COLD_MAX;
+    const char *cold_a_env = getenv("GEMM_BENCH_COLD_A");
+    if (cold_a_env && atoi(cold_a_env) > 1) cold_a = atoi(cold_a_env) < COLD_MAX ? atoi(cold_a_env) : COLD_MAX;
     const char *packed_b_env = getenv("GEMM_BENCH_PACKED_B");
     int shapes_packed_b = packed_b_env && atoi(packed_b_env) != 0;
     if (argc >= 4) {
