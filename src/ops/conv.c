@@ -444,18 +444,21 @@ static void conv_depthwise_task(void *ctx, int64_t task, int thread) {
 
 /* ---- Direct, for few taps ------------------------------------------------------------------------------------ */
 
-/* Phase planes of channel c = task / phases, phase task % phases, of image job->image. */
+/* The phase planes of channel c = task / nph[0] whose rows have phase a = task % nph[0], of image job->image: one
+ * task makes the column phases one after the other from the same input rows, so each row is read from memory once
+ * (the input of a stem is rarely in cache). */
 static void conv_planes_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const conv_job *job = ctx;
     const conv_geom *g = job->g;
-    int64_t phases = g->nph[0] * g->nph[1], c = task / phases, ph = task % phases;
-    int64_t a = ph / g->nph[1], b = ph % g->nph[1];
+    int64_t phases = g->nph[0] * g->nph[1], c = task / g->nph[0], a = task % g->nph[0];
     float *planes = (float *)(job->scratch + g->taps_bytes);
-    const int64_t start[2] = {a * g->dil[1] % g->stride[1] - g->pad_begin[1],
-                              b * g->dil[2] % g->stride[2] - g->pad_begin[2]};
-    kern_conv_phase_plane(&g->shape, job->x + (job->image * g->cin + c) * g->in_size, start, g->q,
-                          planes + (c * phases + ph) * g->q[0] * g->q[1]);
+    for (int64_t b = 0; b < g->nph[1]; b++) {
+        const int64_t start[2] = {a * g->dil[1] % g->stride[1] - g->pad_begin[1],
+                                  b * g->dil[2] % g->stride[2] - g->pad_begin[2]};
+        kern_conv_phase_plane(&g->shape, job->x + (job->image * g->cin + c) * g->in_size, start, g->q,
+                              planes + (c * phases + a * g->nph[1] + b) * g->q[0] * g->q[1]);
+    }
 }
 
 /* Output rows [task * rows_per_task, + rows_per_task) of the direct convolution of the planes' image, every
@@ -482,7 +485,7 @@ static void conv_direct(conv_job *job, core_pool *pool, int64_t threads) {
     job->rows_per_task = div_ceil(g->out[1], 4 * threads);
     for (int64_t n = 0; n < g->batch; n++) {
         job->image = n;
-        core_pool_run(pool, g->cin * phases, conv_planes_task, job);
+        core_pool_run(pool, g->cin * g->nph[0], conv_planes_task, job);
         job->direct = (kern_conv_direct_params){
             .planes = (const float *)(job->scratch + g->taps_bytes), .tap = tap, .q = {g->q[0], g->q[1]},
             .taps = g->kg, .cout = g->cout, .out_h = g->out[1], .out_w = g->out[2], .w = job->state->direct,
