@@ -1,5 +1,6 @@
-/* pool.c — a persistent fork-join thread pool. Workers sleep on a condition variable between jobs; tasks are handed
- * out one at a time, so uneven tasks balance themselves. No thread is created per job.
+/* pool.c — a persistent fork-join thread pool. Between jobs, workers spin a while and then sleep on a condition
+ * variable; a job handed between threads that are spinning takes no lock. Tasks are handed out one at a time, so
+ * uneven tasks balance themselves. No thread is created per job.
  *
  * The caller waits for the job's tasks, not for the workers: a worker that has not claimed a task by the time the
  * others have taken them all is not waited for. On a VM whose vCPU is preempted, or a core shared with another
@@ -36,7 +37,11 @@ struct core_pool {
     _Atomic(void *) ctx;
     atomic_int_fast64_t n_tasks;
     atomic_int_fast64_t finished; /* tasks of the current job run to completion */
-    int caller_sleeping;          /* under lock: the caller waits on done */
+    /* Who sleeps on a condition variable, changed under lock. The other side reads it without the lock, so a job
+     * between spinning threads costs no lock: each side writes its own flag, then reads the other's (all sequentially
+     * consistent), so at least one of them sees the other and either the sleeper finds its news or is woken. */
+    atomic_int sleepers;        /* workers waiting on wake, for a new generation */
+    atomic_int caller_sleeping; /* the caller waits on done, for its job's last task */
 };
 
 /* Between ops, workers and the caller spin this many rounds before sleeping: a model runs dozens of short ops back to
@@ -73,9 +78,9 @@ static void run_tasks(core_pool *pool, int thread) {
                                                    memory_order_acquire))
             continue;
         fn(ctx, task, thread);
-        if (atomic_fetch_add_explicit(&pool->finished, 1, memory_order_acq_rel) + 1 == n) {
+        if (atomic_fetch_add(&pool->finished, 1) + 1 == n && atomic_load(&pool->caller_sleeping)) {
             pthread_mutex_lock(&pool->lock);
-            if (pool->caller_sleeping) pthread_cond_signal(&pool->done);
+            pthread_cond_signal(&pool->done);
             pthread_mutex_unlock(&pool->lock);
         }
         t = atomic_load_explicit(&pool->ticket, memory_order_acquire);
@@ -100,12 +105,17 @@ static void *worker_main(void *arg) {
             cpu_relax();
             spins++;
         }
-        pthread_mutex_lock(&pool->lock);
-        while (!pool->stopping && atomic_load(&pool->generation) == seen) pthread_cond_wait(&pool->wake, &pool->lock);
-        int stop = pool->stopping;
+        if (atomic_load(&pool->generation) == seen && !__atomic_load_n(&pool->stopping, __ATOMIC_ACQUIRE)) {
+            /* nothing to do for a while: sleep until the caller posts a job (it wakes sleepers only) or stops */
+            pthread_mutex_lock(&pool->lock);
+            atomic_fetch_add(&pool->sleepers, 1);
+            while (!pool->stopping && atomic_load(&pool->generation) == seen)
+                pthread_cond_wait(&pool->wake, &pool->lock);
+            atomic_fetch_sub(&pool->sleepers, 1);
+            pthread_mutex_unlock(&pool->lock);
+        }
+        if (__atomic_load_n(&pool->stopping, __ATOMIC_ACQUIRE)) break;
         seen = atomic_load(&pool->generation);
-        pthread_mutex_unlock(&pool->lock);
-        if (stop) break;
         run_tasks(pool, wa.index);
     }
     return NULL;
@@ -193,7 +203,8 @@ void core_pool_run(core_pool *pool, int64_t n_tasks, core_task_fn fn, void *ctx)
         in_pool_task = was;
         return;
     }
-    pthread_mutex_lock(&pool->lock);
+    /* The job's fields are published through the ticket (see run_tasks), not the lock: spinning workers and the
+     * caller exchange a job without taking it. */
     uint64_t job = (uint64_t)(uint32_t)(atomic_load(&pool->generation) + 1) << 32;
     atomic_store_explicit(&pool->ticket, job | TICKET_CLOSED, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
@@ -202,17 +213,20 @@ void core_pool_run(core_pool *pool, int64_t n_tasks, core_task_fn fn, void *ctx)
     atomic_store_explicit(&pool->n_tasks, n_tasks, memory_order_relaxed);
     atomic_store_explicit(&pool->finished, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->ticket, job, memory_order_release);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
+    atomic_fetch_add(&pool->generation, 1);
+    if (atomic_load(&pool->sleepers)) {
+        pthread_mutex_lock(&pool->lock);
+        pthread_cond_broadcast(&pool->wake);
+        pthread_mutex_unlock(&pool->lock);
+    }
     run_tasks(pool, 0);
     /* every task is claimed: wait for those still running on other threads */
     for (int spins = 0; atomic_load(&pool->finished) < n_tasks && spins < SPIN_ROUNDS; spins++) cpu_relax();
     if (atomic_load(&pool->finished) < n_tasks) {
         pthread_mutex_lock(&pool->lock);
-        pool->caller_sleeping = 1;
+        atomic_store(&pool->caller_sleeping, 1);
         while (atomic_load(&pool->finished) < n_tasks) pthread_cond_wait(&pool->done, &pool->lock);
-        pool->caller_sleeping = 0;
+        atomic_store(&pool->caller_sleeping, 0);
         pthread_mutex_unlock(&pool->lock);
     }
 }

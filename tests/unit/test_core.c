@@ -2,6 +2,7 @@
  * messages, overflow-checked sizes, the graph builder's name index and the liveness arena planner. */
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "graph/graph.h"
 #include "test.h"
@@ -58,6 +59,45 @@ static void test_pool_stress(void) {
         CHECK(atomic_load(&overlaps) == 0);
         core_pool_free(pool);
     }
+}
+
+/* The sleeping side of the pool: between jobs the caller pauses longer than workers spin, so they sleep and each job
+ * must wake them (the worker then takes some of the job's tasks, which last long enough for it to wake); and some
+ * tasks outlast the caller's spin, so it sleeps and the last task must wake it. Every task still runs once, and no
+ * job is lost or waited on forever. */
+static void pause_us(long us) {
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static atomic_int woken_tasks; /* tasks the worker ran in jobs posted while it slept */
+
+static void sleepy_task(void *ctx, int64_t task, int thread) {
+    stress_job *j = ctx;
+    pause_us(j->job % 4 == 1 && task == 0 ? 3000 : 300); /* 3 ms: longer than the caller spins */
+    if (thread == 1 && j->job % 2 == 0) atomic_fetch_add(&woken_tasks, 1);
+    atomic_fetch_add(&j->runs[task], 1);
+}
+
+static void test_pool_sleeping(void) {
+    core_pool *pool;
+    CHECK(core_pool_create(2, &pool) == LENS_OK);
+    static atomic_int runs[16], in_use[4];
+    atomic_int overlaps = 0;
+    int wrong = 0, jobs = 80;
+    for (int job = 0; job < jobs; job++) {
+        int n = 4 + job % 3;
+        for (int t = 0; t < 16; t++) atomic_store(&runs[t], 0);
+        if (job % 2 == 0) pause_us(3000); /* longer than the workers spin */
+        stress_job j = {job, runs, in_use, &overlaps};
+        core_pool_run(pool, n, sleepy_task, &j);
+        for (int t = 0; t < 16; t++) wrong += atomic_load(&runs[t]) != (t < n);
+    }
+    CHECK_MSG(wrong == 0, "%d tasks ran a wrong number of times across sleeps", wrong);
+    /* a worker never woken leaves every task of those jobs to the caller */
+    CHECK_MSG(atomic_load(&woken_tasks) >= jobs / 2, "the sleeping worker ran %d tasks of %d jobs",
+              atomic_load(&woken_tasks), jobs / 2);
+    core_pool_free(pool);
 }
 
 static void test_pool(void) {
@@ -138,6 +178,7 @@ static void test_graph_names(void) {
 int main(void) {
     test_pool();
     test_pool_stress();
+    test_pool_sleeping();
     test_half();
     test_errors_and_sizes();
     test_arena();
