@@ -332,10 +332,27 @@ void CONV_FN(kern_conv_phase_plane_)(const kern_conv_shape *s, const float *x, c
 /* Channels per register block: 8 x 2 accumulators fit AVX-512's 32 registers; AVX2's and SSE's 16 hold 4 x 2. */
 #define CONV_DIRECT_CB (CONV_VLEN >= 16 ? 8 : 4)
 
-/* One block: nco channels (from co0) by vecs vectors of output columns (n of them) at row oh, column ow. */
+/* max(v, 0), a NaN lane 0: Relu as kern_activation_apply computes it (the max instructions return their second
+ * operand when either is NaN). */
+static inline conv_vec conv_relu(conv_vec v) {
+#if CONV_VBYTES == 64 && defined(__AVX512F__)
+    return (conv_vec)_mm512_max_ps((__m512)v, _mm512_setzero_ps());
+#elif CONV_VBYTES == 32 && defined(__AVX2__)
+    return (conv_vec)_mm256_max_ps((__m256)v, _mm256_setzero_ps());
+#else
+    return (conv_vec)((conv_mask)v & (conv_mask)(v > 0.0f));
+#endif
+}
+
+/* The activations the direct kernel applies as it stores (the rest go over each finished row). */
+enum { CONV_STORE_PLAIN, CONV_STORE_RELU, CONV_STORE_CLIP };
+
+/* One block: nco channels (from co0) by vecs vectors of output columns (n of them) at row oh, column ow; stored
+ * plain, through Relu, or clamped to [lo, hi]. */
 static inline __attribute__((always_inline)) void conv_direct_block(const kern_conv_direct_params *p, const int vecs,
                                                                     const float *wb, int64_t co0, int64_t nco,
-                                                                    int64_t oh, int64_t ow, int64_t n) {
+                                                                    int64_t oh, int64_t ow, int64_t n, int store,
+                                                                    conv_vec lo, conv_vec hi) {
     const int64_t OW = p->out_w, plane_out = p->out_h * OW, K = p->taps;
     conv_vec acc[CONV_DIRECT_CB][3];
     for (int c = 0; c < CONV_DIRECT_CB; c++) {
@@ -363,13 +380,12 @@ static inline __attribute__((always_inline)) void conv_direct_block(const kern_c
         for (int h = 0; h < vecs; h++) {
             int64_t m = n - h * CONV_VLEN;
             conv_vec v = acc[c][h];
-            if (m >= CONV_VLEN) {
-                if (rc) v += conv_load(rc + h * CONV_VLEN);
-                conv_store(yc + h * CONV_VLEN, v);
-            } else if (m > 0) {
-                if (rc) v += conv_load_n(rc + h * CONV_VLEN, m);
-                conv_store_n(yc + h * CONV_VLEN, v, m);
-            }
+            if (m <= 0) continue;
+            if (rc) v += m >= CONV_VLEN ? conv_load(rc + h * CONV_VLEN) : conv_load_n(rc + h * CONV_VLEN, m);
+            if (store == CONV_STORE_RELU) v = conv_relu(v);
+            else if (store == CONV_STORE_CLIP) v = conv_clamp(v, lo, hi);
+            if (m >= CONV_VLEN) conv_store(yc + h * CONV_VLEN, v);
+            else conv_store_n(yc + h * CONV_VLEN, v, m);
         }
     }
 }
@@ -377,6 +393,11 @@ static inline __attribute__((always_inline)) void conv_direct_block(const kern_c
 void CONV_FN(kern_conv_direct_)(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1) {
     const int64_t OW = p->out_w, plane_out = p->out_h * OW, K = p->taps;
     const int64_t halves = KERN_CONV_DIRECT_CB / CONV_DIRECT_CB;
+    /* Relu and Clip (ResNet's and MobileNetV2's stems) as the blocks store; anything else over each finished row */
+    const int store = p->act.kind == KERN_ACT_RELU ? CONV_STORE_RELU
+                      : p->act.kind == KERN_ACT_CLIP ? CONV_STORE_CLIP : CONV_STORE_PLAIN;
+    const conv_vec lo = conv_splat(p->act.alpha), hi = conv_splat(p->act.beta);
+    const int late = store == CONV_STORE_PLAIN && p->act.kind != KERN_ACT_NONE;
     for (int64_t blk = 0, co0 = 0; co0 < p->cout; blk++, co0 += CONV_DIRECT_CB) {
         const int64_t nco = p->cout - co0 < CONV_DIRECT_CB ? p->cout - co0 : CONV_DIRECT_CB;
         /* tap k's weights for these channels: at w[(blk / halves * K + k) * KERN_CONV_DIRECT_CB + half offset] */
@@ -386,10 +407,11 @@ void CONV_FN(kern_conv_direct_)(const kern_conv_direct_params *p, int64_t oh0, i
              * 48, 48 and 16, where blocks of two vectors computed 128) */
             int64_t ow = 0;
             for (; ow + 2 * CONV_VLEN < OW; ow += 3 * CONV_VLEN)
-                conv_direct_block(p, 3, wb, co0, nco, oh, ow, OW - ow < 3 * CONV_VLEN ? OW - ow : 3 * CONV_VLEN);
-            if (ow + CONV_VLEN < OW) conv_direct_block(p, 2, wb, co0, nco, oh, ow, OW - ow);
-            else if (ow < OW) conv_direct_block(p, 1, wb, co0, nco, oh, ow, OW - ow);
-            if (p->act.kind != KERN_ACT_NONE)
+                conv_direct_block(p, 3, wb, co0, nco, oh, ow, OW - ow < 3 * CONV_VLEN ? OW - ow : 3 * CONV_VLEN, store,
+                                  lo, hi);
+            if (ow + CONV_VLEN < OW) conv_direct_block(p, 2, wb, co0, nco, oh, ow, OW - ow, store, lo, hi);
+            else if (ow < OW) conv_direct_block(p, 1, wb, co0, nco, oh, ow, OW - ow, store, lo, hi);
+            if (late)
                 for (int64_t c = 0; c < nco; c++)
                     kern_activation_apply(&p->act, p->y + (co0 + c) * plane_out + oh * OW, (size_t)OW);
         }
