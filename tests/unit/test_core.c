@@ -41,6 +41,15 @@ static void stress_task(void *ctx, int64_t task, int thread) {
     atomic_store(&j->in_use[thread], 0);
 }
 
+/* Runs job j's n tasks of fn with its run counts cleared; returns how many tasks did not run exactly once. */
+static int run_counted(core_pool *pool, int n, core_task_fn fn, stress_job *j) {
+    int wrong = 0;
+    for (int t = 0; t < 16; t++) atomic_store(&j->runs[t], 0);
+    core_pool_run(pool, n, fn, j);
+    for (int t = 0; t < 16; t++) wrong += atomic_load(&j->runs[t]) != (t < n);
+    return wrong;
+}
+
 static void test_pool_stress(void) {
     for (int threads = 2; threads <= 4; threads++) {
         core_pool *pool;
@@ -49,11 +58,8 @@ static void test_pool_stress(void) {
         atomic_int overlaps = 0;
         int wrong = 0, jobs = 20000;
         for (int job = 0; job < jobs; job++) {
-            int n = 2 + job % 15;
-            for (int t = 0; t < 16; t++) atomic_store(&runs[t], 0);
             stress_job j = {job, runs, in_use, &overlaps};
-            core_pool_run(pool, n, stress_task, &j);
-            for (int t = 0; t < 16; t++) wrong += atomic_load(&runs[t]) != (t < n);
+            wrong += run_counted(pool, 2 + job % 15, stress_task, &j);
         }
         CHECK_MSG(wrong == 0, "%d threads: %d tasks ran a wrong number of times", threads, wrong);
         CHECK(atomic_load(&overlaps) == 0);
@@ -83,16 +89,12 @@ static void sleepy_task(void *ctx, int64_t task, int thread) {
 static void test_pool_sleeping(void) {
     core_pool *pool;
     CHECK(core_pool_create(2, &pool) == LENS_OK);
-    static atomic_int runs[16], in_use[4];
-    atomic_int overlaps = 0;
+    static atomic_int runs[16];
     int wrong = 0, jobs = 80;
     for (int job = 0; job < jobs; job++) {
-        int n = 4 + job % 3;
-        for (int t = 0; t < 16; t++) atomic_store(&runs[t], 0);
         if (job % 2 == 0) pause_us(3000); /* longer than the workers spin */
-        stress_job j = {job, runs, in_use, &overlaps};
-        core_pool_run(pool, n, sleepy_task, &j);
-        for (int t = 0; t < 16; t++) wrong += atomic_load(&runs[t]) != (t < n);
+        stress_job j = {job, runs, NULL, NULL};
+        wrong += run_counted(pool, 4 + job % 3, sleepy_task, &j);
     }
     CHECK_MSG(wrong == 0, "%d tasks ran a wrong number of times across sleeps", wrong);
     /* a worker never woken leaves every task of those jobs to the caller; a woken one takes some in most of them
