@@ -19,6 +19,10 @@ void kern_conv_phase_plane_avx2(const kern_conv_shape *s, const float *x, const 
                                 float *dst);
 void kern_conv_direct_avx512(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1);
 void kern_conv_direct_avx2(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1);
+void kern_conv_rows_avx512(const kern_conv_rows_params *p, int64_t oh0, int64_t oh1, int64_t cb0, int64_t cb1,
+                           void *scratch);
+void kern_conv_rows_avx2(const kern_conv_rows_params *p, int64_t oh0, int64_t oh1, int64_t cb0, int64_t cb1,
+                         void *scratch);
 void kern_im2col_avx2(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0,
                       int64_t row1, float *dst);
 void kern_dwconv2d_avx2(const kern_conv_shape *s, int64_t channels, const float *x, const float *w,
@@ -80,6 +84,17 @@ void kern_conv_direct(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1
     case KERN_CONV_ISA_AVX2: kern_conv_direct_avx2(p, oh0, oh1); return;
 #endif
     default: kern_conv_direct_generic(p, oh0, oh1); return;
+    }
+}
+
+void kern_conv_rows(const kern_conv_rows_params *p, int64_t oh0, int64_t oh1, int64_t cb0, int64_t cb1,
+                    void *scratch) {
+    switch (active_isa()) {
+#if defined(LENS_X86)
+    case KERN_CONV_ISA_AVX512: kern_conv_rows_avx512(p, oh0, oh1, cb0, cb1, scratch); return;
+    case KERN_CONV_ISA_AVX2: kern_conv_rows_avx2(p, oh0, oh1, cb0, cb1, scratch); return;
+#endif
+    default: kern_conv_rows_generic(p, oh0, oh1, cb0, cb1, scratch); return;
     }
 }
 

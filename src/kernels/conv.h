@@ -1,4 +1,5 @@
-/* conv.h — the convolution kernels behind the Conv op: im2col for the GEMM path and the direct depthwise kernel.
+/* conv.h — the convolution kernels behind the Conv op: im2col for the GEMM path, the direct kernel of stems, the rows
+ * kernel of other dense convs and the direct depthwise kernel.
  * Each is written once (conv_body.h) and compiled per ISA (portable, AVX2, AVX-512); the entry points here pick one
  * by CPU features. Kernels layer: includes only kernels.h. */
 #ifndef LENS_KERNELS_CONV_H
@@ -47,6 +48,51 @@ void kern_conv_phase_plane(const kern_conv_shape *s, const float *x, const int64
 /* Output rows [oh0, oh1) of the direct convolution, every channel. Reads less than a vector past the end of a plane
  * row: into the next row, or past the last plane, which needs that much slack. */
 void kern_conv_direct(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1);
+
+/* Rows: a 2-D convolution (group 1, stride_w 1 or 2) computed output row by output row, without an im2col matrix. A
+ * tile is up to 14 pixels of an output row (6 on AVX2, 3 with 16-byte vectors) by 32 output channels (16): each step
+ * (input channel, kh, kw) loads the channels' weights as vectors and multiplies them by the broadcast input values the
+ * pixels read, which lie stride_w floats apart in one input row. Output rows go in blocks (kern_conv_rows_block);
+ * a block whose taps all fall inside the input reads it in place (a 1x1 stride-2 downsample), the others a
+ * zero-padded copy of the input rows the block reads. Weights come in blocks of KERN_CONV_ROWS_OB output channels. */
+#define KERN_CONV_ROWS_OB 16
+typedef struct kern_conv_rows_params {
+    kern_conv_shape shape; /* 2-D: in[0] == out[0] == 1 */
+    int64_t cin, cout;
+    const float *x;        /* [cin, in_h, in_w] */
+    const float *w;        /* per block of KERN_CONV_ROWS_OB output channels, per step (c, kh, kw) in C order, the
+                            * block's weights (zero past cout) */
+    const float *bias;     /* [cout] or NULL */
+    const float *residual; /* y's shape or NULL: added before the activation */
+    kern_activation act;
+    float *y;     /* [cout, out_h, out_w] */
+    int prefetch; /* fetch each channel group's weights into L2 while the group before runs: weights from memory */
+} kern_conv_rows_params;
+
+/* The input columns one output row reads, counted from the first padding column. */
+static inline int64_t kern_conv_rows_span(const kern_conv_shape *s) {
+    return (s->out[2] - 1) * s->stride[2] + (s->kernel[2] - 1) * s->dilation[2] + 1;
+}
+/* Floats of scratch the step offsets take (two tables of cin * kernel area int64), a multiple of 16. */
+static inline int64_t kern_conv_rows_tap_floats(const kern_conv_shape *s, int64_t cin) {
+    return (cin * s->kernel[1] * s->kernel[2] * 4 + 15) / 16 * 16;
+}
+/* Output rows per block: as many as keep the block's input (cin x the rows they read x span floats) within 512 KiB,
+ * so that it stays in L2 while every channel group reads it (half of Zen 4's; 256 KiB measured the same). */
+static inline int64_t kern_conv_rows_block(const kern_conv_shape *s, int64_t cin) {
+    const int64_t row = cin * kern_conv_rows_span(s), most = 131072 / (row > 0 ? row : 1);
+    const int64_t reach = (s->kernel[1] - 1) * s->dilation[1] + 1; /* the rows the first output row reads */
+    int64_t r = most > reach ? (most - reach) / s->stride[1] + 1 : 1;
+    return r < s->out[1] ? r : s->out[1];
+}
+/* Floats of scratch a kern_conv_rows call needs (64-byte aligned): the offsets, then a block's padded input. */
+static inline int64_t kern_conv_rows_scratch(const kern_conv_shape *s, int64_t cin) {
+    const int64_t rows_in = (kern_conv_rows_block(s, cin) - 1) * s->stride[1] + (s->kernel[1] - 1) * s->dilation[1] + 1;
+    return kern_conv_rows_tap_floats(s, cin) + cin * rows_in * kern_conv_rows_span(s) + 16;
+}
+
+/* Output rows [oh0, oh1), channel blocks [cb0, cb1) (of KERN_CONV_ROWS_OB; cb1 may be the last, partial one). */
+void kern_conv_rows(const kern_conv_rows_params *p, int64_t oh0, int64_t oh1, int64_t cb0, int64_t cb1, void *scratch);
 
 /* A row of a pooling window (ops/pool.c): y[i] = the max (is_max) or the sum of x[i * stride + t * step] over
  * t < taps, for i < n; x is read up to x[(n - 1) * stride + (taps - 1) * step] and not past it. Max starts from

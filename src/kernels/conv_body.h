@@ -1312,3 +1312,4 @@ void CONV_FN(kern_dwconv2d_)(const kern_conv_shape *s, int64_t channels, const f
         }
     }
 }
+#include "conv_rows_body.h"

@@ -1,10 +1,12 @@
 /* conv.c — Conv (1-D, 2-D, 3-D; groups, dilations, strides, pads, auto_pad) with fused bias, residual add and
- * activation. Five ways to compute it: pointwise convs are one GEMM on the input as it lies; depthwise 2-D convs
+ * activation. Six ways to compute it: pointwise convs are one GEMM on the input as it lies; depthwise 2-D convs
  * use a direct kernel; dense 3x3 stride-1 2-D convs with enough channels and tiles use Winograd (kernels/winograd.h,
  * weights transformed once in prepare); convs with few taps (a stem: 3 channels by 7x7) use a direct kernel on
- * phase planes of the input (kernels/conv.h, weights rearranged once in prepare); everything else is im2col in
- * bounded column tiles followed by a GEMM on weights packed once in prepare. May touch only its inputs, outputs and
- * the scratch it asked for. */
+ * phase planes of the input (kernels/conv.h, weights rearranged once in prepare); other dense 1-D and 2-D convs
+ * (ResNet's 3x3 and 1x1 stride-2 convs, ConvNeXt's 2x2 downsamples) use the rows kernel, output rows with the
+ * channels in vectors (kernels/conv.h, weights rearranged once in prepare); everything else (3-D, grouped, strides
+ * past 2 across) is im2col in bounded column tiles followed by a GEMM on weights packed once in prepare. May touch
+ * only its inputs, outputs and the scratch it asked for. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +43,9 @@ typedef struct conv_geom {
     /* few taps (a stem): the direct kernel on phase planes, with weights prepared for it (kernels/conv.h) */
     int direct;
     int64_t nph[2], q[2]; /* phases made per axis (rows, columns), and each plane's rows and row pitch */
+    /* the rows kernel (kernels/conv.h): dense convs that are none of the above can run it (with weights prepared for
+     * it); rows: it pays at this batch */
+    int rows_ok, rows;
     size_t taps_bytes;    /* the taps' offsets, then the planes, in a slot */
     kern_conv2d_params params; /* the 2-D geometry for the Winograd kernel */
     int64_t tile_cols;
@@ -87,6 +92,9 @@ static int conv_winograd_tile(conv_geom *g) {
     if (tiles4 >= CONV_WINOGRAD_MIN_TILES && tiles4 >= g->cin * g->cout / CONV_WINOGRAD_WEIGHTS_PER_TILE) return 4;
     return tiles2 >= CONV_WINOGRAD_MIN_TILES ? 2 : 0;
 }
+
+/* Whether the weights outweigh the input (all images). */
+static int conv_weights_heavy(const conv_geom *g) { return g->cout * g->kg > g->batch * g->cin * g->in_size; }
 
 /* Reads and checks attributes and input shapes; fills g. Shared by infer, prepare and run. */
 static lens_status conv_parse(const op_call *call, conv_geom *g) {
@@ -207,6 +215,13 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
      * with vector copies (ConvNeXt's 4x4 stride-4 stem made 16 planes a channel a float at a time: 0.20 -> 0.26 ms) */
     g->direct = g->group == 1 && g->spatial <= 2 && !g->pointwise && !g->winograd_ok && g->kg <= CONV_DIRECT_MAX_TAPS &&
                 g->stride[1] <= 2 && g->stride[2] <= 2;
+    /* Not a 1x1 conv whose weights outweigh its input several times over (ResNet-50's layer4.0.downsample, 8 MB of
+     * weights from memory for 0.8 MB of input: 1.06 -> 1.12 ms in the network, where layer3.0.downsample, 2 MB for
+     * 1.6 MB, gained 1.07 -> 0.99); the GEMM streams those better. Decided, like Winograd's tile, on the batch the
+     * weights are prepared for. */
+    g->rows_ok = g->group == 1 && g->spatial <= 2 && !g->pointwise && !g->depthwise && !g->winograd_ok && !g->direct &&
+                 g->stride[2] <= 2;
+    g->rows = g->rows_ok && !(kvol == 1 && g->cout * g->kg > 4 * g->batch * g->cin * g->in_size);
     g->input_scale = op_attr_int(node, "lens.input_scale", 0) == 1;
     if (g->input_scale) {
         /* The folded squeeze-excitation Mul: Conv(X * s) == (W diag(s)) X, the weights' columns scaled per image
@@ -271,6 +286,14 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
         direct_bytes += g->taps_bytes;
         if (direct_bytes > g->slot_bytes) g->slot_bytes = direct_bytes;
     }
+    if (g->rows_ok) {
+        /* kern_conv_rows' scratch; the im2col tile's room stays for a run without prepared weights */
+        size_t rows_bytes;
+        if (!core_mul_size((size_t)kern_conv_rows_scratch(&g->shape, g->cin), sizeof(float), &rows_bytes) ||
+            rows_bytes > SIZE_MAX / 256)
+            return core_fail(LENS_ERR_SHAPE, "Conv input X %s is too large", sx);
+        if (rows_bytes > g->slot_bytes) g->slot_bytes = rows_bytes;
+    }
     g->slot_bytes = (g->slot_bytes + 63) & ~(size_t)63;
 #undef sx
 #undef sw
@@ -307,6 +330,7 @@ typedef struct conv_state {
     int64_t groups;
     kern_winograd_weights *winograd; /* the Winograd-transformed weights; then packed[] is all NULL */
     float *direct;                   /* the weights of the direct kernel (kern_conv_direct_params.w); likewise */
+    float *rows;                     /* the weights of the rows kernel (kern_conv_rows_params.w); likewise */
     kern_packed_a *packed[];         /* per group: W[g] as [cout_g, kg] */
 } conv_state;
 
@@ -316,7 +340,20 @@ static void conv_release(void *state) {
     for (int64_t i = 0; i < cs->groups; i++) kern_packed_a_free(cs->packed[i]);
     kern_winograd_free(cs->winograd);
     core_aligned_free(cs->direct);
+    core_aligned_free(cs->rows);
     free(cs);
+}
+
+/* W ([cout, kg]) as blocks of cb output channels, each kg x cb (tap by channel), zero past cout; NULL when out of
+ * memory. */
+static float *conv_pack_blocks(const float *w, int64_t cout, int64_t kg, int64_t cb) {
+    int64_t blocks = div_ceil(cout, cb);
+    float *p = core_aligned_alloc((size_t)(blocks * kg * cb) * sizeof(float));
+    if (!p) return NULL;
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t k = 0; k < kg; k++)
+            for (int64_t c = 0; c < cb; c++) p[(b * kg + k) * cb + c] = b * cb + c < cout ? w[(b * cb + c) * kg + k] : 0;
+    return p;
 }
 
 static lens_status conv_prepare(op_call *call, void **state) {
@@ -329,20 +366,13 @@ static lens_status conv_prepare(op_call *call, void **state) {
     conv_state *cs = calloc(1, sizeof *cs + (size_t)g.group * sizeof(kern_packed_a *));
     if (!cs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "Conv: out of memory packing weights");
     cs->groups = g.group;
-    if (g.direct) {
-        /* per block of KERN_CONV_DIRECT_CB output channels, per tap, the block's weights, zero past cout */
-        int64_t blocks = div_ceil(g.cout, KERN_CONV_DIRECT_CB);
-        cs->direct = core_aligned_alloc((size_t)(blocks * g.kg * KERN_CONV_DIRECT_CB) * sizeof(float));
-        if (!cs->direct) {
+    if (g.direct || g.rows) {
+        /* the direct and rows kernels' weights: per block of cb output channels, per tap, the block's weights */
+        float **dst = g.direct ? &cs->direct : &cs->rows;
+        if (!(*dst = conv_pack_blocks(w, g.cout, g.kg, g.direct ? KERN_CONV_DIRECT_CB : KERN_CONV_ROWS_OB))) {
             conv_release(cs);
             return core_fail(LENS_ERR_OUT_OF_MEMORY, "Conv: out of memory packing weights");
         }
-        for (int64_t b = 0; b < blocks; b++)
-            for (int64_t k = 0; k < g.kg; k++)
-                for (int64_t c = 0; c < KERN_CONV_DIRECT_CB; c++) {
-                    int64_t co = b * KERN_CONV_DIRECT_CB + c;
-                    cs->direct[(b * g.kg + k) * KERN_CONV_DIRECT_CB + c] = co < g.cout ? w[co * g.kg + k] : 0.0f;
-                }
         *state = cs;
         call->taken_inputs |= 1u << 1;
         return LENS_OK;
@@ -380,6 +410,8 @@ typedef struct conv_job {
     /* direct path: the image being done, output rows per task, and the kernel's view of it */
     int64_t image, rows_per_task;
     kern_conv_direct_params direct;
+    /* rows path: per image, row_chunks tasks of rows by co_tasks of co_blocks channel blocks */
+    int64_t row_chunks, co_tasks, co_blocks;
 } conv_job;
 
 /* C = W[g] * cols + (residual) + bias, then act, for columns [col0, col0 + ncols) of image n, group gi. */
@@ -496,6 +528,44 @@ static void conv_direct(conv_job *job, core_pool *pool, int64_t threads) {
     }
 }
 
+/* ---- Rows ------------------------------------------------------------------------------------------------------- */
+
+static void conv_rows_task(void *ctx, int64_t task, int thread) {
+    const conv_job *job = ctx;
+    const conv_geom *g = job->g;
+    int64_t per_image = job->row_chunks * job->co_tasks, n = task / per_image, r = task % per_image / job->co_tasks;
+    int64_t c = task % job->co_tasks, blocks = div_ceil(g->cout, KERN_CONV_ROWS_OB);
+    /* the larger chunks first, so that threads taking tasks in turn end level (28 rows in 8: 4 4 4 4 3 3 3 3) */
+    int64_t base = g->out[1] / job->row_chunks, extra = g->out[1] % job->row_chunks;
+    int64_t oh0 = r * base + (r < extra ? r : extra), oh1 = oh0 + base + (r < extra);
+    int64_t cb0 = c * job->co_blocks, cb1 = cb0 + job->co_blocks;
+    if (cb1 > blocks) cb1 = blocks;
+    int64_t in = n * g->cin * g->in_size, out = n * g->cout * g->out_size;
+    kern_conv_rows_params p = {
+        .shape = g->shape, .cin = g->cin, .cout = g->cout, .x = job->x + in, .w = job->state->rows,
+        .bias = job->bias, .residual = job->residual ? job->residual + out : NULL, .act = job->act,
+        .y = job->y + out, .prefetch = job->co_tasks > 1,
+    };
+    kern_conv_rows(&p, oh0, oh1, cb0, cb1, job->scratch + (size_t)thread * g->slot_bytes);
+}
+
+/* Where the weights outweigh the input (ResNet-50's layer4: 9.4 MB of them against 0.8 MB), the threads split the
+ * output channels, so each reads its share of the weights once and all the input; elsewhere they split the rows, two
+ * tasks per thread (a slow thread's share moves to the other; with four, ResNet-50's layer2.0.conv2 was no faster),
+ * each reading all the weights. */
+static void conv_rows(conv_job *job, core_pool *pool, int64_t threads) {
+    const conv_geom *g = job->g;
+    const int64_t blocks = div_ceil(g->cout, KERN_CONV_ROWS_OB), pairs = div_ceil(blocks, 2);
+    const int weights_heavy = conv_weights_heavy(g);
+    int64_t co_tasks = weights_heavy ? (threads < pairs ? threads : pairs) : 1;
+    job->co_blocks = 2 * div_ceil(pairs, co_tasks); /* in pairs of blocks, AVX-512's channel group */
+    job->co_tasks = div_ceil(blocks, job->co_blocks);
+    /* per image, in shares as equal as the rows allow */
+    job->row_chunks = weights_heavy ? 1 : div_ceil(2 * threads, g->batch);
+    if (job->row_chunks > g->out[1]) job->row_chunks = g->out[1];
+    core_pool_run(threads > 1 ? pool : NULL, g->batch * job->row_chunks * job->co_tasks, conv_rows_task, job);
+}
+
 /* ---- run --------------------------------------------------------------------------------------------------------- */
 
 static lens_status conv_run(op_call *call) {
@@ -549,6 +619,12 @@ static lens_status conv_run(op_call *call) {
     if (job.state && job.state->direct) {
         if (!g.direct) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: prepared weights do not match the node");
         conv_direct(&job, call->pool, threads);
+        return LENS_OK;
+    }
+    if (job.state && job.state->rows) {
+        if (!g.rows_ok) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: prepared weights do not match the node");
+        if (slots < (size_t)threads) threads = 1;
+        conv_rows(&job, call->pool, threads);
         return LENS_OK;
     }
     if (job.state && job.state->winograd) {
@@ -607,6 +683,7 @@ static lens_status conv_run(op_call *call) {
     /* Independent tiles stream all the weights through every thread. Where the weights outweigh a plane's im2col
      * matrix CONV_WEIGHTS_HEAVY times (cout_g vs out_size), the few-tiles path pays instead: its threaded GEMM
      * splits the output channels, so each thread reads a share of the weights and all of the (smaller) columns.
+     * Measured while these convs took this path (the rows kernel has them now; layer4.0.downsample still comes here):
      * ResNet-50 layer3.0.downsample (1x1 stride 2, 512 -> 1024, 196 columns: 2 MB of weights, 0.4 MB of columns) on
      * two threads, its input written by a 1x1 conv as in the network: 1.08-1.13 -> 1.00-1.02 ms. layer3.0.conv2
      * (3x3 stride 2, 256 channels on 196 columns, which independent tiles cut into two of 98: three and a sixteenth

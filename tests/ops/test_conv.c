@@ -282,6 +282,92 @@ static void test_im2col_wide(const char *isa) {
     CHECK_MSG(failures == 0, "%s: %d wide im2col mismatches", isa, failures);
 }
 
+/* kern_conv_rows against the reference: tiles of every width (output rows of 1 to 31 pixels: one tile to three),
+ * channel counts that leave a half group and a partial block, kernels 1x1 to 5x5 and 1x5 / 5x1, strides 1 to 3 down
+ * and 1 to 2 across, dilation, pads on either side (blocks read in place and from the padded copy), bias, residual
+ * and activations (Relu and Clip as tiles store, HardSwish over the row), the rows and the channel blocks split
+ * over several calls as the op's tasks do; and inputs wide enough that a call takes several blocks of rows. */
+static void test_rows(const char *isa) {
+    static const int64_t couts[] = {1, 15, 16, 17, 33, 48, 70};
+    static const int64_t ks[][2] = {{1, 1}, {3, 3}, {2, 2}, {1, 5}, {5, 1}, {5, 5}};
+    const kern_activation acts[] = {
+        {KERN_ACT_NONE, 0, 0}, {KERN_ACT_RELU, 0, 0}, {KERN_ACT_CLIP, -0.3f, 0.4f}, {KERN_ACT_HARD_SWISH, 0, 0}};
+    int failures = 0, cases = 0;
+    for (int64_t ow_want = 1; ow_want <= 31; ow_want++) {
+        int64_t i = ow_want;
+        const int64_t *k = ks[i % 6], sh = 1 + i % 3, sw = 1 + i / 3 % 2, d = 1 + (i / 7) % 2, cin = 1 + i % 5 * 4;
+        const int64_t cout = couts[i % 7], pt = i % 3, pl = (i / 2) % 3, pb = i % 2, pr = (i / 4) % 2;
+        /* input width for ow_want outputs, and on odd i a column that only a stride-2 row skips (with a leading
+         * pad, then, a row can end inside the input) */
+        const int64_t spank = (k[1] - 1) * d + 1, w = (ow_want - 1) * sw + spank - pl - pr + i % 2;
+        const int64_t h = 3 + i % 7, oh = (h + pt + pb - ((k[0] - 1) * d + 1)) / sh + 1;
+        if (w < 1 || oh < 1) continue;
+        const int64_t ow = (w + pl + pr - spank) / sw + 1, kg = cin * k[0] * k[1];
+        kern_conv_shape shape = {{1, h, w}, {1, oh, ow}, {1, k[0], k[1]}, {1, sh, sw}, {1, d, d}, {0, pt, pl}};
+        float *x = random_array((size_t)(cin * h * w)), *wt = random_array((size_t)(cout * kg));
+        float *bias = random_array((size_t)cout), *res = random_array((size_t)(cout * oh * ow));
+        float *y = malloc((size_t)(cout * oh * ow) * sizeof *y), *e = malloc((size_t)(cout * oh * ow) * sizeof *e);
+        int64_t blocks = (cout + KERN_CONV_ROWS_OB - 1) / KERN_CONV_ROWS_OB;
+        float *packed = malloc((size_t)(blocks * kg * KERN_CONV_ROWS_OB) * sizeof *packed);
+        for (int64_t b = 0; b < blocks; b++)
+            for (int64_t t = 0; t < kg; t++)
+                for (int64_t c = 0; c < KERN_CONV_ROWS_OB; c++) {
+                    int64_t co = b * KERN_CONV_ROWS_OB + c;
+                    packed[(b * kg + t) * KERN_CONV_ROWS_OB + c] = co < cout ? wt[co * kg + t] : 0.0f;
+                }
+        void *scratch = core_aligned_alloc((size_t)kern_conv_rows_scratch(&shape, cin) * sizeof(float));
+        const kern_activation *act = &acts[i % 4];
+        kern_conv_rows_params rp = {.shape = shape, .cin = cin, .cout = cout, .x = x, .w = packed,
+                                    .bias = i % 2 ? bias : NULL, .residual = i % 3 ? res : NULL, .act = *act,
+                                    .y = y, .prefetch = (int)(i % 2)};
+        for (int64_t n = 0; n < cout * oh * ow; n++) y[n] = NAN;
+        int64_t rsplit = oh / 2, csplit = blocks > 2 ? 2 : blocks;
+        kern_conv_rows(&rp, 0, rsplit, 0, csplit, scratch);
+        kern_conv_rows(&rp, rsplit, oh, 0, csplit, scratch);
+        if (csplit < blocks) kern_conv_rows(&rp, 0, oh, csplit, blocks, scratch);
+        kern_conv2d_params cp = {1, cin, h, w, cout, oh, ow, k[0], k[1], 1, sh, sw, d, d, pt, pl};
+        kern_conv2d_ref(&cp, x, wt, rp.bias, rp.residual, act, e);
+        double worst = max_abs_diff(y, e, (size_t)(cout * oh * ow));
+        cases++;
+        if (!(worst <= 1e-4) && failures++ < 5)
+            fprintf(stderr, "%s rows c%lld m%lld %lldx%lld k%lldx%lld s%lld,%lld d%lld p%lld,%lld act %d: %g\n", isa,
+                    (long long)cin, (long long)cout, (long long)h, (long long)w, (long long)k[0], (long long)k[1],
+                    (long long)sh, (long long)sw, (long long)d, (long long)pt, (long long)pl, (int)act->kind, worst);
+        core_aligned_free(scratch);
+        free(x), free(wt), free(bias), free(res), free(y), free(e), free(packed);
+    }
+    /* several blocks of rows per call: 300 channels of 120-wide rows make a block a few rows; a 1x1 stride-2 that
+     * reads in place and a padded 3x3 stride-2 that copies */
+    static const int64_t wide[][5] = {{300, 24, 120, 1, 0}, {300, 23, 121, 3, 1}};
+    for (size_t g = 0; g < 2; g++) {
+        const int64_t cin = wide[g][0], h = wide[g][1], w = wide[g][2], k = wide[g][3], pad = wide[g][4], cout = 20;
+        const int64_t oh = (h + 2 * pad - k) / 2 + 1, ow = (w + 2 * pad - k) / 2 + 1, kg = cin * k * k;
+        kern_conv_shape shape = {{1, h, w}, {1, oh, ow}, {1, k, k}, {1, 2, 2}, {1, 1, 1}, {0, pad, pad}};
+        CHECK(kern_conv_rows_block(&shape, cin) < oh);
+        float *x = random_array((size_t)(cin * h * w)), *wt = random_array((size_t)(cout * kg));
+        float *y = malloc((size_t)(cout * oh * ow) * sizeof *y), *e = malloc((size_t)(cout * oh * ow) * sizeof *e);
+        float *packed = malloc((size_t)(2 * kg * KERN_CONV_ROWS_OB) * sizeof *packed);
+        for (int64_t b = 0; b < 2; b++)
+            for (int64_t t = 0; t < kg; t++)
+                for (int64_t c = 0; c < KERN_CONV_ROWS_OB; c++) {
+                    int64_t co = b * KERN_CONV_ROWS_OB + c;
+                    packed[(b * kg + t) * KERN_CONV_ROWS_OB + c] = co < cout ? wt[co * kg + t] : 0.0f;
+                }
+        void *scratch = core_aligned_alloc((size_t)kern_conv_rows_scratch(&shape, cin) * sizeof(float));
+        kern_conv_rows_params rp = {.shape = shape, .cin = cin, .cout = cout, .x = x, .w = packed,
+                                    .act = {KERN_ACT_RELU, 0, 0}, .y = y};
+        kern_conv_rows(&rp, 0, oh, 0, 2, scratch);
+        kern_conv2d_params cp = {1, cin, h, w, cout, oh, ow, k, k, 1, 2, 2, 1, 1, pad, pad};
+        kern_conv2d_ref(&cp, x, wt, NULL, NULL, &rp.act, e);
+        double worst = max_abs_diff(y, e, (size_t)(cout * oh * ow));
+        CHECK_MSG(worst <= 1e-3, "%s rows, blocks of rows, c%lld k%lld: %g", isa, (long long)cin, (long long)k, worst);
+        core_aligned_free(scratch);
+        free(x), free(wt), free(y), free(e), free(packed);
+    }
+    CHECK_MSG(failures == 0, "%s: %d rows kernel mismatches in %d geometries", isa, failures, cases);
+    CHECK(cases >= 25);
+}
+
 /* kern_dwconv2d on several channels per call (the channel-blocked kernel of small planes: blocks of 16 and 8 lanes
  * with a partial last block) against the reference: planes 1..17, kernels 3/5/7, strides 1/2, pads either side,
  * bias, residual and activations in turn; and a 7x7 kernel on a plane wider than the register block. */
@@ -660,6 +746,7 @@ int main(void) {
         }
         test_kernels(isas[v].name);
         test_im2col_wide(isas[v].name);
+        test_rows(isas[v].name);
         test_dw_channel_blocks(isas[v].name);
         test_dw_plain(isas[v].name, 1);
         test_dw_plain(isas[v].name, 2);
