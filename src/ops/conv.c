@@ -24,6 +24,8 @@
 /* The most taps (input channels x kernel area) the direct kernel takes: it keeps no block of K, and beyond a stem's
  * 147 (3 x 7 x 7) an im2col GEMM amortises its copy. */
 #define CONV_DIRECT_MAX_TAPS 160
+/* Pointwise convs over this many input channels or more take the rows kernel (see conv_parse). */
+#define CONV_ROWS_POINTWISE_MIN_CIN 512
 
 /* The convolution with its spatial dims right-aligned into (D, H, W): a 2-D conv has D == 1, a 1-D conv
  * D == H == 1. */
@@ -215,14 +217,18 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
      * with vector copies (ConvNeXt's 4x4 stride-4 stem made 16 planes a channel a float at a time: 0.20 -> 0.26 ms) */
     g->direct = g->group == 1 && g->spatial <= 2 && !g->pointwise && !g->winograd_ok && g->kg <= CONV_DIRECT_MAX_TAPS &&
                 g->stride[1] <= 2 && g->stride[2] <= 2;
-    /* Not a 1x1 conv whose weights outweigh its input several times over (ResNet-50's layer4.0.downsample, 8 MB of
-     * weights from memory for 0.8 MB of input: 1.06 -> 1.12 ms in the network, where layer3.0.downsample, 2 MB for
-     * 1.6 MB, gained 1.07 -> 0.99); the GEMM streams those better. Decided, like Winograd's tile, on the batch the
-     * weights are prepared for. */
-    g->rows_ok = g->group == 1 && g->spatial <= 2 && !g->pointwise && !g->depthwise && !g->winograd_ok && !g->direct &&
-                 g->stride[2] <= 2;
-    g->rows = g->rows_ok && !(kvol == 1 && g->cout * g->kg > 4 * g->batch * g->cin * g->in_size);
     g->input_scale = op_attr_int(node, "lens.input_scale", 0) == 1;
+    /* The rows kernel for the dense convs that take none of the paths above, and for pointwise convs over 512 or more
+     * channels on maps of 14x14 or more (its tiles fit those maps and the long sums amortise its transposing store:
+     * ResNet-50's 1024 -> 256 on 14x14 alone, 2 threads, 0.523 -> 0.465 ms; 576 -> 96 on 14x14 0.112 -> 0.104; with
+     * 64 channels, on 56x56, it lost to the GEMM). Not a 1x1 conv whose weights outweigh its input several times
+     * over (ResNet-50's layer4.0.downsample, 8 MB of weights from memory for 0.8 MB of input: 1.06 -> 1.12 ms in the
+     * network, where layer3.0.downsample, 2 MB for 1.6 MB, gained 1.07 -> 0.99); the GEMM streams those better:
+     * decided, like Winograd's tile, on the batch the weights are prepared for. */
+    g->rows_ok = g->group == 1 && g->spatial <= 2 && !g->depthwise && !g->winograd_ok && !g->direct &&
+                 g->stride[2] <= 2 && !g->input_scale &&
+                 (!g->pointwise || (g->cin >= CONV_ROWS_POINTWISE_MIN_CIN && g->out_size >= 196));
+    g->rows = g->rows_ok && !(kvol == 1 && g->cout * g->kg > 4 * g->batch * g->cin * g->in_size);
     if (g->input_scale) {
         /* The folded squeeze-excitation Mul: Conv(X * s) == (W diag(s)) X, the weights' columns scaled per image
          * into scratch. Only for the plain GEMM on the input as it lies. */
@@ -319,7 +325,7 @@ static lens_status conv_infer(op_call *call) {
         }
     }
     call->scratch_bytes = 0;
-    if (!g.pointwise) call->scratch_bytes = g.slot_bytes * (size_t)core_pool_size(call->pool);
+    if (!g.pointwise || g.rows_ok) call->scratch_bytes = g.slot_bytes * (size_t)core_pool_size(call->pool);
     if (g.input_scale) call->scratch_bytes = kern_packed_a_scaled_floats((size_t)g.cout, (size_t)g.cin) * sizeof(float);
     return LENS_OK;
 }
