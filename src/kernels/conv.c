@@ -13,12 +13,6 @@ void kern_dwconv2d_avx512(const kern_conv_shape *s, int64_t channels, const floa
 void kern_pool_row_avx512(int is_max, float *y, const float *x, size_t n, size_t stride, size_t taps,
                           size_t step);
 void kern_pool_row_avx2(int is_max, float *y, const float *x, size_t n, size_t stride, size_t taps, size_t step);
-void kern_conv_phase_plane_avx512(const kern_conv_shape *s, const float *x, const int64_t start[2],
-                                  const int64_t q[2], float *dst);
-void kern_conv_phase_plane_avx2(const kern_conv_shape *s, const float *x, const int64_t start[2], const int64_t q[2],
-                                float *dst);
-void kern_conv_direct_avx512(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1);
-void kern_conv_direct_avx2(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1);
 void kern_conv_rows_avx512(const kern_conv_rows_params *p, int64_t oh0, int64_t oh1, int64_t cb0, int64_t cb1,
                            void *scratch);
 void kern_conv_rows_avx2(const kern_conv_rows_params *p, int64_t oh0, int64_t oh1, int64_t cb0, int64_t cb1,
@@ -63,27 +57,6 @@ void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t
     case KERN_CONV_ISA_AVX2: kern_im2col_avx2(s, x, col0, ncols, row0, row1, dst); return;
 #endif
     default: kern_im2col_generic(s, x, col0, ncols, row0, row1, dst); return;
-    }
-}
-
-void kern_conv_phase_plane(const kern_conv_shape *s, const float *x, const int64_t start[2], const int64_t q[2],
-                           float *dst) {
-    switch (active_isa()) {
-#if defined(LENS_X86)
-    case KERN_CONV_ISA_AVX512: kern_conv_phase_plane_avx512(s, x, start, q, dst); return;
-    case KERN_CONV_ISA_AVX2: kern_conv_phase_plane_avx2(s, x, start, q, dst); return;
-#endif
-    default: kern_conv_phase_plane_generic(s, x, start, q, dst); return;
-    }
-}
-
-void kern_conv_direct(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1) {
-    switch (active_isa()) {
-#if defined(LENS_X86)
-    case KERN_CONV_ISA_AVX512: kern_conv_direct_avx512(p, oh0, oh1); return;
-    case KERN_CONV_ISA_AVX2: kern_conv_direct_avx2(p, oh0, oh1); return;
-#endif
-    default: kern_conv_direct_generic(p, oh0, oh1); return;
     }
 }
 

@@ -1,5 +1,5 @@
-/* conv.h — the convolution kernels behind the Conv op: im2col for the GEMM path, the direct kernel of stems, the rows
- * kernel of other dense convs and the direct depthwise kernel.
+/* conv.h — the convolution kernels behind the Conv op: im2col for the GEMM path, the rows kernel of dense convs and
+ * the direct depthwise kernel.
  * Each is written once (conv_body.h) and compiled per ISA (portable, AVX2, AVX-512); the entry points here pick one
  * by CPU features. Kernels layer: includes only kernels.h. */
 #ifndef LENS_KERNELS_CONV_H
@@ -20,36 +20,7 @@ typedef struct kern_conv_shape {
 void kern_im2col(const kern_conv_shape *s, const float *x, int64_t col0, int64_t ncols, int64_t row0, int64_t row1,
                  float *dst);
 
-/* Direct convolution for few input taps (a network's stem: 3 channels by 7x7 or 3x3, stride 2), where im2col would
- * copy the input K times for a GEMM whose K is too short to pay for it. The input is first copied into phase planes
- * (kern_conv_phase_plane): for strides (sh, sw), the plane of phase (a, b) of a channel holds the zero-padded input's
- * rows and columns a and b modulo the strides, q[0] x q[1] floats, so that the taps of a run of output columns read a
- * contiguous run of one plane. The kernel keeps 8 output channels (4 on AVX2 and SSE) by up to three vectors of output
- * columns in registers over all taps; weights come in blocks of KERN_CONV_DIRECT_CB channels. */
-#define KERN_CONV_DIRECT_CB 8
-typedef struct kern_conv_direct_params {
-    const float *planes; /* per input channel, the phase planes (row-major, q[0] x q[1] each) */
-    const int64_t *tap;  /* per tap (channel, kh, kw): its offset into planes for output (0, 0) */
-    int64_t q[2];        /* plane rows, plane row pitch */
-    int64_t taps, cout, out_h, out_w;
-    const float *w;      /* per block of KERN_CONV_DIRECT_CB output channels, per tap, the block's weights (zero
-                          * past cout) */
-    const float *bias;   /* [cout] or NULL */
-    const float *residual; /* y's shape or NULL: added before the activation */
-    kern_activation act;
-    float *y;            /* [cout, out_h, out_w] */
-} kern_conv_direct_params;
-
-/* One phase plane of one channel x (in[1] x in[2] floats) into dst (q[0] x q[1]): element (a, b) is
- * x[start[0] + a * stride[1]][start[1] + b * stride[2]], zero outside x. start[i] is the phase less the leading pad. */
-void kern_conv_phase_plane(const kern_conv_shape *s, const float *x, const int64_t start[2], const int64_t q[2],
-                           float *dst);
-
-/* Output rows [oh0, oh1) of the direct convolution, every channel. Reads less than a vector past the end of a plane
- * row: into the next row, or past the last plane, which needs that much slack. */
-void kern_conv_direct(const kern_conv_direct_params *p, int64_t oh0, int64_t oh1);
-
-/* Rows: a 2-D convolution (group 1, stride_w 1 or 2) computed output row by output row, without an im2col matrix. A
+/* Rows: a 2-D convolution (group 1, stride_w 1, 2 or 4) computed output row by output row, without an im2col matrix. A
  * tile is up to 14 pixels of an output row (6 on AVX2, 3 with 16-byte vectors) by 32 output channels (16): each step
  * (input channel, kh, kw) loads the channels' weights as vectors and multiplies them by the broadcast input values the
  * pixels read, which lie stride_w floats apart in one input row. Output rows go in blocks (kern_conv_rows_block);

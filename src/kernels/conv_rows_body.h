@@ -4,8 +4,23 @@
  * A tile is P output pixels of one output row by a group of output channels: P x NV accumulator vectors, each
  * holding CONV_VLEN channels of one pixel. Each step (input channel, tap) loads the group's NV weight vectors and
  * broadcasts the P input values the pixels read, which lie S floats apart in one row of the input (or of the
- * zero-padded copy of the rows an output row reads). No im2col matrix is built; at the end the tile is transposed
- * so that each channel's P outputs are stored as one run of its output row. */
+ * zero-padded copy of the rows a block of output rows reads). No im2col matrix is built; at the end the tile is
+ * transposed so that each channel's P outputs are stored as one run of its output row. */
+
+/* max(v, 0), a NaN lane 0: Relu as kern_activation_apply computes it (the max instructions return their second
+ * operand when either is NaN). */
+static inline conv_vec conv_relu(conv_vec v) {
+#if CONV_VBYTES == 64 && defined(__AVX512F__)
+    return (conv_vec)_mm512_max_ps((__m512)v, _mm512_setzero_ps());
+#elif CONV_VBYTES == 32 && defined(__AVX2__)
+    return (conv_vec)_mm256_max_ps((__m256)v, _mm256_setzero_ps());
+#else
+    return (conv_vec)((conv_mask)v & (conv_mask)(v > 0.0f));
+#endif
+}
+
+/* The activations the rows kernel applies as it stores (the rest go over each finished row). */
+enum { CONV_STORE_PLAIN, CONV_STORE_RELU, CONV_STORE_CLIP };
 
 /* Pixels per tile and weight vectors per group: 14 x 2 accumulators (32 channels) of AVX-512's 32 registers; 6 x 2
  * (16 channels) of AVX2's 16; 3 x 4 (16 channels) with 16-byte vectors. A tile never has more pixels than a vector
@@ -81,7 +96,7 @@ static inline __attribute__((always_inline)) void conv_rows_tile(const int P, co
 typedef void (*conv_rows_tile_fn)(const float *src, const int64_t *tap, int64_t K, const float *w, int64_t wstride,
                                   const char *pf, int64_t pf_steps, conv_vec *out);
 
-/* conv_rows_tiles[half][P - 1][S - 1]: a full group, or (AVX-512) one block of it for an odd last block */
+/* conv_rows_tiles[half][P - 1][s]: a full group, or (AVX-512) one block of it for an odd last block; stride 1 << s */
 #define CONV_ROWS_FN(P, H, NV, S)                                                                                      \
     static void conv_rows_tile_##P##_##H##_##S(const float *src, const int64_t *tap, int64_t K, const float *w,      \
                                                int64_t wstride, const char *pf, int64_t pf_steps, conv_vec *out) {    \
@@ -90,18 +105,20 @@ typedef void (*conv_rows_tile_fn)(const float *src, const int64_t *tap, int64_t 
 #if CONV_ROWS_GB == 2
 #define CONV_ROWS_FNS(P)                                                                                               \
     CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 1)                                                                                \
-    CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 2) CONV_ROWS_FN(P, 1, CONV_ROWS_NV / 2, 1) CONV_ROWS_FN(P, 1, CONV_ROWS_NV / 2, 2)
-#define CONV_ROWS_HALF(P) {conv_rows_tile_##P##_1_1, conv_rows_tile_##P##_1_2}
+    CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 2) CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 4) CONV_ROWS_FN(P, 1, CONV_ROWS_NV / 2, 1)   \
+    CONV_ROWS_FN(P, 1, CONV_ROWS_NV / 2, 2) CONV_ROWS_FN(P, 1, CONV_ROWS_NV / 2, 4)
+#define CONV_ROWS_HALF(P) {conv_rows_tile_##P##_1_1, conv_rows_tile_##P##_1_2, conv_rows_tile_##P##_1_4}
 #else
-#define CONV_ROWS_FNS(P) CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 1) CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 2)
-#define CONV_ROWS_HALF(P) {NULL, NULL}
+#define CONV_ROWS_FNS(P)                                                                                               \
+    CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 1) CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 2) CONV_ROWS_FN(P, 0, CONV_ROWS_NV, 4)
+#define CONV_ROWS_HALF(P) {NULL, NULL, NULL}
 #endif
-#define CONV_ROWS_FULL(P) {conv_rows_tile_##P##_0_1, conv_rows_tile_##P##_0_2}
+#define CONV_ROWS_FULL(P) {conv_rows_tile_##P##_0_1, conv_rows_tile_##P##_0_2, conv_rows_tile_##P##_0_4}
 CONV_ROWS_FNS(1)
 CONV_ROWS_FNS(2)
 CONV_ROWS_FNS(3)
 #if CONV_ROWS_PMAX == 3
-static const conv_rows_tile_fn conv_rows_tiles[2][CONV_ROWS_PMAX][2] = {
+static const conv_rows_tile_fn conv_rows_tiles[2][CONV_ROWS_PMAX][3] = {
     {CONV_ROWS_FULL(1), CONV_ROWS_FULL(2), CONV_ROWS_FULL(3)},
     {CONV_ROWS_HALF(1), CONV_ROWS_HALF(2), CONV_ROWS_HALF(3)},
 };
@@ -110,7 +127,7 @@ CONV_ROWS_FNS(4)
 CONV_ROWS_FNS(5)
 CONV_ROWS_FNS(6)
 #if CONV_ROWS_PMAX == 6
-static const conv_rows_tile_fn conv_rows_tiles[2][CONV_ROWS_PMAX][2] = {
+static const conv_rows_tile_fn conv_rows_tiles[2][CONV_ROWS_PMAX][3] = {
     {CONV_ROWS_FULL(1), CONV_ROWS_FULL(2), CONV_ROWS_FULL(3), CONV_ROWS_FULL(4), CONV_ROWS_FULL(5), CONV_ROWS_FULL(6)},
     {CONV_ROWS_HALF(1), CONV_ROWS_HALF(2), CONV_ROWS_HALF(3), CONV_ROWS_HALF(4), CONV_ROWS_HALF(5), CONV_ROWS_HALF(6)},
 };
@@ -123,7 +140,7 @@ CONV_ROWS_FNS(11)
 CONV_ROWS_FNS(12)
 CONV_ROWS_FNS(13)
 CONV_ROWS_FNS(14)
-static const conv_rows_tile_fn conv_rows_tiles[2][CONV_ROWS_PMAX][2] = {
+static const conv_rows_tile_fn conv_rows_tiles[2][CONV_ROWS_PMAX][3] = {
     {CONV_ROWS_FULL(1), CONV_ROWS_FULL(2), CONV_ROWS_FULL(3), CONV_ROWS_FULL(4), CONV_ROWS_FULL(5), CONV_ROWS_FULL(6),
      CONV_ROWS_FULL(7), CONV_ROWS_FULL(8), CONV_ROWS_FULL(9), CONV_ROWS_FULL(10), CONV_ROWS_FULL(11),
      CONV_ROWS_FULL(12), CONV_ROWS_FULL(13), CONV_ROWS_FULL(14)},
@@ -203,7 +220,7 @@ void CONV_FN(kern_conv_rows_)(const kern_conv_rows_params *p, int64_t oh0, int64
                     /* the tiles of the block share out the next group's weights (a line is a block's step) */
                     const int64_t chunk = (oh - rb) * tiles + t, share = conv_div_ceil(next_lines, (re - rb) * tiles);
                     const int64_t lines = next_lines - chunk * share < share ? next_lines - chunk * share : share;
-                    conv_rows_tiles[half][P - 1][sw - 1](row + ow0 * sw, tap, K, wb, K * KERN_CONV_ROWS_OB,
+                    conv_rows_tiles[half][P - 1][sw >> 1](row + ow0 * sw, tap, K, wb, K * KERN_CONV_ROWS_OB,
                                                          (const char *)(wb + CONV_ROWS_GB * K * KERN_CONV_ROWS_OB) +
                                                              chunk * share * 64,
                                                          lines > 0 ? conv_div_ceil(lines, CONV_ROWS_GB) : 0, out);

@@ -1,12 +1,11 @@
 /* conv.c — Conv (1-D, 2-D, 3-D; groups, dilations, strides, pads, auto_pad) with fused bias, residual add and
- * activation. Six ways to compute it: pointwise convs are one GEMM on the input as it lies; depthwise 2-D convs
+ * activation. Five ways to compute it: pointwise convs are one GEMM on the input as it lies; depthwise 2-D convs
  * use a direct kernel; dense 3x3 stride-1 2-D convs with enough channels and tiles use Winograd (kernels/winograd.h,
- * weights transformed once in prepare); convs with few taps (a stem: 3 channels by 7x7) use a direct kernel on
- * phase planes of the input (kernels/conv.h, weights rearranged once in prepare); other dense 1-D and 2-D convs
- * (ResNet's 3x3 and 1x1 stride-2 convs, ConvNeXt's 2x2 downsamples) use the rows kernel, output rows with the
- * channels in vectors (kernels/conv.h, weights rearranged once in prepare); everything else (3-D, grouped, strides
- * past 2 across) is im2col in bounded column tiles followed by a GEMM on weights packed once in prepare. May touch
- * only its inputs, outputs and the scratch it asked for. */
+ * weights transformed once in prepare); other dense 1-D and 2-D convs (stems, ResNet's stride-2 convs, ConvNeXt's
+ * downsamples, pointwise convs over many channels) use the rows kernel, output rows with the channels in vectors
+ * (kernels/conv.h, weights rearranged once in prepare); everything else (3-D, grouped, strides across other than
+ * 1, 2 and 4) is im2col in bounded column tiles followed by a GEMM on weights packed once in prepare. May touch only
+ * its inputs, outputs and the scratch it asked for. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +20,6 @@
 /* Every spatial size, kernel, stride, dilation and pad must stay below this so the geometry arithmetic (products
  * of two of them plus a few sums) cannot overflow int64. */
 #define CONV_DIM_LIMIT ((int64_t)1 << 30)
-/* The most taps (input channels x kernel area) the direct kernel takes: it keeps no block of K, and beyond a stem's
- * 147 (3 x 7 x 7) an im2col GEMM amortises its copy. */
-#define CONV_DIRECT_MAX_TAPS 160
 /* Pointwise convs over this many input channels or more take the rows kernel (see conv_parse). */
 #define CONV_ROWS_POINTWISE_MIN_CIN 512
 
@@ -42,16 +38,12 @@ typedef struct conv_geom {
     int pointwise; /* 1x1, stride 1, no pads: the input is already the GEMM's right operand */
     int winograd_ok; /* 3x3, stride 1, group 1, enough channels: Winograd can run (with weights prepared for it) */
     int winograd;    /* the Winograd output tile edge (4 or 2) that pays at this batch, or 0: im2col */
-    /* few taps (a stem): the direct kernel on phase planes, with weights prepared for it (kernels/conv.h) */
-    int direct;
-    int64_t nph[2], q[2]; /* phases made per axis (rows, columns), and each plane's rows and row pitch */
     /* the rows kernel (kernels/conv.h): dense convs that are none of the above can run it (with weights prepared for
      * it); rows: it pays at this batch */
     int rows_ok, rows;
-    size_t taps_bytes;    /* the taps' offsets, then the planes, in a slot */
     kern_conv2d_params params; /* the 2-D geometry for the Winograd kernel */
     int64_t tile_cols;
-    size_t slot_bytes; /* per thread: one im2col tile or one depthwise plane's scratch, rounded to 64 bytes */
+    size_t slot_bytes; /* per thread: an im2col tile, the rows kernel's or a depthwise plane's scratch, rounded to 64 */
 } conv_geom;
 
 static int64_t div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -212,11 +204,6 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
     g->pointwise = !g->depthwise && kvol == 1 && g->stride[0] * g->stride[1] * g->stride[2] == 1 && !g->pad_begin[0] &&
                    !g->pad_begin[1] && !g->pad_begin[2] && !g->pad_end[0] && !g->pad_end[1] && !g->pad_end[2];
     g->winograd = conv_winograd_tile(g);
-    /* Few taps: a network's stem (3 channels by 7x7 or 3x3, stride 2). Never where Winograd could run, whose choice
-     * depends on the batch: the weights are prepared for one path. Strides up to 2, which make the phase planes
-     * with vector copies (ConvNeXt's 4x4 stride-4 stem made 16 planes a channel a float at a time: 0.20 -> 0.26 ms) */
-    g->direct = g->group == 1 && g->spatial <= 2 && !g->pointwise && !g->winograd_ok && g->kg <= CONV_DIRECT_MAX_TAPS &&
-                g->stride[1] <= 2 && g->stride[2] <= 2;
     g->input_scale = op_attr_int(node, "lens.input_scale", 0) == 1;
     /* The rows kernel for the dense convs that take none of the paths above, and for pointwise convs over 512 or more
      * channels on maps of 14x14 or more (its tiles fit those maps and the long sums amortise its transposing store:
@@ -225,8 +212,8 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
      * over (ResNet-50's layer4.0.downsample, 8 MB of weights from memory for 0.8 MB of input: 1.06 -> 1.12 ms in the
      * network, where layer3.0.downsample, 2 MB for 1.6 MB, gained 1.07 -> 0.99); the GEMM streams those better:
      * decided, like Winograd's tile, on the batch the weights are prepared for. */
-    g->rows_ok = g->group == 1 && g->spatial <= 2 && !g->depthwise && !g->winograd_ok && !g->direct &&
-                 g->stride[2] <= 2 && !g->input_scale &&
+    g->rows_ok = g->group == 1 && g->spatial <= 2 && !g->depthwise && !g->winograd_ok &&
+                 (g->stride[2] == 1 || g->stride[2] == 2 || g->stride[2] == 4) && !g->input_scale &&
                  (!g->pointwise || (g->cin >= CONV_ROWS_POINTWISE_MIN_CIN && g->out_size >= 196));
     g->rows = g->rows_ok && !(kvol == 1 && g->cout * g->kg > 4 * g->batch * g->cin * g->in_size);
     if (g->input_scale) {
@@ -269,28 +256,6 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
             if (!wino) return core_fail(LENS_ERR_SHAPE, "Conv input X %s is too large", sx);
             if (wino > g->slot_bytes) g->slot_bytes = wino;
         }
-    }
-    if (g->direct) {
-        /* per axis, the phases the taps read (min(k, stride / gcd(dilation, stride))), and planes as long as the
-         * output plus the rows and columns the kernel reaches past it; the planes take a slot of their own */
-        size_t planes = (size_t)g->cin, direct_bytes;
-        for (int i = 0; i < 2; i++) {
-            int64_t a = g->dil[1 + i], b = g->stride[1 + i], k = g->k[1 + i];
-            while (b) {
-                int64_t t = a % b;
-                a = b, b = t;
-            }
-            g->nph[i] = k < g->stride[1 + i] / a ? k : g->stride[1 + i] / a;
-            g->q[i] = g->out[1 + i] + (k - 1) * g->dil[1 + i] / g->stride[1 + i];
-            if (!core_mul_size(planes, (size_t)(g->nph[i] * g->q[i]), &planes)) planes = SIZE_MAX;
-        }
-        g->taps_bytes = ((size_t)g->kg * sizeof(int64_t) + 63) & ~(size_t)63;
-        /* two vectors of slack: the kernel's last loads run past the last plane */
-        if (planes > SIZE_MAX / 8 - 64 || !core_mul_size(planes + 64, sizeof(float), &direct_bytes) ||
-            direct_bytes > SIZE_MAX / 256)
-            return core_fail(LENS_ERR_SHAPE, "Conv input X %s is too large", sx);
-        direct_bytes += g->taps_bytes;
-        if (direct_bytes > g->slot_bytes) g->slot_bytes = direct_bytes;
     }
     if (g->rows_ok) {
         /* kern_conv_rows' scratch; the im2col tile's room stays for a run without prepared weights */
@@ -335,7 +300,6 @@ static lens_status conv_infer(op_call *call) {
 typedef struct conv_state {
     int64_t groups;
     kern_winograd_weights *winograd; /* the Winograd-transformed weights; then packed[] is all NULL */
-    float *direct;                   /* the weights of the direct kernel (kern_conv_direct_params.w); likewise */
     float *rows;                     /* the weights of the rows kernel (kern_conv_rows_params.w); likewise */
     kern_packed_a *packed[];         /* per group: W[g] as [cout_g, kg] */
 } conv_state;
@@ -345,7 +309,6 @@ static void conv_release(void *state) {
     if (!cs) return;
     for (int64_t i = 0; i < cs->groups; i++) kern_packed_a_free(cs->packed[i]);
     kern_winograd_free(cs->winograd);
-    core_aligned_free(cs->direct);
     core_aligned_free(cs->rows);
     free(cs);
 }
@@ -372,10 +335,8 @@ static lens_status conv_prepare(op_call *call, void **state) {
     conv_state *cs = calloc(1, sizeof *cs + (size_t)g.group * sizeof(kern_packed_a *));
     if (!cs) return core_fail(LENS_ERR_OUT_OF_MEMORY, "Conv: out of memory packing weights");
     cs->groups = g.group;
-    if (g.direct || g.rows) {
-        /* the direct and rows kernels' weights: per block of cb output channels, per tap, the block's weights */
-        float **dst = g.direct ? &cs->direct : &cs->rows;
-        if (!(*dst = conv_pack_blocks(w, g.cout, g.kg, g.direct ? KERN_CONV_DIRECT_CB : KERN_CONV_ROWS_OB))) {
+    if (g.rows) {
+        if (!(cs->rows = conv_pack_blocks(w, g.cout, g.kg, KERN_CONV_ROWS_OB))) {
             conv_release(cs);
             return core_fail(LENS_ERR_OUT_OF_MEMORY, "Conv: out of memory packing weights");
         }
@@ -413,9 +374,6 @@ typedef struct conv_job {
     /* serial-tile path: the tile being im2col'd in parallel */
     const float *xg;
     int64_t col0, ncols, row_tasks;
-    /* direct path: the image being done, output rows per task, and the kernel's view of it */
-    int64_t image, rows_per_task;
-    kern_conv_direct_params direct;
     /* rows path: per image, row_chunks tasks of rows by co_tasks of co_blocks channel blocks */
     int64_t row_chunks, co_tasks, co_blocks;
 } conv_job;
@@ -478,60 +436,6 @@ static void conv_depthwise_task(void *ctx, int64_t task, int thread) {
     kern_dwconv2d(&g->shape, nc, job->x + plane * g->in_size, job->w + c0 * g->k[1] * g->k[2],
                   job->bias ? job->bias + c0 : NULL, job->residual ? job->residual + plane * g->out_size : NULL,
                   &job->act, job->y + plane * g->out_size, scratch);
-}
-
-/* ---- Direct, for few taps ------------------------------------------------------------------------------------ */
-
-/* The phase planes of channel c = task / nph[0] whose rows have phase a = task % nph[0], of image job->image: one
- * task makes the column phases one after the other from the same input rows, so each row is read from memory once
- * (the input of a stem is rarely in cache). */
-static void conv_planes_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
-    const conv_job *job = ctx;
-    const conv_geom *g = job->g;
-    int64_t phases = g->nph[0] * g->nph[1], c = task / g->nph[0], a = task % g->nph[0];
-    float *planes = (float *)(job->scratch + g->taps_bytes);
-    for (int64_t b = 0; b < g->nph[1]; b++) {
-        const int64_t start[2] = {a * g->dil[1] % g->stride[1] - g->pad_begin[1],
-                                  b * g->dil[2] % g->stride[2] - g->pad_begin[2]};
-        kern_conv_phase_plane(&g->shape, job->x + (job->image * g->cin + c) * g->in_size, start, g->q,
-                              planes + (c * phases + a * g->nph[1] + b) * g->q[0] * g->q[1]);
-    }
-}
-
-/* Output rows [task * rows_per_task, + rows_per_task) of the direct convolution of the planes' image, every
- * channel. */
-static void conv_direct_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
-    const conv_job *job = ctx;
-    int64_t oh0 = task * job->rows_per_task, oh1 = oh0 + job->rows_per_task;
-    if (oh1 > job->direct.out_h) oh1 = job->direct.out_h;
-    kern_conv_direct(&job->direct, oh0, oh1);
-}
-
-/* Image by image: its phase planes (channels and phases shared out over the pool), then its output rows. Tap (c, i, j)
- * reads plane (c, i % nph[0], j % nph[1]) from row i * dilation / stride and column j * dilation / stride on. */
-static void conv_direct(conv_job *job, core_pool *pool, int64_t threads) {
-    const conv_geom *g = job->g;
-    int64_t *tap = (int64_t *)job->scratch, k = 0, phases = g->nph[0] * g->nph[1], plane = g->q[0] * g->q[1];
-    for (int64_t c = 0; c < g->cin; c++)
-        for (int64_t i = 0; i < g->k[1]; i++)
-            for (int64_t j = 0; j < g->k[2]; j++, k++)
-                tap[k] = (c * phases + i % g->nph[0] * g->nph[1] + j % g->nph[1]) * plane +
-                         i * g->dil[1] / g->stride[1] * g->q[1] + j * g->dil[2] / g->stride[2];
-    /* rows per task: a few tasks per thread, so that a slow thread's share moves to the others */
-    job->rows_per_task = div_ceil(g->out[1], 4 * threads);
-    for (int64_t n = 0; n < g->batch; n++) {
-        job->image = n;
-        core_pool_run(pool, g->cin * g->nph[0], conv_planes_task, job);
-        job->direct = (kern_conv_direct_params){
-            .planes = (const float *)(job->scratch + g->taps_bytes), .tap = tap, .q = {g->q[0], g->q[1]},
-            .taps = g->kg, .cout = g->cout, .out_h = g->out[1], .out_w = g->out[2], .w = job->state->direct,
-            .bias = job->bias, .residual = job->residual ? job->residual + n * g->cout * g->out_size : NULL,
-            .act = job->act, .y = job->y + n * g->cout * g->out_size,
-        };
-        core_pool_run(pool, div_ceil(g->out[1], job->rows_per_task), conv_direct_task, job);
-    }
 }
 
 /* ---- Rows ------------------------------------------------------------------------------------------------------- */
@@ -620,11 +524,6 @@ static lens_status conv_run(op_call *call) {
         }
         job.tiles = div_ceil(g.cin, job.tile_cols);
         core_pool_run(threads > 1 ? call->pool : NULL, g.batch * job.tiles, conv_depthwise_task, &job);
-        return LENS_OK;
-    }
-    if (job.state && job.state->direct) {
-        if (!g.direct) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Conv: prepared weights do not match the node");
-        conv_direct(&job, call->pool, threads);
         return LENS_OK;
     }
     if (job.state && job.state->rows) {

@@ -284,7 +284,7 @@ static void test_im2col_wide(const char *isa) {
 
 /* kern_conv_rows against the reference: tiles of every width (output rows of 1 to 31 pixels: one tile to three),
  * channel counts that leave a half group and a partial block, kernels 1x1 to 5x5 and 1x5 / 5x1, strides 1 to 3 down
- * and 1 to 2 across, dilation, pads on either side (blocks read in place and from the padded copy), bias, residual
+ * and 1, 2 or 4 across, dilation, pads on either side (blocks read in place and from the padded copy), bias, residual
  * and activations (Relu and Clip as tiles store, HardSwish over the row), the rows and the channel blocks split
  * over several calls as the op's tasks do; and inputs wide enough that a call takes several blocks of rows. */
 static void test_rows(const char *isa) {
@@ -295,7 +295,8 @@ static void test_rows(const char *isa) {
     int failures = 0, cases = 0;
     for (int64_t ow_want = 1; ow_want <= 31; ow_want++) {
         int64_t i = ow_want;
-        const int64_t *k = ks[i % 6], sh = 1 + i % 3, sw = 1 + i / 3 % 2, d = 1 + (i / 7) % 2, cin = 1 + i % 5 * 4;
+        const int64_t *k = ks[i % 6], sh = 1 + i % 3, sw = (int64_t)1 << (i / 3 % 3), d = 1 + (i / 7) % 2;
+        const int64_t cin = 1 + i % 5 * 4;
         const int64_t cout = couts[i % 7], pt = i % 3, pl = (i / 2) % 3, pb = i % 2, pr = (i / 4) % 2;
         /* input width for ow_want outputs, and on odd i a column that only a stride-2 row skips (with a leading
          * pad, then, a row can end inside the input) */
@@ -729,7 +730,7 @@ int main(void) {
         {1, 64, 14, 14, 160, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},         /* weights-heavy 1x1 */
         {1, 512, 14, 15, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "Relu"},      /* pointwise, rows kernel */
         {2, 520, 16, 14, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 0, 0, "HardSwish"}, /* pointwise, rows, batch */
-        /* few taps, the direct kernel: blocks of three vectors of columns, two, one, residual on each */
+        /* few taps (stems): the rows kernel on short sums, rows of one to three tiles, residual on each */
         {1, 4, 40, 40, 12, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},
         {2, 3, 61, 61, 10, 7, 7, 1, 2, 2, 1, 1, {3, 3, 3, 3}, NULL, 1, 1, "HardSwish"},    /* stem-like, 31 wide */
         {1, 3, 29, 57, 9, 3, 3, 1, 2, 2, 2, 2, {2, 2, 2, 2}, NULL, 0, 1, NULL},           /* s2 dilation 2 */
