@@ -56,10 +56,13 @@ static inline int64_t kern_conv_rows_block(const kern_conv_shape *s, int64_t cin
     int64_t r = most > reach ? (most - reach) / s->stride[1] + 1 : 1;
     return r < s->out[1] ? r : s->out[1];
 }
-/* Floats of scratch a kern_conv_rows call needs (64-byte aligned): the offsets, then a block's padded input. */
+/* Floats of scratch a kern_conv_rows call needs (64-byte aligned): the offsets, then a block's padded input; -1 when
+ * that does not fit in int64 (the caller then takes another path). Sizes as kern_conv_shape promises. */
 static inline int64_t kern_conv_rows_scratch(const kern_conv_shape *s, int64_t cin) {
     const int64_t rows_in = (kern_conv_rows_block(s, cin) - 1) * s->stride[1] + (s->kernel[1] - 1) * s->dilation[1] + 1;
-    return kern_conv_rows_tap_floats(s, cin) + cin * rows_in * kern_conv_rows_span(s) + 16;
+    int64_t copy;
+    if (__builtin_mul_overflow(cin * kern_conv_rows_span(s), rows_in, &copy) || copy > INT64_MAX / 8) return -1;
+    return kern_conv_rows_tap_floats(s, cin) + copy + 16;
 }
 
 /* Output rows [oh0, oh1), channel blocks [cb0, cb1) (of KERN_CONV_ROWS_OB; cb1 may be the last, partial one). */

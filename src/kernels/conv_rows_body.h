@@ -178,7 +178,8 @@ void CONV_FN(kern_conv_rows_)(const kern_conv_rows_params *p, int64_t oh0, int64
     const int late = store == CONV_STORE_PLAIN && p->act.kind != KERN_ACT_NONE;
     const conv_vec lo = conv_splat(p->act.alpha), hi = conv_splat(p->act.beta);
     for (int64_t rb = oh0; rb < oh1; rb += R) {
-        const int64_t re = rb + R < oh1 ? rb + R : oh1, ih0 = rb * sh - pt, need = (re - 1 - rb) * sh + (KH - 1) * dh + 1;
+        const int64_t re = rb + R < oh1 ? rb + R : oh1, ih0 = rb * sh - pt;
+        const int64_t need = (re - 1 - rb) * sh + (KH - 1) * dh + 1; /* input rows the block reads */
         const float *src;
         const int64_t *tap;
         int64_t pitch; /* floats between input rows */

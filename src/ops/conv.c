@@ -258,12 +258,12 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
         }
     }
     if (g->rows_ok) {
-        /* kern_conv_rows' scratch; the im2col tile's room stays for a run without prepared weights */
-        size_t rows_bytes;
-        if (!core_mul_size((size_t)kern_conv_rows_scratch(&g->shape, g->cin), sizeof(float), &rows_bytes) ||
-            rows_bytes > SIZE_MAX / 256)
-            return core_fail(LENS_ERR_SHAPE, "Conv input X %s is too large", sx);
-        if (rows_bytes > g->slot_bytes) g->slot_bytes = rows_bytes;
+        /* kern_conv_rows' scratch (too large to count: im2col's path, which has its own limits); the im2col tile's
+         * room stays for a run without prepared weights */
+        int64_t rows_floats = kern_conv_rows_scratch(&g->shape, g->cin);
+        size_t rows_bytes = (size_t)rows_floats * sizeof(float);
+        if (rows_floats < 0 || (size_t)rows_floats > SIZE_MAX / 1024) g->rows_ok = g->rows = 0;
+        else if (rows_bytes > g->slot_bytes) g->slot_bytes = rows_bytes;
     }
     g->slot_bytes = (g->slot_bytes + 63) & ~(size_t)63;
 #undef sx
@@ -321,7 +321,8 @@ static float *conv_pack_blocks(const float *w, int64_t cout, int64_t kg, int64_t
     if (!p) return NULL;
     for (int64_t b = 0; b < blocks; b++)
         for (int64_t k = 0; k < kg; k++)
-            for (int64_t c = 0; c < cb; c++) p[(b * kg + k) * cb + c] = b * cb + c < cout ? w[(b * cb + c) * kg + k] : 0;
+            for (int64_t c = 0, co = b * cb; c < cb; c++, co++)
+                p[(b * kg + k) * cb + c] = co < cout ? w[co * kg + k] : 0.0f;
     return p;
 }
 
