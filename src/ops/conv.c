@@ -446,7 +446,7 @@ static void conv_rows_task(void *ctx, int64_t task, int thread) {
     const conv_geom *g = job->g;
     int64_t per_image = job->row_chunks * job->co_tasks, n = task / per_image, r = task % per_image / job->co_tasks;
     int64_t c = task % job->co_tasks, blocks = div_ceil(g->cout, KERN_CONV_ROWS_OB);
-    /* the larger chunks first, so that threads taking tasks in turn end level (28 rows in 8: 4 4 4 4 3 3 3 3) */
+    /* the larger chunks first, so that threads taking tasks in turn end level (14 rows in 4: 4 4 3 3) */
     int64_t base = g->out[1] / job->row_chunks, extra = g->out[1] % job->row_chunks;
     int64_t oh0 = r * base + (r < extra ? r : extra), oh1 = oh0 + base + (r < extra);
     int64_t cb0 = c * job->co_blocks, cb1 = cb0 + job->co_blocks;
