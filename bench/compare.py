@@ -4,7 +4,8 @@
 For every model and (batch, threads) pair it runs `lens bench --json` and bench/ort_bench.js
 (onnxruntime-node) alternately for --rounds rounds, so that noise from the rest of the machine hits
 both sides. Prints a markdown table with two ratios: each side's best-p50 round against the other's, and
-the median of the rounds' own lens/ORT ratios (a load spike in one round moves the first, not the second).
+the median of the rounds' own lens/ORT ratios (a load spike in one round moves the first, not the second); load
+times are each side's median over the rounds, RSS the best-p50 round's.
 Every raw JSON line goes to bench/out/results.jsonl.
 
 Models: torchvision architectures with random but typical weights (tests/gen/make_model_fixtures.py's
@@ -99,6 +100,7 @@ def measure(name, model, batch, threads, args, results):
     runs = args.runs or max(5, 20 // batch)  # big batches: fewer runs, each is long
     best = {}
     ratios = []
+    loads = {}
     for round_index in range(args.rounds):
         order = args.engines if round_index % 2 == 0 else args.engines[::-1]  # ABBA: no side always goes first
         this_round = {}
@@ -109,6 +111,8 @@ def measure(name, model, batch, threads, args, results):
             results.write(json.dumps(record) + "\n")
             results.flush()
             old = best.get(engine)
+            if "error" not in res:
+                loads.setdefault(engine, []).append(res["load_ms"])
             if "error" in res:
                 best.setdefault(engine, res)
             elif old is None or "error" in old or res["latency_ms"]["p50"] < old["latency_ms"]["p50"]:
@@ -117,6 +121,8 @@ def measure(name, model, batch, threads, args, results):
         if paired is not None:
             ratios.append(paired)
         print("  %s b=%d t=%d round %d done" % (name, batch, threads, round_index + 1), file=sys.stderr, flush=True)
+    for engine, values in loads.items():  # load time: the median round's, which one slow disk read does not move
+        best[engine] = dict(best[engine], load_ms_median=median(values))
     return best, ratios
 
 
@@ -146,7 +152,7 @@ def print_table(rows):
     """lens/ORT is best p50 against best p50; "median of rounds" is the median of each round's own ratio, which a
     load spike in one round does not move."""
     print("| model | batch | threads | lens p50 ms | ORT p50 ms | lens/ORT | median of rounds | lens img/s | ORT img/s "
-          "| load ms lens / ORT | peak RSS MB lens / ORT |")
+          "| median load ms lens / ORT | peak RSS MB lens / ORT |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for name, batch, threads, best, ratios in rows:
         lens, ort = best.get("lens"), best.get("ort")
@@ -155,7 +161,7 @@ def print_table(rows):
             name, batch, threads, cell(lens, "%.2f", "latency_ms", "p50"), cell(ort, "%.2f", "latency_ms", "p50"),
             "%.2f" % best_ratio if best_ratio else "-", "%.2f (%d)" % (mid, len(ratios)) if mid else "-",
             cell(lens, "%.1f", "images_per_s"), cell(ort, "%.1f", "images_per_s"),
-            cell(lens, "%.0f", "load_ms"), cell(ort, "%.0f", "load_ms"),
+            cell(lens, "%.0f", "load_ms_median"), cell(ort, "%.0f", "load_ms_median"),
             cell(lens, "%.0f", "peak_rss_mb"), cell(ort, "%.0f", "peak_rss_mb")))
     for name, batch, threads, best, _ in rows:
         for engine, res in sorted(best.items()):
