@@ -216,13 +216,14 @@ void CONV_FN(kern_conv_rows_)(const kern_conv_rows_params *p, int64_t oh0, int64
             /* with weights from memory, the next group's lines (K per block) are fetched while this one runs */
             const int64_t next = cb1 - cb - CONV_ROWS_GB < CONV_ROWS_GB ? cb1 - cb - CONV_ROWS_GB : CONV_ROWS_GB;
             const int64_t next_lines = p->prefetch && next > 0 ? next * K : 0;
+            /* the tiles of the block share them out (a line is a block's step) */
+            const int64_t share = conv_div_ceil(next_lines, (re - rb) * tiles);
             for (int64_t oh = rb; oh < re; oh++) {
                 const float *row = src + (oh - rb) * sh * pitch;
                 for (int64_t t = 0, ow0 = 0; t < tiles; t++) {
                     const int64_t P = narrow + (t < wide);
                     conv_vec out[CONV_ROWS_NV * CONV_VLEN];
-                    /* the tiles of the block share out the next group's weights (a line is a block's step) */
-                    const int64_t chunk = (oh - rb) * tiles + t, share = conv_div_ceil(next_lines, (re - rb) * tiles);
+                    const int64_t chunk = (oh - rb) * tiles + t;
                     const int64_t lines = next_lines - chunk * share < share ? next_lines - chunk * share : share;
                     conv_rows_tiles[half][P - 1][sw >> 1](row + ow0 * sw, tap, K, wb, K * KERN_CONV_ROWS_OB,
                                                          (const char *)(wb + CONV_ROWS_GB * K * KERN_CONV_ROWS_OB) +

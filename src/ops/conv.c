@@ -87,8 +87,10 @@ static int conv_winograd_tile(conv_geom *g) {
     return tiles2 >= CONV_WINOGRAD_MIN_TILES ? 2 : 0;
 }
 
-/* Whether the weights outweigh the input (all images). */
-static int conv_weights_heavy(const conv_geom *g) { return g->cout * g->kg > g->batch * g->cin * g->in_size; }
+/* Whether the weights outweigh the input (all images) factor times over. */
+static int conv_weights_heavy(const conv_geom *g, int64_t factor) {
+    return g->cout * g->kg > factor * g->batch * g->cin * g->in_size;
+}
 
 /* Reads and checks attributes and input shapes; fills g. Shared by infer, prepare and run. */
 static lens_status conv_parse(const op_call *call, conv_geom *g) {
@@ -215,7 +217,7 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
     g->rows_ok = g->group == 1 && g->spatial <= 2 && !g->depthwise && !g->winograd_ok &&
                  (g->stride[2] == 1 || g->stride[2] == 2 || g->stride[2] == 4) && !g->input_scale &&
                  (!g->pointwise || (g->cin >= CONV_ROWS_POINTWISE_MIN_CIN && g->out_size >= 196));
-    g->rows = g->rows_ok && !(kvol == 1 && g->cout * g->kg > 4 * g->batch * g->cin * g->in_size);
+    g->rows = g->rows_ok && !(kvol == 1 && conv_weights_heavy(g, 4));
     if (g->input_scale) {
         /* The folded squeeze-excitation Mul: Conv(X * s) == (W diag(s)) X, the weights' columns scaled per image
          * into scratch. Only for the plain GEMM on the input as it lies. */
@@ -467,7 +469,7 @@ static void conv_rows_task(void *ctx, int64_t task, int thread) {
 static void conv_rows(conv_job *job, core_pool *pool, int64_t threads) {
     const conv_geom *g = job->g;
     const int64_t blocks = div_ceil(g->cout, KERN_CONV_ROWS_OB), pairs = div_ceil(blocks, 2);
-    const int weights_heavy = conv_weights_heavy(g);
+    const int weights_heavy = conv_weights_heavy(g, 1);
     int64_t co_tasks = weights_heavy ? (threads < pairs ? threads : pairs) : 1;
     job->co_blocks = 2 * div_ceil(pairs, co_tasks); /* in pairs of blocks, AVX-512's channel group */
     job->co_tasks = div_ceil(blocks, job->co_blocks);

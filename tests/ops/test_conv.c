@@ -282,6 +282,19 @@ static void test_im2col_wide(const char *isa) {
     CHECK_MSG(failures == 0, "%s: %d wide im2col mismatches", isa, failures);
 }
 
+/* w ([cout, kg]) as kern_conv_rows takes it: per block of KERN_CONV_ROWS_OB channels, per step, zero past cout. */
+static float *rows_weights(const float *w, int64_t cout, int64_t kg) {
+    int64_t blocks = (cout + KERN_CONV_ROWS_OB - 1) / KERN_CONV_ROWS_OB;
+    float *packed = malloc((size_t)(blocks * kg * KERN_CONV_ROWS_OB) * sizeof *packed);
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t t = 0; t < kg; t++)
+            for (int64_t c = 0; c < KERN_CONV_ROWS_OB; c++) {
+                int64_t co = b * KERN_CONV_ROWS_OB + c;
+                packed[(b * kg + t) * KERN_CONV_ROWS_OB + c] = co < cout ? w[co * kg + t] : 0.0f;
+            }
+    return packed;
+}
+
 /* kern_conv_rows against the reference: tiles of every width (output rows of 1 to 31 pixels: one tile to three),
  * channel counts that leave a half group and a partial block, kernels 1x1 to 5x5 and 1x5 / 5x1, strides 1 to 3 down
  * and 1, 2 or 4 across, dilation, pads on either side (blocks read in place and from the padded copy), bias, residual
@@ -309,13 +322,7 @@ static void test_rows(const char *isa) {
         float *bias = random_array((size_t)cout), *res = random_array((size_t)(cout * oh * ow));
         float *y = malloc((size_t)(cout * oh * ow) * sizeof *y), *e = malloc((size_t)(cout * oh * ow) * sizeof *e);
         int64_t blocks = (cout + KERN_CONV_ROWS_OB - 1) / KERN_CONV_ROWS_OB;
-        float *packed = malloc((size_t)(blocks * kg * KERN_CONV_ROWS_OB) * sizeof *packed);
-        for (int64_t b = 0; b < blocks; b++)
-            for (int64_t t = 0; t < kg; t++)
-                for (int64_t c = 0; c < KERN_CONV_ROWS_OB; c++) {
-                    int64_t co = b * KERN_CONV_ROWS_OB + c;
-                    packed[(b * kg + t) * KERN_CONV_ROWS_OB + c] = co < cout ? wt[co * kg + t] : 0.0f;
-                }
+        float *packed = rows_weights(wt, cout, kg);
         void *scratch = core_aligned_alloc((size_t)kern_conv_rows_scratch(&shape, cin) * sizeof(float));
         const kern_activation *act = &acts[i % 4];
         kern_conv_rows_params rp = {.shape = shape, .cin = cin, .cout = cout, .x = x, .w = packed,
@@ -347,13 +354,7 @@ static void test_rows(const char *isa) {
         CHECK(kern_conv_rows_block(&shape, cin) < oh);
         float *x = random_array((size_t)(cin * h * w)), *wt = random_array((size_t)(cout * kg));
         float *y = malloc((size_t)(cout * oh * ow) * sizeof *y), *e = malloc((size_t)(cout * oh * ow) * sizeof *e);
-        float *packed = malloc((size_t)(2 * kg * KERN_CONV_ROWS_OB) * sizeof *packed);
-        for (int64_t b = 0; b < 2; b++)
-            for (int64_t t = 0; t < kg; t++)
-                for (int64_t c = 0; c < KERN_CONV_ROWS_OB; c++) {
-                    int64_t co = b * KERN_CONV_ROWS_OB + c;
-                    packed[(b * kg + t) * KERN_CONV_ROWS_OB + c] = co < cout ? wt[co * kg + t] : 0.0f;
-                }
+        float *packed = rows_weights(wt, cout, kg);
         void *scratch = core_aligned_alloc((size_t)kern_conv_rows_scratch(&shape, cin) * sizeof(float));
         kern_conv_rows_params rp = {.shape = shape, .cin = cin, .cout = cout, .x = x, .w = packed,
                                     .act = {KERN_ACT_RELU, 0, 0}, .y = y};
