@@ -191,8 +191,9 @@ const tensor *graph_plan_value(const graph_plan *plan, int v);
 /* Output i's planned shape. */
 const tensor *graph_plan_output(const graph_plan *plan, int i);
 
-/* Test hook: with 0, later plans give every op its own output buffer (views copy, as they did before the planner
- * aliased them); 1 (the default) restores aliasing. Not thread-safe: call while no plan is being made. */
+/* Test hook: with 0, later plans give every op its own output buffer (views copy and fused residuals are not
+ * overwritten, as before the planner aliased them); 1 (the default) restores aliasing. Not thread-safe: call while no
+ * plan is being made. */
 void graph_plan_set_views(int enable);
 
 /* Per-node timing for profiling: when enabled, graph_plan_run accumulates seconds per step (enabling resets them). */

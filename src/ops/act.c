@@ -440,21 +440,21 @@ static lens_status run_softmax(op_call *call) {
 
 /* ---- Table ------------------------------------------------------------------------------------------------------- */
 
-#define ACT_DEF(NAME) {"", #NAME, act_infer_f32, run_##NAME, NULL, NULL}
+#define ACT_DEF(NAME) {"", #NAME, act_infer_f32, run_##NAME, NULL, NULL, NULL}
 
 const op_def ops_table_act[] = {
     ACT_DEF(Relu), ACT_DEF(LeakyRelu), ACT_DEF(Sigmoid), ACT_DEF(HardSigmoid), ACT_DEF(HardSwish), ACT_DEF(Tanh),
     ACT_DEF(Erf), ACT_DEF(Elu), ACT_DEF(Selu), ACT_DEF(Celu), ACT_DEF(Softplus), ACT_DEF(Softsign),
     ACT_DEF(ThresholdedRelu), ACT_DEF(Shrink),
-    {"", "Gelu", infer_Gelu, run_Gelu, NULL, NULL},
-    {"", "Clip", infer_Clip, run_Clip, NULL, NULL},
-    {"", "Softmax", infer_softmax, run_softmax, NULL, NULL},
-    {"", "LogSoftmax", infer_softmax, run_softmax, NULL, NULL},
-    {"", "Hardmax", infer_softmax, run_softmax, NULL, NULL},
-    {"lens", "Silu", act_infer_f32, run_Silu, NULL, NULL},
-    {"com.microsoft", "Gelu", act_infer_f32, run_Gelu, NULL, NULL},
-    {"com.microsoft", "QuickGelu", act_infer_f32, run_QuickGelu, NULL, NULL},
-    {"com.microsoft", "FastGelu", infer_bias_gelu, run_bias_gelu, NULL, NULL},
-    {"com.microsoft", "BiasGelu", infer_bias_gelu, run_bias_gelu, NULL, NULL},
+    {"", "Gelu", infer_Gelu, run_Gelu, NULL, NULL, NULL},
+    {"", "Clip", infer_Clip, run_Clip, NULL, NULL, NULL},
+    {"", "Softmax", infer_softmax, run_softmax, NULL, NULL, NULL},
+    {"", "LogSoftmax", infer_softmax, run_softmax, NULL, NULL, NULL},
+    {"", "Hardmax", infer_softmax, run_softmax, NULL, NULL, NULL},
+    {"lens", "Silu", act_infer_f32, run_Silu, NULL, NULL, NULL},
+    {"com.microsoft", "Gelu", act_infer_f32, run_Gelu, NULL, NULL, NULL},
+    {"com.microsoft", "QuickGelu", act_infer_f32, run_QuickGelu, NULL, NULL, NULL},
+    {"com.microsoft", "FastGelu", infer_bias_gelu, run_bias_gelu, NULL, NULL, NULL},
+    {"com.microsoft", "BiasGelu", infer_bias_gelu, run_bias_gelu, NULL, NULL, NULL},
     {0},
 };

@@ -153,6 +153,6 @@ static lens_status attention_run(op_call *call) {
 }
 
 const op_def ops_table_attention[] = {
-    {"lens", "Attention", attention_infer, attention_run, NULL, NULL},
+    {"lens", "Attention", attention_infer, attention_run, NULL, NULL, NULL},
     {0},
 };

@@ -971,23 +971,23 @@ static lens_status run_Not(op_call *call) {
 
 /* ---- Table ------------------------------------------------------------------------------------------------------- */
 
-#define ELT_DEF(NAME) {"", #NAME, infer_##NAME, run_##NAME, NULL, NULL}
-#define ELT_DEF_F32(NAME) {"", #NAME, infer_unary_f32, run_##NAME, NULL, NULL}
+#define ELT_DEF(NAME) {"", #NAME, infer_##NAME, run_##NAME, NULL, NULL, NULL}
+#define ELT_DEF_F32(NAME) {"", #NAME, infer_unary_f32, run_##NAME, NULL, NULL, NULL}
 
 const op_def ops_table_eltwise[] = {
     ELT_DEF(Add), ELT_DEF(Sub), ELT_DEF(Mul), ELT_DEF(Div), ELT_DEF(Pow), ELT_DEF(Mod), ELT_DEF(PRelu),
     ELT_DEF(BitShift),
     ELT_DEF(Equal), ELT_DEF(Less), ELT_DEF(Greater), ELT_DEF(LessOrEqual), ELT_DEF(GreaterOrEqual),
     ELT_DEF(And), ELT_DEF(Or), ELT_DEF(Xor), ELT_DEF(Not), ELT_DEF(Where),
-    {"", "Sum", infer_variadic, run_variadic, NULL, NULL},
-    {"", "Mean", infer_variadic, run_variadic, NULL, NULL},
-    {"", "Min", infer_variadic, run_variadic, NULL, NULL},
-    {"", "Max", infer_variadic, run_variadic, NULL, NULL},
-    {"", "Neg", infer_unary_numeric, run_unary_numeric, NULL, NULL},
-    {"", "Abs", infer_unary_numeric, run_unary_numeric, NULL, NULL},
-    {"", "Sign", infer_unary_numeric, run_unary_numeric, NULL, NULL},
-    {"", "IsNaN", infer_classify, run_IsNaN, NULL, NULL},
-    {"", "IsInf", infer_classify, run_IsInf, NULL, NULL},
+    {"", "Sum", infer_variadic, run_variadic, NULL, NULL, NULL},
+    {"", "Mean", infer_variadic, run_variadic, NULL, NULL, NULL},
+    {"", "Min", infer_variadic, run_variadic, NULL, NULL, NULL},
+    {"", "Max", infer_variadic, run_variadic, NULL, NULL, NULL},
+    {"", "Neg", infer_unary_numeric, run_unary_numeric, NULL, NULL, NULL},
+    {"", "Abs", infer_unary_numeric, run_unary_numeric, NULL, NULL, NULL},
+    {"", "Sign", infer_unary_numeric, run_unary_numeric, NULL, NULL, NULL},
+    {"", "IsNaN", infer_classify, run_IsNaN, NULL, NULL, NULL},
+    {"", "IsInf", infer_classify, run_IsInf, NULL, NULL, NULL},
     ELT_DEF_F32(Sqrt), ELT_DEF_F32(Reciprocal), ELT_DEF_F32(Exp), ELT_DEF_F32(Log), ELT_DEF_F32(Floor),
     ELT_DEF_F32(Ceil), ELT_DEF_F32(Round), ELT_DEF_F32(Sin), ELT_DEF_F32(Cos), ELT_DEF_F32(Tan),
     ELT_DEF_F32(Asin), ELT_DEF_F32(Acos), ELT_DEF_F32(Atan), ELT_DEF_F32(Sinh), ELT_DEF_F32(Cosh),

@@ -734,9 +734,19 @@ static lens_status einsum_run(op_call *call) {
     return LENS_OK;
 }
 
+/* A fused residual in the order of the output (Gemm: not a permuted one, which is copied into place first) is read
+ * by the epilogue, or copied into C before the product, only where the same output goes: the output may take its
+ * buffer. */
+static int linalg_inplace_input(const op_call *call) {
+    const tensor *r = call->n_inputs > 3 ? call->inputs[3] : NULL;
+    if (!op_attr_int(call->node, "lens.residual", 0) || !r || tensor_bytes(r) != tensor_bytes(call->outputs[0]))
+        return -1;
+    return strcmp(call->node->op_type, "Gemm") || residual_in_place(call->node, r) ? 3 : -1;
+}
+
 const op_def ops_table_linalg[] = {
-    {"", "Gemm", gemm_infer, gemm_run, gemm_prepare, packed_b_release},
-    {"", "MatMul", matmul_infer, matmul_run, matmul_prepare, packed_b_release},
-    {"", "Einsum", einsum_infer, einsum_run, NULL, NULL},
+    {"", "Gemm", gemm_infer, gemm_run, gemm_prepare, packed_b_release, linalg_inplace_input},
+    {"", "MatMul", matmul_infer, matmul_run, matmul_prepare, packed_b_release, linalg_inplace_input},
+    {"", "Einsum", einsum_infer, einsum_run, NULL, NULL, NULL},
     {0},
 };

@@ -430,8 +430,8 @@ static lens_status instnorm_run(op_call *call) {
 }
 
 const op_def ops_table_norm[] = {
-    {"", "BatchNormalization", batchnorm_infer, batchnorm_run, NULL, NULL},
-    {"", "LayerNormalization", layernorm_infer, layernorm_run, NULL, NULL},
-    {"", "InstanceNormalization", instnorm_infer, instnorm_run, NULL, NULL},
+    {"", "BatchNormalization", batchnorm_infer, batchnorm_run, NULL, NULL, NULL},
+    {"", "LayerNormalization", layernorm_infer, layernorm_run, NULL, NULL, NULL},
+    {"", "InstanceNormalization", instnorm_infer, instnorm_run, NULL, NULL, NULL},
     {0},
 };

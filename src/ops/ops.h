@@ -89,6 +89,11 @@ typedef struct op_def {
     lens_status (*prepare)(op_call *call, void **state);
     /* Frees what prepare built. */
     void (*release)(void *state);
+    /* Optional: after infer, the input whose buffer output 0 may take, or -1. The op must then read each value of
+     * that input only at the position of output 0 it writes, before writing it (a fused residual add), and run
+     * correctly whether or not the two share a buffer. The planner shares them when nothing reads the input later
+     * and no other input of the node lies in the same buffer. */
+    int (*inplace_input)(const op_call *call);
 } op_def;
 
 /* Whether the call's output 0, as inferred, holds exactly the bytes of input 0 in the same order (a reshape of the

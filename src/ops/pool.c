@@ -387,9 +387,9 @@ static lens_status global_avg_run(op_call *call) { return global_run(call, 0); }
 static lens_status global_max_run(op_call *call) { return global_run(call, 1); }
 
 const op_def ops_table_pool[] = {
-    {"", "MaxPool", maxpool_infer, maxpool_run, NULL, NULL},
-    {"", "AveragePool", avgpool_infer, avgpool_run, NULL, NULL},
-    {"", "GlobalAveragePool", global_avg_infer, global_avg_run, NULL, NULL},
-    {"", "GlobalMaxPool", global_max_infer, global_max_run, NULL, NULL},
+    {"", "MaxPool", maxpool_infer, maxpool_run, NULL, NULL, NULL},
+    {"", "AveragePool", avgpool_infer, avgpool_run, NULL, NULL, NULL},
+    {"", "GlobalAveragePool", global_avg_infer, global_avg_run, NULL, NULL, NULL},
+    {"", "GlobalMaxPool", global_max_infer, global_max_run, NULL, NULL, NULL},
     {0},
 };

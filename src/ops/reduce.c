@@ -530,13 +530,13 @@ static lens_status run_arg(op_call *call) {
 
 /* ---- Table ------------------------------------------------------------------------------------------------------- */
 
-#define RED_DEF(NAME) {"", NAME, infer_reduce, run_reduce, NULL, NULL}
+#define RED_DEF(NAME) {"", NAME, infer_reduce, run_reduce, NULL, NULL, NULL}
 
 const op_def ops_table_reduce[] = {
     RED_DEF("ReduceSum"),  RED_DEF("ReduceMean"), RED_DEF("ReduceMax"),       RED_DEF("ReduceMin"),
     RED_DEF("ReduceProd"), RED_DEF("ReduceL1"),   RED_DEF("ReduceL2"),        RED_DEF("ReduceSumSquare"),
     RED_DEF("ReduceLogSum"), RED_DEF("ReduceLogSumExp"),
-    {"", "ArgMax", infer_arg, run_arg, NULL, NULL},
-    {"", "ArgMin", infer_arg, run_arg, NULL, NULL},
+    {"", "ArgMax", infer_arg, run_arg, NULL, NULL, NULL},
+    {"", "ArgMin", infer_arg, run_arg, NULL, NULL, NULL},
     {0},
 };

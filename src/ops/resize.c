@@ -666,7 +666,7 @@ static lens_status resize_run(op_call *call) {
 }
 
 const op_def ops_table_resize[] = {
-    {"", "Resize", resize_infer, resize_run, NULL, NULL},
-    {"", "Upsample", resize_infer, resize_run, NULL, NULL},
-    {NULL, NULL, NULL, NULL, NULL, NULL},
+    {"", "Resize", resize_infer, resize_run, NULL, NULL, NULL},
+    {"", "Upsample", resize_infer, resize_run, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };

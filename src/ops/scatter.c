@@ -188,8 +188,8 @@ static lens_status gather_nd_run(op_call *call) {
 }
 
 const op_def ops_table_scatter[] = {
-    {"", "ScatterND", scatter_nd_infer, scatter_nd_run, NULL, NULL},
-    {"", "ScatterElements", scatter_elements_infer, scatter_elements_run, NULL, NULL},
-    {"", "GatherND", gather_nd_infer, gather_nd_run, NULL, NULL},
+    {"", "ScatterND", scatter_nd_infer, scatter_nd_run, NULL, NULL, NULL},
+    {"", "ScatterElements", scatter_elements_infer, scatter_elements_run, NULL, NULL, NULL},
+    {"", "GatherND", gather_nd_infer, gather_nd_run, NULL, NULL, NULL},
     {0},
 };

@@ -3,7 +3,9 @@
  * source's last direct reader, whose source is read after its views, whose graph outputs are views (of views), and
  * which reshapes a graph input, is planned for two batch sizes with and without views: the outputs must agree
  * exactly (and over two runs with different inputs), the views must share their source's buffer, real transposes and
- * views of graph inputs must not, and the arena must not grow. A node whose output only a Shape reads must not run. */
+ * views of graph inputs must not, and the arena must not grow. A node whose output only a Shape reads must not run.
+ * A chain of convs with fused residuals checks the in-place outputs (op_def.inplace_input) likewise: a conv writes
+ * over its residual only when nothing reads it later and it is not also the conv's input. */
 #include <string.h>
 
 #include "graph/graph.h"
@@ -147,7 +149,87 @@ static void test_views(void) {
     graph_free(g);
 }
 
+/* ---- In-place outputs over fused residuals ----------------------------------------------------------------------- */
+
+enum { RC = 3, RH = 2, RW = 5, RN = RC * RH * RW };
+
+static void conv(graph *g, const char *x, const char *residual, const char *out) {
+    const char *ins[4] = {x, "cw", "cb", residual}, *outs[1] = {out};
+    op_attr a = {.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
+    char name[32];
+    snprintf(name, sizeof name, "n%d", n_nodes++);
+    CHECK(graph_add_node(g, name, "", "Conv", 4, ins, 1, outs, 1, &a, NULL) == LENS_OK);
+}
+
+static graph *build_residuals(void) {
+    graph *g = NULL;
+    n_nodes = 0;
+    CHECK(graph_create("test", "plan_inplace", &g) == LENS_OK);
+    graph_set_opset(g, "", 13);
+    int64_t dims[4] = {1, RC, RH, RW};
+    graph_add_input(g, "X", LENS_DTYPE_FLOAT32, 4, dims);
+    tensor w = {.dtype = LENS_DTYPE_FLOAT32, .rank = 4, .dims = {RC, RC, 1, 1}};
+    tensor b = {.dtype = LENS_DTYPE_FLOAT32, .rank = 1, .dims = {RC}};
+    float *wd = graph_alloc(g, sizeof(float) * RC * RC), *bd = graph_alloc(g, sizeof(float) * RC);
+    for (int i = 0; i < RC * RC; i++) wd[i] = (float)(i % 5) / 4.0f - 0.5f;
+    for (int i = 0; i < RC; i++) bd[i] = (float)i / 8.0f;
+    w.data = wd, b.data = bd;
+    CHECK(graph_set_constant(g, "cw", &w) == LENS_OK);
+    CHECK(graph_set_constant(g, "cb", &b) == LENS_OK);
+    int64_t flat[2] = {1, RN}, cube[4] = {1, RC, RH, RW};
+    int64_constant(g, "flat", 2, flat);
+    int64_constant(g, "cube", 4, cube);
+    node(g, "Relu", "X", NULL, "a", 0, NULL);
+    node(g, "Sigmoid", "a", NULL, "b", 0, NULL);
+    conv(g, "b", "a", "c");                       /* a's last reader: c takes a's buffer */
+    conv(g, "c", "c", "d");                       /* the residual is also the input: d gets its own */
+    node(g, "Neg", "d", NULL, "e", 0, NULL);
+    conv(g, "e", "d", "f");                       /* d is read after this: f gets its own */
+    node(g, "Add", "f", "d", "h", 0, NULL);
+    node(g, "Reshape", "h", "flat", "hv", 0, NULL);  /* view of h */
+    node(g, "Reshape", "hv", "cube", "hc", 0, NULL); /* view of h */
+    node(g, "Tanh", "h", NULL, "t", 0, NULL);
+    conv(g, "t", "hc", "Y");                      /* the last reader of h, through views: Y takes h's buffer */
+    graph_add_output(g, "Y", LENS_DTYPE_FLOAT32, -1, NULL);
+    CHECK(graph_finalize(g) == LENS_OK);
+    return g;
+}
+
+static void test_inplace(void) {
+    graph *g = build_residuals();
+    tensor shape = {.dtype = LENS_DTYPE_FLOAT32, .rank = 4, .dims = {1, RC, RH, RW}};
+    graph_plan *plain = NULL, *shared = NULL;
+    graph_plan_set_views(0);
+    CHECK(graph_plan_create(g, &shape, 1, NULL, &plain) == LENS_OK);
+    graph_plan_set_views(1);
+    CHECK(graph_plan_create(g, &shape, 1, NULL, &shared) == LENS_OK);
+    if (plain && shared) {
+        for (int run = 0; run < 2; run++) {
+            float x[RN], y[2][RN];
+            for (int i = 0; i < RN; i++) x[i] = (float)((i * 7 + run * 11) % 13) / 3.0f - 2.0f;
+            graph_plan *plans[2] = {plain, shared};
+            for (int k = 0; k < 2; k++) {
+                tensor in = {.dtype = LENS_DTYPE_FLOAT32, .rank = 4, .dims = {1, RC, RH, RW}, .data = x}, out;
+                CHECK_MSG(graph_plan_run(plans[k], &in, &out) == LENS_OK, "%s", core_last_error());
+                memcpy(y[k], out.data, sizeof y[k]);
+            }
+            CHECK_MSG(!memcmp(y[0], y[1], sizeof y[0]), "run %d: outputs differ with in-place convs", run);
+        }
+        const void *a = data_of(shared, g, "a"), *h = data_of(shared, g, "h");
+        CHECK(a && data_of(shared, g, "c") == a);
+        CHECK(data_of(shared, g, "d") != a);
+        CHECK(data_of(shared, g, "f") != data_of(shared, g, "d"));
+        CHECK(h && data_of(shared, g, "Y") == h);
+        CHECK(data_of(plain, g, "c") != data_of(plain, g, "a"));
+        CHECK(graph_plan_arena_bytes(shared) <= graph_plan_arena_bytes(plain));
+    }
+    graph_plan_free(plain);
+    graph_plan_free(shared);
+    graph_free(g);
+}
+
 int main(void) {
     test_views();
+    test_inplace();
     return test_finish("test_plan_views");
 }
