@@ -21,7 +21,7 @@
  * of two of them plus a few sums) cannot overflow int64. */
 #define CONV_DIM_LIMIT ((int64_t)1 << 30)
 /* Pointwise convs over this many input channels or more take the rows kernel (see conv_parse). */
-#define CONV_ROWS_POINTWISE_MIN_CIN 512
+#define CONV_ROWS_POINTWISE_MIN_CIN 384
 
 /* The convolution with its spatial dims right-aligned into (D, H, W): a 2-D conv has D == 1, a 1-D conv
  * D == H == 1. */
@@ -207,10 +207,12 @@ static lens_status conv_parse(const op_call *call, conv_geom *g) {
                    !g->pad_begin[1] && !g->pad_begin[2] && !g->pad_end[0] && !g->pad_end[1] && !g->pad_end[2];
     g->winograd = conv_winograd_tile(g);
     g->input_scale = op_attr_int(node, "lens.input_scale", 0) == 1;
-    /* The rows kernel for the dense convs that take none of the paths above, and for pointwise convs over 512 or more
+    /* The rows kernel for the dense convs that take none of the paths above, and for pointwise convs over 384 or more
      * channels on maps of 14x14 or more (its tiles fit those maps and the long sums amortise its transposing store:
-     * ResNet-50's 1024 -> 256 on 14x14 alone, 2 threads, 0.523 -> 0.465 ms; 576 -> 96 on 14x14 0.112 -> 0.104; with
-     * 64 channels, on 56x56, it lost to the GEMM). Not a 1x1 conv whose weights outweigh its input several times
+     * ResNet-50's 1024 -> 256 on 14x14 alone, 2 threads, 0.523 -> 0.465 ms; 576 -> 96 on 14x14 0.112 -> 0.104; in
+     * the networks, MobileNetV2's 384 -> 64 on 14x14 0.055 -> 0.048 and EfficientNet-B0's 480 -> 80 0.088 -> 0.072;
+     * from 256, ResNet-50's 256 -> 1024 on 14x14 and 256 -> 128 on 56x56 lost, and with 64 channels, on 56x56, it
+     * lost more). Not a 1x1 conv whose weights outweigh its input several times
      * over (ResNet-50's layer4.0.downsample, 8 MB of weights from memory for 0.8 MB of input: 1.06 -> 1.12 ms in the
      * network, where layer3.0.downsample, 2 MB for 1.6 MB, gained 1.07 -> 0.99); the GEMM streams those better:
      * decided, like Winograd's tile, on the batch the weights are prepared for. */

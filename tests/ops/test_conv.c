@@ -742,6 +742,7 @@ int main(void) {
         {1, 64, 14, 14, 160, 1, 1, 1, 2, 2, 1, 1, {0, 0, 0, 0}, NULL, 1, 0, NULL},         /* weights-heavy 1x1 */
         {1, 512, 14, 15, 40, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, "Relu"},      /* pointwise, rows kernel */
         {2, 520, 16, 14, 20, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 0, 0, "HardSwish"}, /* pointwise, rows, batch */
+        {1, 384, 14, 14, 64, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, NULL, 1, 1, NULL},        /* pointwise, rows, fewest */
         /* few taps (stems): the rows kernel on short sums, rows of one to three tiles, residual on each */
         {1, 4, 40, 40, 12, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, NULL, 1, 1, "Relu"},
         {2, 3, 61, 61, 10, 7, 7, 1, 2, 2, 1, 1, {3, 3, 3, 3}, NULL, 1, 1, "HardSwish"},    /* stem-like, 31 wide */
