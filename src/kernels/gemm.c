@@ -21,6 +21,8 @@ typedef struct gemm_kernel {
     kern_gemm_ukernel_fn ukernel;
     /* the transposing pack (see kern_gemm_pack_rows_avx2), or NULL for the C loops below */
     void (*pack_rows)(const float *src, size_t ld, size_t rows, size_t kc, float scale, float *dst, size_t width);
+    /* finishes a tile the micro-kernel stored with KERN_GEMM_TILE_ACT_GELU; NULL: the kernel has no such mode */
+    void (*gelu_rest)(float *c, size_t ldc, size_t rows, size_t n);
 } gemm_kernel;
 
 /* The portable micro-kernel: 4 x 8 accumulators fit SSE2's 16 registers. */
@@ -81,7 +83,7 @@ static void generic_ukernel(size_t kc, const float *a, const kern_gemm_b *bsrc, 
 }
 
 static const gemm_kernel kernel_generic = {
-    "generic", KERN_GEMM_PATH_GENERIC, GENERIC_MR, GENERIC_NR, 64, 256, 256, 4, 0, generic_ukernel, NULL,
+    "generic", KERN_GEMM_PATH_GENERIC, GENERIC_MR, GENERIC_NR, 64, 256, 256, 4, 0, generic_ukernel, NULL, NULL,
 };
 
 #if defined(LENS_X86)
@@ -90,11 +92,11 @@ static const gemm_kernel kernel_generic = {
  * (432 KiB of A, still in L2) reads and writes C a third as often: ViT's K = 768 layers take one K block. */
 static const gemm_kernel kernel_avx512 = {
     "avx512", KERN_GEMM_PATH_AVX512, KERN_GEMM_AVX512_MR, KERN_GEMM_AVX512_NR, 144, 256, 768, 16, 1,
-    kern_gemm_ukernel_avx512, kern_gemm_pack_rows_avx2,
+    kern_gemm_ukernel_avx512, kern_gemm_pack_rows_avx2, kern_gemm_gelu_rest_avx512,
 };
 static const gemm_kernel kernel_avx2 = {
     "avx2", KERN_GEMM_PATH_AVX2, KERN_GEMM_AVX2_MR, KERN_GEMM_AVX2_NR, 96, 256, 256, 16, 0, kern_gemm_ukernel_avx2,
-    kern_gemm_pack_rows_avx2,
+    kern_gemm_pack_rows_avx2, NULL,
 };
 #endif
 
@@ -104,7 +106,7 @@ static const gemm_kernel kernel_avx2 = {
  * 128-bit FMA pipes: 8 lanes a cycle. */
 static const gemm_kernel kernel_neon = {
     "neon", KERN_GEMM_PATH_NEON, KERN_GEMM_NEON_MR, KERN_GEMM_NEON_NR, 128, 256, 512, 8, 0, kern_gemm_ukernel_neon,
-    kern_gemm_pack_rows_neon,
+    kern_gemm_pack_rows_neon, NULL,
 };
 #endif
 
@@ -237,12 +239,13 @@ typedef struct gemm_job {
     size_t scratch_a, scratch_b;   /* packing buffer floats per thread: an mc x kc block of A, a kc x nr panel of B */
 } gemm_job;
 
-static int tile_act(const kern_activation *act) {
+static int tile_act(const gemm_kernel *kern, const kern_activation *act) {
     switch (act->kind) {
     case KERN_ACT_NONE: return KERN_GEMM_TILE_ACT_NONE;
     case KERN_ACT_RELU: return KERN_GEMM_TILE_ACT_RELU;
     case KERN_ACT_CLIP: return KERN_GEMM_TILE_ACT_CLIP;
     case KERN_ACT_LEAKY_RELU: return KERN_GEMM_TILE_ACT_LEAKY;
+    case KERN_ACT_GELU: return kern->gelu_rest ? KERN_GEMM_TILE_ACT_GELU : -1;
     default: return -1; /* applied after the tile is stored */
     }
 }
@@ -262,8 +265,8 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
     const gemm_kernel *kern = j->kern;
     const size_t mr = kern->mr, nr = kern->nr, K = j->K;
     const kern_epilogue *ep = j->ep;
-    int fused_act = ep ? tile_act(&ep->act) : KERN_GEMM_TILE_ACT_NONE;
-    int late_act = fused_act < 0;
+    int fused_act = ep ? tile_act(kern, &ep->act) : KERN_GEMM_TILE_ACT_NONE;
+    int late_act = fused_act < 0, gelu_raw = 0;
     int direct_b = !j->b_packed && !j->trans_b && j->ldb != 0;
 
     /* the first K block's beta term reads the residual, later ones the partial sums in C */
@@ -296,6 +299,7 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
         if (first && residual) t.ldc_in = ep->ld_residual;
         if (last && ep) {
             t.act = late_act ? KERN_GEMM_TILE_ACT_NONE : fused_act;
+            t.gelu_raw = &gelu_raw;
             t.act_alpha = ep->act.alpha;
             t.act_beta = ep->act.beta;
         }
@@ -346,6 +350,10 @@ static void gemm_block(const gemm_job *j, size_t m0, size_t m1, size_t n0, size_
                     t.b_prefetch_l2 = 0;
                     if (last && late_act)
                         kern_activation_apply_rows(&ep->act, c, j->ldc, m, n);
+                    else if (gelu_raw) {
+                        kern->gelu_rest(c, j->ldc, m, n);
+                        gelu_raw = 0;
+                    }
                 }
             }
         }

@@ -6,9 +6,18 @@
 
 #include "kernels.h"
 
-/* Activations simple enough for a micro-kernel to apply in registers before its store. Anything else the driver
- * applies with kern_activation_apply on the finished tile while it is still in cache. */
-enum { KERN_GEMM_TILE_ACT_NONE = 0, KERN_GEMM_TILE_ACT_RELU, KERN_GEMM_TILE_ACT_CLIP, KERN_GEMM_TILE_ACT_LEAKY };
+/* Activations a micro-kernel applies in registers before its store. Anything else the driver applies with
+ * kern_activation_apply on the finished tile while it is still in cache. GELU (exact, KERN_ACT_GELU) only where the
+ * kernel has a gelu_rest (AVX-512): the micro-kernel applies act_gelu's small-range polynomial to the lanes with
+ * x^2 < 2 (ConvNeXt-T: 98.7% of its GELU vectors are all such) and stores the others as they are, setting
+ * *gelu_raw; gelu_rest then finishes those tiles. */
+enum {
+    KERN_GEMM_TILE_ACT_NONE = 0,
+    KERN_GEMM_TILE_ACT_RELU,
+    KERN_GEMM_TILE_ACT_CLIP,
+    KERN_GEMM_TILE_ACT_LEAKY,
+    KERN_GEMM_TILE_ACT_GELU
+};
 
 /* How a micro-kernel finishes its tile: C = acc (+ beta * old C when load_c) (+ bias) then act. */
 typedef struct kern_gemm_tile {
@@ -20,6 +29,7 @@ typedef struct kern_gemm_tile {
     const float *bias_col;   /* bias of the tile's first column (one value per column), or NULL */
     int act;                 /* KERN_GEMM_TILE_ACT_* */
     float act_alpha, act_beta;
+    int *gelu_raw;           /* KERN_GEMM_TILE_ACT_GELU: set to 1 when a lane is stored without its GELU */
     size_t lda; /* 0: a is packed; else a is op(A) itself, row i of step k at a[i*lda + k] (AVX-512 kernel only) */
     /* packed a only, AVX-512 kernel only: when not 0, each step also prefetches a this many bytes ahead into L2.
      * For weights too large to stay in cache between calls (they stream from L3 or memory): Winograd's transformed
@@ -65,6 +75,9 @@ void kern_gemm_ukernel_avx512(size_t kc, const float *a, const kern_gemm_b *b, f
                               size_t n, const kern_gemm_tile *tile);
 void kern_gemm_ukernel_avx2(size_t kc, const float *a, const kern_gemm_b *b, float *c, size_t ldc, size_t m,
                             size_t n, const kern_gemm_tile *tile);
+/* Finishes the GELU of an m x n tile (rows ldc apart) that the AVX-512 micro-kernel stored with
+ * KERN_GEMM_TILE_ACT_GELU (x86/act_avx512.c). */
+void kern_gemm_gelu_rest_avx512(float *c, size_t ldc, size_t rows, size_t n);
 /* Packs rows of a row-major matrix into k-major form: dst[k*width + i] = scale * src[i*ld + k] for i < rows,
  * k < kc, and 0 for rows <= i < width (width <= 32). The transposing half of packing: untransposed A, transposed
  * B. AVX2, so the AVX-512 path uses it too. */

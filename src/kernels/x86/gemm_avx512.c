@@ -12,8 +12,23 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define A_PREFETCH_BYTES (32 * MR * sizeof(float))
 
+/* x Phi(x) in the lanes with x^2 < 2, as act_gelu computes them there (act_body.h's act_gelu_small_phi); the other
+ * lanes keep x, for kern_gemm_gelu_rest_avx512, and are added to *raw where they are stored (mask). */
+ALWAYS_INLINE __m512 gelu_small(__m512 x, __mmask16 mask, __mmask16 *raw) {
+    __m512 x2 = _mm512_mul_ps(x, x);
+    __mmask16 small = _mm512_cmp_ps_mask(x2, _mm512_set1_ps(2.0f), _CMP_LT_OQ);
+    *raw |= (__mmask16)(~small & mask);
+    __m512 p = _mm512_set1_ps(-6.221139756e-06f);
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(1.086596967e-04f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-1.180477440e-03f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(9.970359504e-03f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-6.648982316e-02f));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(3.989422619e-01f));
+    return _mm512_mask_mul_ps(x, small, x, _mm512_fmadd_ps(p, x, _mm512_set1_ps(0.5f)));
+}
+
 ALWAYS_INLINE __m512 finish(__m512 x, const float *cp, __mmask16 mask, const kern_gemm_tile *t, __m512 bias_col,
-                            __m512 beta, __m512 lo, __m512 hi) {
+                            __m512 beta, __m512 lo, __m512 hi, __mmask16 *raw) {
     if (t->load_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask, cp), x);
     x = _mm512_add_ps(x, bias_col);
     switch (t->act) {
@@ -24,6 +39,7 @@ ALWAYS_INLINE __m512 finish(__m512 x, const float *cp, __mmask16 mask, const ker
         x = _mm512_mask_mul_ps(x, neg, x, lo);
         break;
     }
+    case KERN_GEMM_TILE_ACT_GELU: x = gelu_small(x, mask, raw); break;
     default: break;
     }
     return x;
@@ -161,18 +177,20 @@ ALWAYS_INLINE void tile_body(const int rows, const int vecs, const int direct, c
     }
     const float *ci = t->c_in ? t->c_in : c;
     const size_t ldi = t->c_in ? t->ldc_in : ldc;
+    __mmask16 raw = 0;
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) {
         float *cp = c + (size_t)i * ldc;
         const float *ip = ci + (size_t)i * ldi;
         __m512 br = t->bias_row ? _mm512_set1_ps(t->bias_row[i]) : _mm512_setzero_ps();
-        __m512 x0 = finish(acc[i][0], ip, m0, t, _mm512_add_ps(bc0, br), beta, lo, hi);
+        __m512 x0 = finish(acc[i][0], ip, m0, t, _mm512_add_ps(bc0, br), beta, lo, hi, &raw);
         _mm512_mask_storeu_ps(cp, m0, x0);
         if (vecs > 1) {
-            __m512 x1 = finish(acc[i][1], ip + 16, m1, t, _mm512_add_ps(bc1, br), beta, lo, hi);
+            __m512 x1 = finish(acc[i][1], ip + 16, m1, t, _mm512_add_ps(bc1, br), beta, lo, hi, &raw);
             _mm512_mask_storeu_ps(cp + 16, m1, x1);
         }
     }
+    if (raw) *t->gelu_raw = 1;
 }
 
 #define VARIANT(R, V, D, DA)                                                                                           \
@@ -281,18 +299,20 @@ ALWAYS_INLINE void tail_body(const int q, const int r, const int direct, size_t 
                                                    _mm512_set1_epi32(16));
     const float *ci = t->c_in ? t->c_in : c;
     const size_t ldi = t->c_in ? t->ldc_in : ldc;
+    __mmask16 raw = 0;
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
         if ((size_t)i >= m) break;
         float *cp = c + (size_t)i * ldc;
         const float *ip = ci + (size_t)i * ldi;
         __m512 br = t->bias_row ? _mm512_set1_ps(t->bias_row[i]) : _mm512_setzero_ps();
-        if (q) _mm512_storeu_ps(cp, finish(acc[i], ip, 0xffff, t, _mm512_add_ps(bc0, br), beta, lo, hi));
+        if (q) _mm512_storeu_ps(cp, finish(acc[i], ip, 0xffff, t, _mm512_add_ps(bc0, br), beta, lo, hi, &raw));
         __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask,
                                             _mm512_add_epi32(column_base, _mm512_set1_epi32(i)), tails, 4);
-        x = finish(x, ip + 16 * q, tail_mask, t, _mm512_add_ps(bct, br), beta, lo, hi);
+        x = finish(x, ip + 16 * q, tail_mask, t, _mm512_add_ps(bct, br), beta, lo, hi, &raw);
         _mm512_mask_storeu_ps(cp + 16 * q, tail_mask, x);
     }
+    if (raw) *t->gelu_raw = 1;
 }
 
 #define TAIL(Q, R, D)                                                                                                  \
