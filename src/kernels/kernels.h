@@ -156,8 +156,10 @@ void kern_attention(const kern_attention_head *h, float *scratch, bool kv_ready)
 
 /* ---- Transpose ---------------------------------------------------------------------------------------------------- */
 
-/* dst[j * ld_dst + i] = src[i * ld_src + j] for i < rows, j < cols (transpose.c). Meant for cache-sized tiles: the
- * caller blocks large matrices. src and dst must not overlap. */
-void kern_transpose_f32(const float *src, size_t ld_src, float *dst, size_t ld_dst, size_t rows, size_t cols);
+/* dst[j * ld_dst + i] = src[i * ld_src + j] (+ res[j * ld_dst + i] if res is not NULL) for i < rows, j < cols
+ * (transpose.c). Meant for cache-sized tiles: the caller blocks large matrices. src must not overlap dst or res;
+ * res may be dst (each value is read before its place is written). */
+void kern_transpose_f32(const float *src, size_t ld_src, float *dst, size_t ld_dst, size_t rows, size_t cols,
+                        const float *res);
 
 #endif

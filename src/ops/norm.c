@@ -310,7 +310,7 @@ static inline __attribute__((always_inline)) void layernorm_cf_block(const layer
             float *t = tile + c * LAYERNORM_PIXEL_BLOCK;
             for (int64_t p = 0; p < n; p++) t[p] = (xc[p] - mean[p]) * inv[p] * s + b;
         }
-        kern_transpose_f32(tile, LAYERNORM_PIXEL_BLOCK, y + p0 * C + c0, (size_t)C, (size_t)channels, (size_t)n);
+        kern_transpose_f32(tile, LAYERNORM_PIXEL_BLOCK, y + p0 * C + c0, (size_t)C, (size_t)channels, (size_t)n, NULL);
     }
     if (j->act.kind != KERN_ACT_NONE) kern_activation_apply(&j->act, y + p0 * C, (size_t)(n * C));
 }

@@ -192,6 +192,7 @@ typedef struct view_job {
     size_t esize;
     const uint8_t *src;
     uint8_t *dst;
+    const float *residual; /* floats only: added to the copy, in dst's layout (may be dst itself), or NULL */
     int64_t rows, rows_per_task; /* rows: product of all dims but the last */
     /* Tiled transpose: the source-contiguous axis `tile_axis` is swapped with the last axis; each task takes
      * rows_per_task source rows (along the last axis) of one combination of the other axes. */
@@ -212,7 +213,11 @@ static void view_rows(const view_job *job, int64_t begin, int64_t end) {
     uint8_t *d = job->dst + (size_t)begin * row_bytes;
     for (int64_t row = begin; row < end; row++, d += row_bytes) {
         const uint8_t *s = job->src + (ptrdiff_t)offset * (ptrdiff_t)es;
-        if (inner_stride == 1) memcpy(d, s, row_bytes);
+        if (job->residual) { /* each residual value read before its place in d is written: it may be d */
+            const float *sf = (const float *)s, *r = job->residual + row * inner;
+            float *df = (float *)d;
+            for (int64_t j = 0; j < inner; j++) df[j] = sf[j * inner_stride] + r[j];
+        } else if (inner_stride == 1) memcpy(d, s, row_bytes);
         else if (inner_stride == 0) fill_elements(d, s, es, (size_t)inner);
         else copy_strided(d, s, inner, inner_stride, es);
         for (int k = r - 2; k >= 0; k--) {
@@ -274,10 +279,13 @@ static void view_tiles(const view_job *job, int64_t task) {
     case 4: /* floats: whole tiles through the 4 x 4 register transpose */
         for (int64_t i0 = i_begin; i0 < i_end; i0 += TILE_I) {
             int64_t rows = i0 + TILE_I < i_end ? TILE_I : i_end - i0;
-            for (int64_t j0 = 0; j0 < nj; j0 += TILE_J)
+            for (int64_t j0 = 0; j0 < nj; j0 += TILE_J) {
+                int64_t at = dst_offset + j0 * dst_stride + i0;
                 kern_transpose_f32((const float *)s + i0 * src_stride + j0, (size_t)src_stride,
-                                   (float *)d + j0 * dst_stride + i0, (size_t)dst_stride, (size_t)rows,
-                                   (size_t)(j0 + TILE_J < nj ? TILE_J : nj - j0));
+                                   (float *)job->dst + at, (size_t)dst_stride, (size_t)rows,
+                                   (size_t)(j0 + TILE_J < nj ? TILE_J : nj - j0),
+                                   job->residual ? job->residual + at : NULL);
+            }
         }
         break;
     case 8: TRANSPOSE_TILES(8); break;
@@ -296,10 +304,11 @@ static void view_task(void *ctx, int64_t task, int thread) {
     view_rows(job, begin, end < job->rows ? end : job->rows);
 }
 
-/* Copies the view of src into contiguous dst. numel(view) must be > 0. */
-static void view_copy(core_pool *pool, view v, size_t esize, const void *src, void *dst) {
+/* Copies the view of src into contiguous dst, adding residual (floats in dst's layout, possibly dst itself) when it
+ * is not NULL. numel(view) must be > 0. */
+static void view_copy(core_pool *pool, view v, size_t esize, const void *src, void *dst, const float *residual) {
     view_simplify(&v);
-    view_job job = {.v = v, .esize = esize, .src = src, .dst = dst, .tile_axis = -1};
+    view_job job = {.v = v, .esize = esize, .src = src, .dst = dst, .residual = residual, .tile_axis = -1};
     int r = v.rank;
     int64_t numel = 1;
     for (int k = 0; k < r; k++) numel *= v.dims[k];
@@ -726,8 +735,13 @@ static lens_status transpose_perm(const op_call *call, int *perm) {
     return LENS_OK;
 }
 
+/* A Transpose with "lens.residual" (an Add fused by graph_optimize_with_shapes: ConvNeXt's block output, permuted
+ * back to NCHW, plus the block's input) adds its input 1, of the output's shape, as it stores. */
+static int transpose_residual(const op_call *call) { return op_attr_int(call->node, "lens.residual", 0) == 1; }
+
 static lens_status transpose_infer(op_call *call) {
-    lens_status st = need_io(call, "Transpose", 1, 1);
+    int residual = transpose_residual(call);
+    lens_status st = need_io(call, "Transpose", residual ? 2 : 1, 1);
     if (st) return st;
     const tensor *x = call->inputs[0];
     int perm[TENSOR_MAX_RANK];
@@ -735,16 +749,25 @@ static lens_status transpose_infer(op_call *call) {
     int64_t dims[TENSOR_MAX_RANK];
     for (int k = 0; k < x->rank; k++) dims[k] = x->dims[perm[k]];
     ops_set_shape(call->outputs[0], x->dtype, x->rank, dims);
+    if (residual) {
+        const tensor *r = call->inputs[1];
+        int same = x->dtype == LENS_DTYPE_FLOAT32 && r->dtype == x->dtype && r->rank == x->rank;
+        for (int k = 0; same && k < x->rank; k++) same = r->dims[k] == dims[k];
+        if (!same) return core_fail(LENS_ERR_SHAPE, "Transpose: the residual must be float32 of the output's shape");
+    }
     return LENS_OK;
 }
 
 static lens_status transpose_run(op_call *call) {
     const tensor *x = call->inputs[0];
+    const float *residual = transpose_residual(call) && call->n_inputs > 1 && call->inputs[1]
+                                ? call->inputs[1]->data : NULL;
     size_t es = 0;
     lens_status st = element_size(x->dtype, "Transpose", &es);
     if (st) return st;
     int perm[TENSOR_MAX_RANK];
     if ((st = transpose_perm(call, perm))) return st;
+    if (transpose_residual(call) && !residual) return core_fail(LENS_ERR_INVALID_ARGUMENT, "Transpose: no residual");
     if (tensor_numel(x) == 0) return LENS_OK;
     int64_t strides[TENSOR_MAX_RANK];
     strides_of(x, strides);
@@ -753,12 +776,15 @@ static lens_status transpose_run(op_call *call) {
         v.dims[k] = x->dims[perm[k]];
         v.strides[k] = strides[perm[k]];
     }
-    view_copy(call->pool, v, es, x->data, call->outputs[0]->data);
+    view_copy(call->pool, v, es, x->data, call->outputs[0]->data, residual);
     return LENS_OK;
 }
 
 /* A Transpose that keeps the axes of size > 1 in their order (ViT's [1, S, C] <-> [S, 1, C] at batch 1) moves no
  * data: a view. */
+/* The residual is read only where the same output goes (view_copy): the output may take its buffer. */
+static int transpose_inplace_input(const op_call *call) { return transpose_residual(call) ? 1 : -1; }
+
 static bool transpose_is_view(const op_call *call) {
     const tensor *x = call->inputs[0];
     int perm[TENSOR_MAX_RANK], last = -1;
@@ -1045,7 +1071,7 @@ static lens_status slice_run(op_call *call) {
         v.strides[k] = p.step[k] * strides[k];
     }
     if (numel == 0) return LENS_OK;
-    view_copy(call->pool, v, es, (const uint8_t *)x->data + (size_t)base * es, call->outputs[0]->data);
+    view_copy(call->pool, v, es, (const uint8_t *)x->data + (size_t)base * es, call->outputs[0]->data, NULL);
     return LENS_OK;
 }
 
@@ -1188,7 +1214,7 @@ static lens_status expand_run(op_call *call) {
         v.dims[k] = y->dims[k];
         v.strides[k] = k < lead || x->dims[k - lead] == 1 ? 0 : strides[k - lead];
     }
-    view_copy(call->pool, v, es, x->data, y->data);
+    view_copy(call->pool, v, es, x->data, y->data, NULL);
     return LENS_OK;
 }
 
@@ -1237,7 +1263,7 @@ static lens_status tile_run(op_call *call) {
         v.dims[0] = 1;
         v.strides[0] = 1;
     }
-    view_copy(call->pool, v, es, x->data, call->outputs[0]->data);
+    view_copy(call->pool, v, es, x->data, call->outputs[0]->data, NULL);
     return LENS_OK;
 }
 
@@ -1816,7 +1842,7 @@ const op_def ops_table_shape[] = {
     {"", "Unsqueeze", unsqueeze_infer, copy_run, NULL, NULL, NULL},
     {"", "Identity", identity_infer, copy_run, NULL, NULL, NULL},
     {"", "Dropout", dropout_infer, dropout_run, NULL, NULL, NULL},
-    {"", "Transpose", transpose_infer, transpose_run, NULL, NULL, NULL},
+    {"", "Transpose", transpose_infer, transpose_run, NULL, NULL, transpose_inplace_input},
     {"", "Concat", concat_infer, concat_run, NULL, NULL, NULL},
     {"", "Split", split_infer, split_run, NULL, NULL, NULL},
     {"", "Slice", slice_infer, slice_run, NULL, NULL, NULL},

@@ -591,6 +591,66 @@ static void test_residual_through_views(core_pool *pool) {
         }
 }
 
+/* ---- Residual Add into a Transpose ----------------------------------------------------------------------------- */
+
+/* ConvNeXt's block tail: t = Transpose(Relu(x) [B, H, W, C] → NCHW), y = Add(t, Sigmoid(z)) [B, C, H, W] (or the
+ * sides swapped). Fused, the Transpose adds the residual as it stores, and writes over it (the Sigmoid's output, read
+ * by nothing else). Must not fuse when the residual is made after the Transpose or the Transpose has another reader. */
+enum { TR_FUSE, TR_SWAPPED, TR_LATE_RESIDUAL, TR_EXTRA_READER, TR_VARIANTS };
+
+static graph *build_transpose_residual_graph(int64_t H, int64_t W, int64_t C, int variant) {
+    graph *g = NULL;
+    CHECK(graph_create("test", "transpose_residual", &g) == LENS_OK);
+    graph_set_opset(g, "", 17);
+    int64_t xd[4] = {-1, H, W, C}, zd[4] = {-1, C, H, W};
+    CHECK(graph_add_input(g, "x", LENS_DTYPE_FLOAT32, 4, xd) == LENS_OK);
+    CHECK(graph_add_input(g, "z", LENS_DTYPE_FLOAT32, 4, zd) == LENS_OK);
+    op_attr p0312 = perm_attr(g, 0, 3, 1, 2, 4);
+    if (variant != TR_LATE_RESIDUAL) add_node(g, "Sigmoid", "z", NULL, "s", NULL);
+    add_node(g, "Relu", "x", NULL, "r", NULL);
+    add_node(g, "Transpose", "r", NULL, "t", &p0312);
+    if (variant == TR_LATE_RESIDUAL) add_node(g, "Sigmoid", "z", NULL, "s", NULL);
+    add_node(g, "Add", variant == TR_SWAPPED ? "s" : "t", variant == TR_SWAPPED ? "t" : "s", "sum", NULL);
+    add_node(g, "Neg", "sum", NULL, "y", NULL);
+    CHECK(graph_add_output(g, "y", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    if (variant == TR_EXTRA_READER) CHECK(graph_add_output(g, "t", LENS_DTYPE_FLOAT32, -1, NULL) == LENS_OK);
+    CHECK(graph_finalize(g) == LENS_OK);
+    CHECK_MSG(graph_optimize(g) == LENS_OK, "%s", core_last_error());
+    return g;
+}
+
+static void test_residual_transpose(core_pool *pool) {
+    static const int64_t sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {14, 14, 96}, {7, 9, 33}};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (int variant = 0; variant < TR_VARIANTS; variant++) {
+            int64_t H = sizes[si][0], W = sizes[si][1], C = sizes[si][2];
+            graph *plain = build_transpose_residual_graph(H, W, C, variant);
+            graph *fused = build_transpose_residual_graph(H, W, C, variant);
+            tensor probe_shapes[2] = {{LENS_DTYPE_FLOAT32, 4, {1, H, W, C}, NULL},
+                                      {LENS_DTYPE_FLOAT32, 4, {1, C, H, W}, NULL}};
+            graph_plan *probe = NULL;
+            CHECK(graph_plan_create(fused, probe_shapes, 2, pool, &probe) == LENS_OK);
+            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
+            graph_plan_free(probe);
+            int expect_fused = variant == TR_FUSE || variant == TR_SWAPPED;
+            CHECK_MSG(count_ops(fused, "Add") == !expect_fused && count_ops(plain, "Add") == 1,
+                      "sizes %zu variant %d: %d Add left", si, variant, count_ops(fused, "Add"));
+            for (int64_t batch = 1; batch <= 2; batch++) {
+                int64_t n = batch * H * W * C;
+                tensor in[2] = {{LENS_DTYPE_FLOAT32, 4, {batch, H, W, C}, random_floats((size_t)n, 1)},
+                                {LENS_DTYPE_FLOAT32, 4, {batch, C, H, W}, random_floats((size_t)n, 1)}};
+                size_t n_plain = 0, n_fused = 0;
+                float *want = run_graph(plain, in, 2, pool, &n_plain), *got = run_graph(fused, in, 2, pool, &n_fused);
+                CHECK(n_plain == (size_t)n && n_fused == n_plain);
+                if (want && got)
+                    CHECK_MSG(max_rel_diff(got, want, n_plain) == 0, "sizes %zu variant %d batch %lld", si, variant,
+                              (long long)batch);
+                free(want), free(got), free(in[0].data), free(in[1].data);
+            }
+            graph_free(plain), graph_free(fused);
+        }
+}
+
 /* x NCHW [2, C, 3, W] → Transpose to NHWC → LayerNormalization (last axis) [→ Transpose back to NCHW]. */
 static graph *build_layernorm_graph(int64_t C, int64_t W, const float *scale, const float *bias, int back, int fuse) {
     graph *g = NULL;
@@ -755,6 +815,7 @@ int main(void) {
     test_residual_op_errors();
     test_residual_through_views(NULL);
     test_residual_through_views(pool);
+    test_residual_transpose(pool);
     test_layernorm_pass(NULL);
     test_layernorm_pass(pool);
     test_select_rows(NULL);

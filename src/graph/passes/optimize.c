@@ -583,21 +583,24 @@ lens_status graph_optimize_with_shapes(graph *g, const graph_plan *probe) {
             /* the other operand must be ready when the Conv runs */
             if (c < 0 || c > i || g->values[other].producer >= c) continue;
             graph_node *conv = &g->nodes[c];
-            if (conv->removed || (strcmp(conv->op.op_type, "Conv") && strcmp(conv->op.op_type, "MatMul")) ||
-                conv->op.domain[0] || conv->n_outputs != 1 || conv->n_inputs > 3 ||
-                op_attr_find(&conv->op, "lens.activation") || op_attr_find(&conv->op, "lens.residual") ||
-                graph_sole_consumer(g, conv_out) != i)
+            const int transpose = !strcmp(conv->op.op_type, "Transpose");
+            const int product = !strcmp(conv->op.op_type, "Conv") || !strcmp(conv->op.op_type, "MatMul");
+            if (conv->removed || !(product || transpose) || conv->op.domain[0] || conv->n_outputs != 1 ||
+                conv->n_inputs > (transpose ? 1 : 3) || op_attr_find(&conv->op, "lens.activation") ||
+                op_attr_find(&conv->op, "lens.residual") || graph_sole_consumer(g, conv_out) != i)
                 continue;
             const tensor *a = graph_plan_value(probe, conv_out), *b = graph_plan_value(probe, other),
                          *o = graph_plan_value(probe, add->outputs[0]);
             if (!same_shape(a, b) || !same_shape(a, o)) continue;
             /* Conv(x, W, B) + other → Conv(x, W, B, other) with lens.residual; MatMul(x, W, bias) alike (the
-             * bias is the fused lens.bias, or absent) */
+             * bias is the fused lens.bias, or absent); Transpose(x) + other → Transpose(x, other) (ConvNeXt's
+             * block output permuted back to NCHW plus the block's input: one pass over memory instead of two) */
             const op_attr flag = {.name = "lens.residual", .type = OP_ATTR_INT, .i = 1};
-            lens_status st = graph_node_widen_inputs(g, conv, 4);
+            const int at = transpose ? 1 : 3;
+            lens_status st = graph_node_widen_inputs(g, conv, at + 1);
             if (!st) st = graph_node_add_attrs(g, conv, &flag, 1);
             if (st) return st;
-            conv->inputs[3] = other;
+            conv->inputs[at] = other;
             conv->outputs[0] = add->outputs[0];
             add->removed = 1;
             break;
