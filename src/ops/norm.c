@@ -315,6 +315,12 @@ static inline __attribute__((always_inline)) void layernorm_cf_block(const layer
     if (j->act.kind != KERN_ACT_NONE) kern_activation_apply(&j->act, y + p0 * C, (size_t)(n * C));
 }
 
+/* The block's loops run across its 16 pixels, one AVX-512 vector; this file is built without ISA flags, so the
+ * compiler also builds an AVX-512 copy of the task, which the loader picks on CPUs that have it. ConvNeXt-T's
+ * channels-first LayerNorms (in the network, 2 threads): stage 1 0.115 -> 0.060 ms, the stem's 0.169 -> 0.104. */
+#if defined(LENS_X86)
+__attribute__((target_clones("avx512f", "default")))
+#endif
 static void layernorm_cf_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const layernorm_cf_job *cf = ctx;
