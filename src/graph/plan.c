@@ -362,7 +362,8 @@ static void share_inplace_buffers(graph_plan *p, const int *inplace, int *death,
         int r = buffer_of(root, in), alone = 1;
         for (int k = 0; k < n->n_inputs; k++)
             if (k != inplace[s] && n->inputs[k] >= 0 && buffer_of(root, n->inputs[k]) == r) alone = 0;
-        if (!alone || p->kind[r] != VALUE_ACTIVATION || death[r] != s || tensor_bytes(&p->t[r]) < tensor_bytes(&p->t[out]))
+        if (!alone || p->kind[r] != VALUE_ACTIVATION || death[r] != s ||
+            tensor_bytes(&p->t[r]) < tensor_bytes(&p->t[out]))
             continue;
         root[out] = r;
         if (death[out] > death[r]) death[r] = death[out];

@@ -169,8 +169,8 @@ static void run_case(const conv_case *k, int use_pool, int use_prepare) {
             if (!(e <= worst)) worst = e, worst_i = i; /* NaN lands here too */
         }
         CHECK_MSG(worst <= 2e-5,
-                  "case n%lld c%lld %lldx%lld m%lld k%lldx%lld g%lld s%lld,%lld d%lld,%lld pool %d prep %d in place %d: "
-                  "rel err %g at %zu (%g vs %g)",
+                  "case n%lld c%lld %lldx%lld m%lld k%lldx%lld g%lld s%lld,%lld d%lld,%lld pool %d prep %d "
+                  "in place %d: rel err %g at %zu (%g vs %g)",
                   (long long)k->n, (long long)k->c, (long long)k->h, (long long)k->w, (long long)k->m,
                   (long long)k->kh, (long long)k->kw, (long long)k->group, (long long)k->sh, (long long)k->sw,
                   (long long)k->dh, (long long)k->dw, use_pool, use_prepare, in_place, worst, worst_i, y[worst_i],
