@@ -637,12 +637,7 @@ static lens_status conv_run(op_call *call) {
 
 /* A fused residual is read by every path (GEMM and rows epilogues, Winograd's output transform, the depthwise
  * kernels) only where the same output is stored: the output may overwrite it. */
-static int conv_inplace_input(const op_call *call) {
-    const tensor *r = call->n_inputs > 3 ? call->inputs[3] : NULL;
-    return op_attr_int(call->node, "lens.residual", 0) == 1 && r &&
-                   tensor_bytes(r) == tensor_bytes(call->outputs[0])
-               ? 3 : -1;
-}
+static int conv_inplace_input(const op_call *call) { return ops_residual_inplace(call, 3); }
 
 const op_def ops_table_conv[] = {
     {"", "Conv", conv_infer, conv_run, conv_prepare, conv_release, conv_inplace_input},

@@ -738,10 +738,8 @@ static lens_status einsum_run(op_call *call) {
  * by the epilogue, or copied into C before the product, only where the same output goes: the output may take its
  * buffer. */
 static int linalg_inplace_input(const op_call *call) {
-    const tensor *r = call->n_inputs > 3 ? call->inputs[3] : NULL;
-    if (!op_attr_int(call->node, "lens.residual", 0) || !r || tensor_bytes(r) != tensor_bytes(call->outputs[0]))
-        return -1;
-    return strcmp(call->node->op_type, "Gemm") || residual_in_place(call->node, r) ? 3 : -1;
+    int k = ops_residual_inplace(call, 3);
+    return k < 0 || strcmp(call->node->op_type, "Gemm") || residual_in_place(call->node, call->inputs[k]) ? k : -1;
 }
 
 const op_def ops_table_linalg[] = {

@@ -101,6 +101,10 @@ typedef struct op_def {
  * may then give output 0 input 0's buffer and skip the run, which still works (and copies) when the buffers differ. */
 bool ops_is_view(const op_call *call);
 
+/* For op_def.inplace_input of ops that add a fused residual ("lens.residual" = 1) as input k, read where the same
+ * output goes: k when that input is there with output 0's size, else -1. */
+int ops_residual_inplace(const op_call *call, int k);
+
 /* The op for (domain, op_type), or NULL. "ai.onnx" and "" are the same domain. */
 const op_def *ops_lookup(const char *domain, const char *op_type);
 /* Iterates over all registered ops (for listings): returns NULL past the end. */

@@ -19,6 +19,12 @@ lens_status ops_broadcast_shape(const tensor *a, const tensor *b, tensor *out) {
     return LENS_OK;
 }
 
+int ops_residual_inplace(const op_call *call, int k) {
+    const tensor *r = call->n_inputs > k ? call->inputs[k] : NULL;
+    return op_attr_int(call->node, "lens.residual", 0) == 1 && r && tensor_bytes(r) == tensor_bytes(call->outputs[0])
+               ? k : -1;
+}
+
 lens_status ops_normalize_axis(int64_t axis, int rank, int *out) {
     int64_t a = axis < 0 ? axis + rank : axis;
     if (a < 0 || a >= (rank > 0 ? rank : 1))

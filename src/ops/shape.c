@@ -783,7 +783,7 @@ static lens_status transpose_run(op_call *call) {
 /* A Transpose that keeps the axes of size > 1 in their order (ViT's [1, S, C] <-> [S, 1, C] at batch 1) moves no
  * data: a view. */
 /* The residual is read only where the same output goes (view_copy): the output may take its buffer. */
-static int transpose_inplace_input(const op_call *call) { return transpose_residual(call) ? 1 : -1; }
+static int transpose_inplace_input(const op_call *call) { return ops_residual_inplace(call, 1); }
 
 static bool transpose_is_view(const op_call *call) {
     const tensor *x = call->inputs[0];

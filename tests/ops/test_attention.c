@@ -222,6 +222,14 @@ static int count_ops(const graph *g, const char *op_type) {
 }
 
 /* Plans g for inputs (shapes and data), runs it, and copies output 0 into a new buffer (NULL on failure). */
+/* graph_optimize_with_shapes with a probe plan for these input shapes (data unused). */
+static void optimize_with_shapes(graph *g, const tensor *shapes, int n_shapes, core_pool *pool) {
+    graph_plan *probe = NULL;
+    CHECK(graph_plan_create(g, shapes, n_shapes, pool, &probe) == LENS_OK);
+    CHECK_MSG(graph_optimize_with_shapes(g, probe) == LENS_OK, "%s", core_last_error());
+    graph_plan_free(probe);
+}
+
 static float *run_graph(graph *g, const tensor *inputs, int n_inputs, core_pool *pool, size_t *count) {
     tensor shapes[4], out[4];
     for (int i = 0; i < n_inputs; i++) shapes[i] = inputs[i], shapes[i].data = NULL;
@@ -334,10 +342,7 @@ static void test_attention_pass(core_pool *pool) {
                 /* the probe is the plan itself, at batch B */
                 tensor shapes_only[3];
                 for (int i = 0; i < n_in; i++) shapes_only[i] = in[i], shapes_only[i].data = NULL;
-                graph_plan *probe = NULL;
-                CHECK(graph_plan_create(fused, shapes_only, n_in, pool, &probe) == LENS_OK);
-                CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
-                graph_plan_free(probe);
+                optimize_with_shapes(fused, shapes_only, n_in, pool);
                 int expect_fused = variant != EXTRA_READER;
                 CHECK_MSG(count_ops(fused, "Attention") == expect_fused && count_ops(fused, "Softmax") == !expect_fused,
                           "shape %zu variant %d: %d Attention nodes", si, variant, count_ops(fused, "Attention"));
@@ -493,10 +498,7 @@ static void test_residual_pass(core_pool *pool) {
             float *want = run_graph(plain, in, n_in, pool, &n_plain);
             tensor shapes_only[3] = {in[0], in[1], in[2]};
             for (int i = 0; i < 3; i++) shapes_only[i].data = NULL;
-            graph_plan *probe = NULL;
-            CHECK(graph_plan_create(fused, shapes_only, n_in, pool, &probe) == LENS_OK);
-            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
-            graph_plan_free(probe);
+            optimize_with_shapes(fused, shapes_only, n_in, pool);
             /* a [1, 1, N] residual is no broadcast when the output is [1, 1, N] too */
             int expect_fused = variant != RES_EXTRA_READER && (variant != RES_BROADCAST || B * S == 1);
             int relus = variant == RES_ACTIVATION; /* the residual's own Relu stays */
@@ -569,10 +571,7 @@ static void test_residual_through_views(core_pool *pool) {
             graph *plain = build_out_projection_graph(S, E, w, b, shape_reader);
             graph *fused = build_out_projection_graph(S, E, w, b, shape_reader);
             tensor probe_shape = {LENS_DTYPE_FLOAT32, 3, {1, S, E}, NULL};
-            graph_plan *probe = NULL;
-            CHECK(graph_plan_create(fused, &probe_shape, 1, pool, &probe) == LENS_OK);
-            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
-            graph_plan_free(probe);
+            optimize_with_shapes(fused, &probe_shape, 1, pool);
             CHECK_MSG(count_ops(fused, "Add") == 0, "S %lld E %lld: the Add is left", (long long)S, (long long)E);
             /* the reference keeps it (it was optimised without shapes), or this compares the fusion with itself */
             CHECK_MSG(count_ops(plain, "Add") == 1, "S %lld E %lld: the reference lost its Add", (long long)S,
@@ -629,10 +628,7 @@ static void test_residual_transpose(core_pool *pool) {
             graph *fused = build_transpose_residual_graph(H, W, C, variant);
             tensor probe_shapes[2] = {{LENS_DTYPE_FLOAT32, 4, {1, H, W, C}, NULL},
                                       {LENS_DTYPE_FLOAT32, 4, {1, C, H, W}, NULL}};
-            graph_plan *probe = NULL;
-            CHECK(graph_plan_create(fused, probe_shapes, 2, pool, &probe) == LENS_OK);
-            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
-            graph_plan_free(probe);
+            optimize_with_shapes(fused, probe_shapes, 2, pool);
             int expect_fused = variant == TR_FUSE || variant == TR_SWAPPED;
             CHECK_MSG(count_ops(fused, "Add") == !expect_fused && count_ops(plain, "Add") == 1,
                       "sizes %zu variant %d: %d Add left", si, variant, count_ops(fused, "Add"));
@@ -776,10 +772,7 @@ static void test_select_rows(core_pool *pool) {
             graph *plain = build_rows_graph(S, E, F, w1, w2, b1, b2, variant);
             graph *fused = build_rows_graph(S, E, F, w1, w2, b1, b2, variant);
             tensor probe_shape = {LENS_DTYPE_FLOAT32, 3, {2, S, E}, NULL};
-            graph_plan *probe = NULL;
-            CHECK(graph_plan_create(fused, &probe_shape, 1, pool, &probe) == LENS_OK);
-            CHECK_MSG(graph_optimize_with_shapes(fused, probe) == LENS_OK, "%s", core_last_error());
-            graph_plan_free(probe);
+            optimize_with_shapes(fused, &probe_shape, 1, pool);
             char buf[256];
             CHECK_MSG(!strcmp(gathered_values(fused, buf, sizeof buf), expect[variant]),
                       "S %lld variant %d: the Gathers read '%s', not '%s'", (long long)S, variant, buf,
